@@ -1,0 +1,122 @@
+//! Chat templates: the GGUF's Jinja template rendered with `minijinja`, plus
+//! the assistant *prefill* of the prefilling attack (method.md section 1).
+
+use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
+use serde::Serialize;
+
+/// One chat turn as the template sees it.
+#[derive(Debug, Clone, Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+/// What a generation is asked: an optional system prompt, the user turn, and
+/// an optional assistant prefill that is forced after the generation prompt
+/// (the attack's first tokens; context for the model, never its output).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatPrompt {
+    pub system: Option<String>,
+    pub user: String,
+    pub prefill: Option<String>,
+}
+
+impl ChatPrompt {
+    pub fn user(text: impl Into<String>) -> Self {
+        Self {
+            user: text.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A compiled chat template with the special-token strings it may refer to.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl ChatTemplate {
+    /// Compiles a Jinja chat template as found in `tokenizer.chat_template`.
+    pub fn new(source: &str, bos_token: String, eos_token: String) -> Result<Self, String> {
+        let mut env = Environment::new();
+        // HF templates call Python string methods (`.strip()`, `.startswith()`).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, JinjaError> {
+                Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+            },
+        );
+        env.add_template_owned("chat", source.to_owned())
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            env,
+            bos_token,
+            eos_token,
+        })
+    }
+
+    /// The text the model sees: system (if any) and user turns, the
+    /// generation prompt that opens the assistant turn, then the prefill.
+    pub fn render(&self, prompt: &ChatPrompt) -> Result<String, String> {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &prompt.system {
+            messages.push(Message {
+                role: "system",
+                content: system,
+            });
+        }
+        messages.push(Message {
+            role: "user",
+            content: &prompt.user,
+        });
+        let template = self.env.get_template("chat").map_err(|e| e.to_string())?;
+        let mut text = template
+            .render(context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        if let Some(prefill) = &prompt.prefill {
+            text.push_str(prefill);
+        }
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    #[test]
+    fn prefill_follows_the_generation_prompt() {
+        let t = ChatTemplate::new(CHATML, String::new(), String::new()).unwrap();
+        let p = ChatPrompt {
+            system: Some("S".into()),
+            user: "U".into(),
+            prefill: Some("Sure,".into()),
+        };
+        assert_eq!(
+            t.render(&p).unwrap(),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nSure,"
+        );
+    }
+
+    #[test]
+    fn raise_exception_surfaces_as_an_error() {
+        let t = ChatTemplate::new(
+            "{{ raise_exception('no system role') }}",
+            String::new(),
+            String::new(),
+        )
+        .unwrap();
+        let err = t.render(&ChatPrompt::user("x")).unwrap_err();
+        assert!(err.contains("no system role"), "{err}");
+    }
+}

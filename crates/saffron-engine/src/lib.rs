@@ -1,0 +1,24 @@
+//! The inference core: GGUF models run by llama.cpp, and the prefix tree that
+//! lets every branch of a search share one KV cache.
+//!
+//! - [`Model`]: immutable weights, tokenizer and chat template, shared by
+//!   any number of trees;
+//! - [`PrefixTree`]: a llama.cpp context whose KV cache holds a tree of token
+//!   paths; implements [`saffron_core::Policy`];
+//! - [`sampling`]: greedy / temperature / top-k / top-p choice, seeded per node;
+//! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula.
+
+mod backend;
+mod chat;
+mod error;
+mod kv_context;
+mod model;
+mod prefix_tree;
+pub mod sampling;
+mod shape;
+
+pub use chat::{ChatPrompt, ChatTemplate};
+pub use error::EngineError;
+pub use model::{Model, SpecialText};
+pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats};
+pub use shape::ModelShape;

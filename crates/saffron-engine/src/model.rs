@@ -1,0 +1,241 @@
+//! A model: GGUF weights, llama.cpp's tokenizer and the GGUF's chat template.
+//!
+//! The weights are immutable and shared (`Arc`); every prefix tree creates
+//! its own llama.cpp context (KV cache) over them, so several trees (policy,
+//! PRM, MRM backbones, parallel prompts) can use one loaded model.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use saffron_core::TokenId;
+
+use crate::backend::backend;
+use crate::chat::{ChatPrompt, ChatTemplate};
+use crate::{EngineError, ModelShape};
+
+/// Whether special-token text (`<|im_start|>`) in a string is parsed into
+/// the special token or tokenised as ordinary text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialText {
+    Parse,
+    Literal,
+}
+
+/// A loaded GGUF model. Cheap to clone (the weights are shared).
+#[derive(Clone)]
+pub struct Model {
+    inner: Arc<ModelInner>,
+}
+
+struct ModelInner {
+    llama: Arc<LlamaModel>,
+    path: PathBuf,
+    shape: ModelShape,
+    template: ChatTemplate,
+    end_of_generation: Vec<TokenId>,
+    name: String,
+}
+
+impl Model {
+    /// Loads a GGUF file after checking that it exists and is a GGUF.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, EngineError> {
+        let path = path.as_ref().to_path_buf();
+        check_gguf_magic(&path)?;
+        let params = LlamaModelParams::default();
+        let llama = LlamaModel::load_from_file(backend()?, &path, &params)
+            .map_err(|_| EngineError::ModelLoad { path: path.clone() })?;
+        let shape = read_shape(&llama, &path)?;
+        let template = read_template(&llama, &path)?;
+        let vocab = llama.vocab();
+        let end_of_generation = (0..shape.n_vocab as i32)
+            .map(LlamaToken)
+            .filter(|&t| vocab.is_eog(t))
+            .map(|t| t.0 as TokenId)
+            .collect();
+        let name = llama.meta_val_str("general.name").unwrap_or_else(|_| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let inner = ModelInner {
+            llama: Arc::new(llama),
+            path,
+            shape,
+            template,
+            end_of_generation,
+            name,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// `general.name` from the GGUF, or the file stem.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn shape(&self) -> &ModelShape {
+        &self.inner.shape
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.shape.n_vocab as usize
+    }
+
+    /// Context length the model was trained with.
+    pub fn train_context(&self) -> u32 {
+        self.inner.llama.n_ctx_train()
+    }
+
+    /// Tokens that end a generation (EOS, end-of-turn, ...), as llama.cpp's
+    /// vocabulary marks them.
+    pub fn end_of_generation(&self) -> &[TokenId] {
+        &self.inner.end_of_generation
+    }
+
+    pub fn is_end_of_generation(&self, token: TokenId) -> bool {
+        self.inner.end_of_generation.contains(&token)
+    }
+
+    /// Tokenises text with llama.cpp's own tokenizer (no BOS is added: chat
+    /// templates write their own).
+    pub fn tokenize(&self, text: &str, special: SpecialText) -> Vec<TokenId> {
+        let vocab = self.inner.llama.vocab();
+        vocab
+            .tokenize(text.as_bytes(), false, special == SpecialText::Parse)
+            .into_iter()
+            .map(|t| t.0 as TokenId)
+            .collect()
+    }
+
+    /// Text of generated tokens; special tokens are rendered as text, invalid
+    /// UTF-8 (a multi-byte character cut by the length limit) is replaced.
+    pub fn detokenize(&self, tokens: &[TokenId]) -> String {
+        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t as i32)).collect();
+        let bytes = self.inner.llama.vocab().detokenize(&tokens, false, true);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The chat template applied to a prompt, prefill included.
+    pub fn render_chat(&self, prompt: &ChatPrompt) -> Result<String, EngineError> {
+        self.inner
+            .template
+            .render(prompt)
+            .map_err(|message| EngineError::Template {
+                path: self.inner.path.clone(),
+                message,
+            })
+    }
+
+    /// Token ids of the rendered chat prompt. The template's special tokens
+    /// are parsed; this is the context every strategy starts from.
+    pub fn encode_chat(&self, prompt: &ChatPrompt) -> Result<Vec<TokenId>, EngineError> {
+        Ok(self.tokenize(&self.render_chat(prompt)?, SpecialText::Parse))
+    }
+
+    pub(crate) fn llama(&self) -> &Arc<LlamaModel> {
+        &self.inner.llama
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.inner.path)
+            .field("shape", &self.inner.shape)
+            .finish()
+    }
+}
+
+/// llama.cpp prints to its log and returns null on a non-GGUF file; checking
+/// the magic first gives the user a precise message.
+fn check_gguf_magic(path: &Path) -> Result<(), EngineError> {
+    let mut file = std::fs::File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => EngineError::ModelMissing {
+            path: path.to_path_buf(),
+        },
+        _ => EngineError::ModelUnreadable {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) if &magic == b"GGUF" => Ok(()),
+        Ok(()) => Err(EngineError::NotGguf {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(EngineError::NotGguf {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(EngineError::ModelUnreadable {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_shape(llama: &LlamaModel, path: &Path) -> Result<ModelShape, EngineError> {
+    let meta = |key: String| -> Result<u64, EngineError> {
+        llama
+            .meta_val_str(&key)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| EngineError::MissingMetadata {
+                path: path.to_path_buf(),
+                key,
+                purpose: "count forward FLOPs",
+            })
+    };
+    let arch =
+        llama
+            .meta_val_str("general.architecture")
+            .map_err(|_| EngineError::MissingMetadata {
+                path: path.to_path_buf(),
+                key: "general.architecture".into(),
+                purpose: "read the model's hyper-parameters",
+            })?;
+    let d_model = llama.n_embd() as u64;
+    let n_head = llama.n_head() as u64;
+    let head_dim = meta(format!("{arch}.attention.key_length")).unwrap_or(d_model / n_head.max(1));
+    Ok(ModelShape {
+        n_layer: llama.n_layer() as u64,
+        d_model,
+        n_head,
+        n_head_kv: llama.n_head_kv() as u64,
+        head_dim,
+        d_ffn: meta(format!("{arch}.feed_forward_length"))?,
+        n_vocab: llama.n_vocab() as u64,
+    })
+}
+
+fn read_template(llama: &LlamaModel, path: &Path) -> Result<ChatTemplate, EngineError> {
+    let source =
+        llama
+            .meta_val_str("tokenizer.chat_template")
+            .map_err(|_| EngineError::NoChatTemplate {
+                path: path.to_path_buf(),
+            })?;
+    let vocab = llama.vocab();
+    let piece = |t: LlamaToken| -> String {
+        if t.0 < 0 {
+            return String::new();
+        }
+        String::from_utf8_lossy(&vocab.detokenize(&[t], false, true)).into_owned()
+    };
+    ChatTemplate::new(&source, piece(vocab.bos()), piece(vocab.eos())).map_err(|message| {
+        EngineError::Template {
+            path: path.to_path_buf(),
+            message,
+        }
+    })
+}

@@ -9,8 +9,10 @@
 //! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula.
 
 mod backend;
+pub mod bench;
 mod chat;
 mod error;
+mod generate;
 mod kv_context;
 mod model;
 mod prefix_tree;
@@ -19,6 +21,7 @@ mod shape;
 
 pub use chat::{ChatPrompt, ChatTemplate};
 pub use error::EngineError;
+pub use generate::{generate, FinishReason, GenerateConfig, Generation};
 pub use model::{Model, SpecialText};
 pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats};
 pub use shape::ModelShape;

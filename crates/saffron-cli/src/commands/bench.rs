@@ -1,0 +1,21 @@
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::BenchArgs;
+
+pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    let (model, path) = super::load_model(home, &args.model)?;
+    eprintln!("benchmarking {} ({})", model.name(), path.display());
+    let t = saffron_engine::bench::throughput(&model, args.model.threads, args.repeat)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&t)?)?;
+    } else {
+        writeln!(out, "threads           {}", t.threads)?;
+        writeln!(out, "prompt (128)      {:>8.1} tokens/s", t.prompt_tps)?;
+        writeln!(out, "decode (128)      {:>8.1} tokens/s", t.decode_tps)?;
+        writeln!(out, "tree 8 branches   {:>8.1} tokens/s", t.tree8_tps)?;
+        writeln!(out, "tree 32 branches  {:>8.1} tokens/s", t.tree32_tps)?;
+    }
+    Ok(())
+}

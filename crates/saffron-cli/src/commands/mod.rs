@@ -1,0 +1,27 @@
+mod bench;
+mod fetch;
+mod generate;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use saffron_engine::Model;
+
+use crate::cli::{Cli, Command, ModelArgs};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = cli.home.unwrap_or_else(saffron_fetch::saffron_home);
+    match cli.command {
+        Command::Fetch(args) => fetch::run(&home, &args),
+        Command::Generate(args) => generate::run(&home, &args),
+        Command::Bench(args) => bench::run(&home, &args),
+    }
+}
+
+/// Resolves `--model` and loads it.
+fn load_model(home: &std::path::Path, args: &ModelArgs) -> anyhow::Result<(Model, PathBuf)> {
+    let model_ref = saffron_fetch::resolve_model(&args.model, home)?;
+    let path = model_ref.path().to_path_buf();
+    let model = Model::load(&path).with_context(|| format!("loading model `{}`", args.model))?;
+    Ok((model, path))
+}

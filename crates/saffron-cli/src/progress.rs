@@ -9,11 +9,9 @@ impl FetchBar {
     pub fn new(name: &str, total: u64) -> Self {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {bytes:>10}/{total_bytes:<10} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes:>10}/{total_bytes:<10} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_prefix(name.to_owned());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));

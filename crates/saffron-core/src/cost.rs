@@ -64,29 +64,11 @@ mod tests {
 
     #[test]
     fn since_subtracts_every_counter() {
-        let a = ModelCost {
-            tokens_computed: 3,
-            tokens_served: 4,
-            flops: 10.0,
-            calls: 1,
-        };
+        let a = ModelCost { tokens_computed: 3, tokens_served: 4, flops: 10.0, calls: 1 };
         let mut b = a;
-        b += ModelCost {
-            tokens_computed: 2,
-            tokens_served: 1,
-            flops: 5.0,
-            calls: 2,
-        };
+        b += ModelCost { tokens_computed: 2, tokens_served: 1, flops: 5.0, calls: 2 };
         let d = b.since(&a);
-        assert_eq!(
-            d,
-            ModelCost {
-                tokens_computed: 2,
-                tokens_served: 1,
-                flops: 5.0,
-                calls: 2
-            }
-        );
+        assert_eq!(d, ModelCost { tokens_computed: 2, tokens_served: 1, flops: 5.0, calls: 2 });
         assert_eq!(b.tokens_requested(), 10);
     }
 }

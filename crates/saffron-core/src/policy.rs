@@ -49,11 +49,7 @@ pub trait Policy {
 
     /// Outputs at the last position of each sequence, in the order given.
     /// Every sequence must be non-empty.
-    fn outputs(
-        &mut self,
-        sequences: &[&[TokenId]],
-        wanted: WantedOutputs,
-    ) -> Result<Vec<SequenceOutputs>, ModelError>;
+    fn outputs(&mut self, sequences: &[&[TokenId]], wanted: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError>;
 
     /// Work done so far by this model.
     fn cost(&self) -> ModelCost;

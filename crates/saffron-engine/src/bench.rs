@@ -29,37 +29,20 @@ const PROMPT: usize = 128;
 const STEPS: usize = 128;
 
 /// Runs every measurement `repeat` times and keeps the best of each.
-pub fn throughput(
-    model: &Model,
-    threads: Option<u32>,
-    repeat: usize,
-) -> Result<Throughput, EngineError> {
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    let options = TreeOptions {
-        threads: Some(threads),
-        ..TreeOptions::default()
-    };
+pub fn throughput(model: &Model, threads: Option<u32>, repeat: usize) -> Result<Throughput, EngineError> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let options = TreeOptions { threads: Some(threads), ..TreeOptions::default() };
     let mut tree = PrefixTree::new(model, options)?;
     let vocab = model.vocab_size() as u64;
-    let token = |branch: u64, i: u64| -> TokenId {
-        ((branch * 1_000_003 + i * 7919 + 17) % (vocab - 512) + 256) as TokenId
-    };
+    let token =
+        |branch: u64, i: u64| -> TokenId { ((branch * 1_000_003 + i * 7919 + 17) % (vocab - 512) + 256) as TokenId };
     let prompt: Vec<TokenId> = (0..PROMPT as u64).map(|i| token(0, i)).collect();
-    let mut best = Throughput {
-        prompt_tps: 0.0,
-        decode_tps: 0.0,
-        tree8_tps: 0.0,
-        tree32_tps: 0.0,
-        threads,
-    };
+    let mut best = Throughput { prompt_tps: 0.0, decode_tps: 0.0, tree8_tps: 0.0, tree32_tps: 0.0, threads };
     for _ in 0..repeat.max(1) {
         tree.clear();
         let start = Instant::now();
         tree.outputs(&[&prompt], WantedOutputs::Logits)?;
-        best.prompt_tps = best
-            .prompt_tps
-            .max(PROMPT as f64 / start.elapsed().as_secs_f64());
+        best.prompt_tps = best.prompt_tps.max(PROMPT as f64 / start.elapsed().as_secs_f64());
 
         let mut path = prompt.clone();
         let start = Instant::now();
@@ -67,14 +50,10 @@ pub fn throughput(
             path.push(token(1, i));
             tree.outputs(&[&path], WantedOutputs::Logits)?;
         }
-        best.decode_tps = best
-            .decode_tps
-            .max(STEPS as f64 / start.elapsed().as_secs_f64());
+        best.decode_tps = best.decode_tps.max(STEPS as f64 / start.elapsed().as_secs_f64());
 
         best.tree8_tps = best.tree8_tps.max(tree_tps(&mut tree, &prompt, 8, &token)?);
-        best.tree32_tps = best
-            .tree32_tps
-            .max(tree_tps(&mut tree, &prompt, 32, &token)?);
+        best.tree32_tps = best.tree32_tps.max(tree_tps(&mut tree, &prompt, 32, &token)?);
     }
     Ok(best)
 }

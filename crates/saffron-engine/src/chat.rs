@@ -23,10 +23,7 @@ pub struct ChatPrompt {
 
 impl ChatPrompt {
     pub fn user(text: impl Into<String>) -> Self {
-        Self {
-            user: text.into(),
-            ..Self::default()
-        }
+        Self { user: text.into(), ..Self::default() }
     }
 }
 
@@ -43,19 +40,11 @@ impl ChatTemplate {
         let mut env = Environment::new();
         // HF templates call Python string methods (`.strip()`, `.startswith()`).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |message: String| -> Result<String, JinjaError> {
-                Err(JinjaError::new(ErrorKind::InvalidOperation, message))
-            },
-        );
-        env.add_template_owned("chat", source.to_owned())
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            env,
-            bos_token,
-            eos_token,
-        })
+        env.add_function("raise_exception", |message: String| -> Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, message))
+        });
+        env.add_template_owned("chat", source.to_owned()).map_err(|e| e.to_string())?;
+        Ok(Self { env, bos_token, eos_token })
     }
 
     /// The text the model sees: system (if any) and user turns, the
@@ -63,15 +52,9 @@ impl ChatTemplate {
     pub fn render(&self, prompt: &ChatPrompt) -> Result<String, String> {
         let mut messages = Vec::with_capacity(2);
         if let Some(system) = &prompt.system {
-            messages.push(Message {
-                role: "system",
-                content: system,
-            });
+            messages.push(Message { role: "system", content: system });
         }
-        messages.push(Message {
-            role: "user",
-            content: &prompt.user,
-        });
+        messages.push(Message { role: "user", content: &prompt.user });
         let template = self.env.get_template("chat").map_err(|e| e.to_string())?;
         let mut text = template
             .render(context! {
@@ -97,11 +80,7 @@ mod tests {
     #[test]
     fn prefill_follows_the_generation_prompt() {
         let t = ChatTemplate::new(CHATML, String::new(), String::new()).unwrap();
-        let p = ChatPrompt {
-            system: Some("S".into()),
-            user: "U".into(),
-            prefill: Some("Sure,".into()),
-        };
+        let p = ChatPrompt { system: Some("S".into()), user: "U".into(), prefill: Some("Sure,".into()) };
         assert_eq!(
             t.render(&p).unwrap(),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nSure,"
@@ -110,12 +89,7 @@ mod tests {
 
     #[test]
     fn raise_exception_surfaces_as_an_error() {
-        let t = ChatTemplate::new(
-            "{{ raise_exception('no system role') }}",
-            String::new(),
-            String::new(),
-        )
-        .unwrap();
+        let t = ChatTemplate::new("{{ raise_exception('no system role') }}", String::new(), String::new()).unwrap();
         let err = t.render(&ChatPrompt::user("x")).unwrap_err();
         assert!(err.contains("no system role"), "{err}");
     }

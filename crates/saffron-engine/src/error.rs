@@ -4,14 +4,13 @@ use std::path::PathBuf;
 /// at fault and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("model file {path} does not exist; run `saffron fetch` for the default models or pass the path of a GGUF file")]
+    #[error(
+        "model file {path} does not exist; run `saffron fetch` for the default models or pass the path of a GGUF file"
+    )]
     ModelMissing { path: PathBuf },
 
     #[error("cannot read model file {path}: {source}")]
-    ModelUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ModelUnreadable { path: PathBuf, source: std::io::Error },
 
     #[error("{path} is not a GGUF file (its first bytes are not the GGUF magic); pass a llama.cpp GGUF model")]
     NotGguf { path: PathBuf },
@@ -20,15 +19,9 @@ pub enum EngineError {
     ModelLoad { path: PathBuf },
 
     #[error("model {path} lacks GGUF metadata key `{key}`, which saffron needs to {purpose}")]
-    MissingMetadata {
-        path: PathBuf,
-        key: String,
-        purpose: &'static str,
-    },
+    MissingMetadata { path: PathBuf, key: String, purpose: &'static str },
 
-    #[error(
-        "model {path} has no chat template (`tokenizer.chat_template`); use a chat/instruct GGUF"
-    )]
+    #[error("model {path} has no chat template (`tokenizer.chat_template`); use a chat/instruct GGUF")]
     NoChatTemplate { path: PathBuf },
 
     #[error("chat template of {path} failed to render: {message}")]
@@ -38,11 +31,7 @@ pub enum EngineError {
     Backend(String),
 
     #[error("llama.cpp could not create a context ({cells} cells, {seqs} sequences): {message}; lower --max-cells")]
-    Context {
-        cells: u32,
-        seqs: u32,
-        message: String,
-    },
+    Context { cells: u32, seqs: u32, message: String },
 
     #[error("sequence of {tokens} tokens does not fit the context of {limit} cells; shorten the prompt or raise the cell limit")]
     SequenceTooLong { tokens: usize, limit: u32 },

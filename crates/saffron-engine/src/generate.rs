@@ -20,12 +20,7 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        GenerateConfig {
-            decoding: Decoding::default(),
-            max_new_tokens: 128,
-            min_new_tokens: 0,
-            seed: 0,
-        }
+        GenerateConfig { decoding: Decoding::default(), max_new_tokens: 128, min_new_tokens: 0, seed: 0 }
     }
 }
 
@@ -52,38 +47,22 @@ pub fn generate(
     context: &[TokenId],
     config: &GenerateConfig,
 ) -> Result<Generation, ModelError> {
-    let end_tokens: Vec<TokenId> = (0..policy.vocab_size() as TokenId)
-        .filter(|&t| policy.is_end_of_generation(t))
-        .collect();
+    let end_tokens: Vec<TokenId> =
+        (0..policy.vocab_size() as TokenId).filter(|&t| policy.is_end_of_generation(t)).collect();
     let mut path = context.to_vec();
     let mut tokens = Vec::new();
     while tokens.len() < config.max_new_tokens {
         let outputs = policy.outputs(&[&path], WantedOutputs::Logits)?;
         let logits = outputs[0].logits.as_deref().unwrap_or_default();
-        let banned: &[TokenId] = if tokens.len() < config.min_new_tokens {
-            &end_tokens
-        } else {
-            &[]
-        };
-        let Some(token) = sample(
-            logits,
-            &config.decoding,
-            banned,
-            node_key(config.seed, 0, &path),
-        ) else {
+        let banned: &[TokenId] = if tokens.len() < config.min_new_tokens { &end_tokens } else { &[] };
+        let Some(token) = sample(logits, &config.decoding, banned, node_key(config.seed, 0, &path)) else {
             break;
         };
         if policy.is_end_of_generation(token) {
-            return Ok(Generation {
-                tokens,
-                finish: FinishReason::EndOfGeneration,
-            });
+            return Ok(Generation { tokens, finish: FinishReason::EndOfGeneration });
         }
         path.push(token);
         tokens.push(token);
     }
-    Ok(Generation {
-        tokens,
-        finish: FinishReason::Length,
-    })
+    Ok(Generation { tokens, finish: FinishReason::Length })
 }

@@ -53,35 +53,36 @@ impl KvContext {
         batch_size: u32,
         threads: i32,
         hidden: bool,
+        flash_attention: bool,
     ) -> Result<Self, EngineError> {
         let llama = Arc::clone(model.llama());
+        // llama.cpp sizes its output buffer by `n_seq_max` and asserts that
+        // it fits `n_batch`, itself capped by `n_ctx`: both must be at least
+        // MAX_SEQUENCES. The tree still decodes at most `batch_size` rows
+        // and caches at most `cells` nodes.
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(cells))
-            .with_n_batch(batch_size)
-            .with_n_ubatch(batch_size)
+            .with_n_ctx(NonZeroU32::new(cells.max(MAX_SEQUENCES)))
+            .with_n_batch(batch_size.max(MAX_SEQUENCES))
+            .with_n_ubatch(batch_size.max(MAX_SEQUENCES))
             .with_n_seq_max(MAX_SEQUENCES)
             .with_kv_unified(true)
             .with_embeddings(hidden)
+            .with_flash_attention_policy(if flash_attention {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
+            } else {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
+            })
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
-        let ctx = llama
-            .new_context(backend()?, params)
-            .map_err(|e| EngineError::Context {
-                cells,
-                seqs: MAX_SEQUENCES,
-                message: e.to_string(),
-            })?;
+        let ctx = llama.new_context(backend()?, params).map_err(|e| EngineError::Context {
+            cells,
+            seqs: MAX_SEQUENCES,
+            message: e.to_string(),
+        })?;
         // SAFETY: see the field comment on `ctx`.
         let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
         let batch = LlamaBatch::new(batch_size as usize, MAX_SEQUENCES as i32);
-        Ok(Self {
-            ctx,
-            batch,
-            _model: llama,
-            batch_size: batch_size as usize,
-            cells,
-            hidden,
-        })
+        Ok(Self { ctx, batch, _model: llama, batch_size: batch_size as usize, cells, hidden })
     }
 
     pub fn batch_size(&self) -> usize {
@@ -125,23 +126,10 @@ impl KvContext {
             // The batch was allocated for `batch_size` rows of up to
             // MAX_SEQUENCES ids, and the tree never builds more.
             self.batch
-                .add(
-                    LlamaToken(row.token as i32),
-                    row.pos as i32,
-                    row.seqs,
-                    row.output,
-                )
-                .map_err(|_| EngineError::Decode {
-                    code: -1,
-                    rows: rows.len(),
-                })?;
+                .add(LlamaToken(row.token as i32), row.pos as i32, row.seqs, row.output)
+                .map_err(|_| EngineError::Decode { code: -1, rows: rows.len() })?;
         }
-        self.ctx
-            .decode(&mut self.batch)
-            .map_err(|e| EngineError::Decode {
-                code: decode_code(&e),
-                rows: rows.len(),
-            })
+        self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode { code: decode_code(&e), rows: rows.len() })
     }
 
     /// Logits of output row `i` of the last decode.
@@ -151,9 +139,7 @@ impl KvContext {
 
     /// Final hidden state of output row `i` of the last decode.
     pub fn hidden(&self, i: usize) -> Result<&[f32], EngineError> {
-        self.ctx
-            .embeddings_ith(i as i32)
-            .map_err(|_| EngineError::HiddenStatesDisabled)
+        self.ctx.embeddings_ith(i as i32).map_err(|_| EngineError::HiddenStatesDisabled)
     }
 }
 

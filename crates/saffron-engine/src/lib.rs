@@ -23,5 +23,5 @@ pub use chat::{ChatPrompt, ChatTemplate};
 pub use error::EngineError;
 pub use generate::{generate, FinishReason, GenerateConfig, Generation};
 pub use model::{Model, SpecialText};
-pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats};
+pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats, PATHS_PER_CHUNK};
 pub use shape::ModelShape;

@@ -51,27 +51,13 @@ impl Model {
         let shape = read_shape(&llama, &path)?;
         let template = read_template(&llama, &path)?;
         let vocab = llama.vocab();
-        let end_of_generation = (0..shape.n_vocab as i32)
-            .map(LlamaToken)
-            .filter(|&t| vocab.is_eog(t))
-            .map(|t| t.0 as TokenId)
-            .collect();
-        let name = llama.meta_val_str("general.name").unwrap_or_else(|_| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-        let inner = ModelInner {
-            llama: Arc::new(llama),
-            path,
-            shape,
-            template,
-            end_of_generation,
-            name,
-        };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let end_of_generation =
+            (0..shape.n_vocab as i32).map(LlamaToken).filter(|&t| vocab.is_eog(t)).map(|t| t.0 as TokenId).collect();
+        let name = llama
+            .meta_val_str("general.name")
+            .unwrap_or_else(|_| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let inner = ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     pub fn path(&self) -> &Path {
@@ -130,10 +116,7 @@ impl Model {
         self.inner
             .template
             .render(prompt)
-            .map_err(|message| EngineError::Template {
-                path: self.inner.path.clone(),
-                message,
-            })
+            .map_err(|message| EngineError::Template { path: self.inner.path.clone(), message })
     }
 
     /// Token ids of the rendered chat prompt. The template's special tokens
@@ -149,10 +132,7 @@ impl Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("path", &self.inner.path)
-            .field("shape", &self.inner.shape)
-            .finish()
+        f.debug_struct("Model").field("path", &self.inner.path).field("shape", &self.inner.shape).finish()
     }
 }
 
@@ -160,50 +140,31 @@ impl std::fmt::Debug for Model {
 /// the magic first gives the user a precise message.
 fn check_gguf_magic(path: &Path) -> Result<(), EngineError> {
     let mut file = std::fs::File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => EngineError::ModelMissing {
-            path: path.to_path_buf(),
-        },
-        _ => EngineError::ModelUnreadable {
-            path: path.to_path_buf(),
-            source,
-        },
+        std::io::ErrorKind::NotFound => EngineError::ModelMissing { path: path.to_path_buf() },
+        _ => EngineError::ModelUnreadable { path: path.to_path_buf(), source },
     })?;
     let mut magic = [0u8; 4];
     match file.read_exact(&mut magic) {
         Ok(()) if &magic == b"GGUF" => Ok(()),
-        Ok(()) => Err(EngineError::NotGguf {
-            path: path.to_path_buf(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(EngineError::NotGguf {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(EngineError::ModelUnreadable {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Ok(()) => Err(EngineError::NotGguf { path: path.to_path_buf() }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(EngineError::NotGguf { path: path.to_path_buf() })
+        }
+        Err(source) => Err(EngineError::ModelUnreadable { path: path.to_path_buf(), source }),
     }
 }
 
 fn read_shape(llama: &LlamaModel, path: &Path) -> Result<ModelShape, EngineError> {
     let meta = |key: String| -> Result<u64, EngineError> {
-        llama
-            .meta_val_str(&key)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| EngineError::MissingMetadata {
-                path: path.to_path_buf(),
-                key,
-                purpose: "count forward FLOPs",
-            })
+        llama.meta_val_str(&key).ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            EngineError::MissingMetadata { path: path.to_path_buf(), key, purpose: "count forward FLOPs" }
+        })
     };
-    let arch =
-        llama
-            .meta_val_str("general.architecture")
-            .map_err(|_| EngineError::MissingMetadata {
-                path: path.to_path_buf(),
-                key: "general.architecture".into(),
-                purpose: "read the model's hyper-parameters",
-            })?;
+    let arch = llama.meta_val_str("general.architecture").map_err(|_| EngineError::MissingMetadata {
+        path: path.to_path_buf(),
+        key: "general.architecture".into(),
+        purpose: "read the model's hyper-parameters",
+    })?;
     let d_model = llama.n_embd() as u64;
     let n_head = llama.n_head() as u64;
     let head_dim = meta(format!("{arch}.attention.key_length")).unwrap_or(d_model / n_head.max(1));
@@ -219,12 +180,9 @@ fn read_shape(llama: &LlamaModel, path: &Path) -> Result<ModelShape, EngineError
 }
 
 fn read_template(llama: &LlamaModel, path: &Path) -> Result<ChatTemplate, EngineError> {
-    let source =
-        llama
-            .meta_val_str("tokenizer.chat_template")
-            .map_err(|_| EngineError::NoChatTemplate {
-                path: path.to_path_buf(),
-            })?;
+    let source = llama
+        .meta_val_str("tokenizer.chat_template")
+        .map_err(|_| EngineError::NoChatTemplate { path: path.to_path_buf() })?;
     let vocab = llama.vocab();
     let piece = |t: LlamaToken| -> String {
         if t.0 < 0 {
@@ -232,10 +190,6 @@ fn read_template(llama: &LlamaModel, path: &Path) -> Result<ChatTemplate, Engine
         }
         String::from_utf8_lossy(&vocab.detokenize(&[t], false, true)).into_owned()
     };
-    ChatTemplate::new(&source, piece(vocab.bos()), piece(vocab.eos())).map_err(|message| {
-        EngineError::Template {
-            path: path.to_path_buf(),
-            message,
-        }
-    })
+    ChatTemplate::new(&source, piece(vocab.bos()), piece(vocab.eos()))
+        .map_err(|message| EngineError::Template { path: path.to_path_buf(), message })
 }

@@ -31,11 +31,7 @@ fn default_top_p() -> f32 {
 impl Default for Decoding {
     /// The paper's sampling setting: temperature 1, top-p 0.8 (method.md §1).
     fn default() -> Self {
-        Decoding::Sample {
-            temperature: 1.0,
-            top_k: None,
-            top_p: 0.8,
-        }
+        Decoding::Sample { temperature: 1.0, top_k: None, top_p: 0.8 }
     }
 }
 
@@ -44,15 +40,9 @@ impl Decoding {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Decoding::Greedy => Ok(()),
-            Decoding::Sample {
-                temperature,
-                top_k,
-                top_p,
-            } => {
+            Decoding::Sample { temperature, top_k, top_p } => {
                 if !(temperature > 0.0 && temperature.is_finite()) {
-                    return Err(format!(
-                        "temperature must be > 0 (got {temperature}); use greedy decoding for 0"
-                    ));
+                    return Err(format!("temperature must be > 0 (got {temperature}); use greedy decoding for 0"));
                 }
                 if !(top_p > 0.0 && top_p <= 1.0) {
                     return Err(format!("top-p must be in (0, 1] (got {top_p})"));
@@ -114,10 +104,7 @@ pub fn nucleus(
             let mass: f64 = scored[..kept].iter().map(|s| s.0 as f64).sum();
             return scored[..kept]
                 .iter()
-                .map(|&(w, token)| Candidate {
-                    token,
-                    prob: (w as f64 / mass) as f32,
-                })
+                .map(|&(w, token)| Candidate { token, prob: (w as f64 / mass) as f32 })
                 .collect();
         }
         m = (m * 8).min(limit);
@@ -150,12 +137,7 @@ fn take_nucleus(head: &[(f32, TokenId)], total: f64, top_p: f32) -> (usize, bool
 
 /// Chooses the next token. `key` is the node's random key (see
 /// [`node_key`]): the same node always draws the same token.
-pub fn sample(
-    logits: &[f32],
-    decoding: &Decoding,
-    banned: &[TokenId],
-    key: u64,
-) -> Option<TokenId> {
+pub fn sample(logits: &[f32], decoding: &Decoding, banned: &[TokenId], key: u64) -> Option<TokenId> {
     match *decoding {
         Decoding::Greedy => logits
             .iter()
@@ -163,11 +145,7 @@ pub fn sample(
             .filter(|&(i, _)| !banned.contains(&(i as TokenId)))
             .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
             .map(|(i, _)| i as TokenId),
-        Decoding::Sample {
-            temperature,
-            top_k,
-            top_p,
-        } => {
+        Decoding::Sample { temperature, top_k, top_p } => {
             let candidates = nucleus(logits, temperature, top_k, top_p, banned);
             let u: f32 = ChaCha8Rng::seed_from_u64(key).gen();
             let mut acc = 0.0f32;
@@ -212,16 +190,10 @@ mod tests {
     #[test]
     fn nucleus_keeps_tokens_while_mass_before_is_below_p() {
         let l = logits_from_probs(&[0.5, 0.3, 0.15, 0.05]);
-        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.8, &[])
-            .iter()
-            .map(|c| c.token)
-            .collect();
+        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.8, &[]).iter().map(|c| c.token).collect();
         // mass before: 0 → keep 0; 0.5 → keep 1; 0.8 → stop.
         assert_eq!(kept, vec![0, 1]);
-        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.81, &[])
-            .iter()
-            .map(|c| c.token)
-            .collect();
+        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.81, &[]).iter().map(|c| c.token).collect();
         assert_eq!(kept, vec![0, 1, 2]);
         // The top token is kept even for a tiny p.
         assert_eq!(nucleus(&l, 1.0, None, 0.01, &[]).len(), 1);
@@ -240,15 +212,9 @@ mod tests {
 
     #[test]
     fn nucleus_on_a_large_vocabulary_matches_a_full_sort() {
-        let l: Vec<f32> = (0..50_000u32)
-            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
-            .collect();
+        let l: Vec<f32> = (0..50_000u32).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
         let fast = nucleus(&l, 0.7, None, 0.95, &[]);
-        let mut all: Vec<(f32, u32)> = l
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| ((x / 0.7).exp(), i as u32))
-            .collect();
+        let mut all: Vec<(f32, u32)> = l.iter().enumerate().map(|(i, &x)| ((x / 0.7).exp(), i as u32)).collect();
         all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let total: f64 = all.iter().map(|a| a.0 as f64).sum();
         let (n, _) = take_nucleus(&all, total, 0.95);
@@ -266,11 +232,7 @@ mod tests {
     #[test]
     fn sampling_is_a_function_of_the_key_and_follows_the_distribution() {
         let l = logits_from_probs(&[0.7, 0.2, 0.1]);
-        let d = Decoding::Sample {
-            temperature: 1.0,
-            top_k: None,
-            top_p: 1.0,
-        };
+        let d = Decoding::Sample { temperature: 1.0, top_k: None, top_p: 1.0 };
         let mut counts = [0usize; 3];
         for i in 0..4000u64 {
             let key = node_key(42, i, &[1, 2, 3]);
@@ -294,27 +256,9 @@ mod tests {
 
     #[test]
     fn invalid_settings_are_rejected() {
-        assert!(Decoding::Sample {
-            temperature: 0.0,
-            top_k: None,
-            top_p: 0.8
-        }
-        .validate()
-        .is_err());
-        assert!(Decoding::Sample {
-            temperature: 1.0,
-            top_k: None,
-            top_p: 1.5
-        }
-        .validate()
-        .is_err());
-        assert!(Decoding::Sample {
-            temperature: 1.0,
-            top_k: Some(0),
-            top_p: 0.8
-        }
-        .validate()
-        .is_err());
+        assert!(Decoding::Sample { temperature: 0.0, top_k: None, top_p: 0.8 }.validate().is_err());
+        assert!(Decoding::Sample { temperature: 1.0, top_k: None, top_p: 1.5 }.validate().is_err());
+        assert!(Decoding::Sample { temperature: 1.0, top_k: Some(0), top_p: 0.8 }.validate().is_err());
         assert!(Decoding::default().validate().is_ok());
     }
 }

@@ -50,11 +50,7 @@ impl ModelShape {
     pub fn token_flops(&self, context_len: u64, with_logits: bool) -> f64 {
         let blocks = 2 * self.block_matmul_params();
         let attention = 4 * self.n_layer * self.n_head * self.head_dim * context_len;
-        let head = if with_logits {
-            2 * self.head_params()
-        } else {
-            0
-        };
+        let head = if with_logits { 2 * self.head_params() } else { 0 };
         (blocks + attention + head) as f64
     }
 }
@@ -65,15 +61,7 @@ mod tests {
 
     /// Qwen2.5-Coder-0.5B as listed in data-sources.md.
     fn qwen() -> ModelShape {
-        ModelShape {
-            n_layer: 24,
-            d_model: 896,
-            n_head: 14,
-            n_head_kv: 2,
-            head_dim: 64,
-            d_ffn: 4864,
-            n_vocab: 151_936,
-        }
+        ModelShape { n_layer: 24, d_model: 896, n_head: 14, n_head_kv: 2, head_dim: 64, d_ffn: 4864, n_vocab: 151_936 }
     }
 
     #[test]

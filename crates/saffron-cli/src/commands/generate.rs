@@ -12,11 +12,7 @@ use crate::cli::GenerateArgs;
 pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
     let (model, path) = super::load_model(home, &args.model)?;
-    let prompt = ChatPrompt {
-        system: args.system.clone(),
-        user: args.prompt.clone(),
-        prefill: args.prefill.clone(),
-    };
+    let prompt = ChatPrompt { system: args.system.clone(), user: args.prompt.clone(), prefill: args.prefill.clone() };
     let context = model.encode_chat(&prompt)?;
     let cells = model.train_context().min(TreeOptions::default().max_cells);
     let needed = context.len() + config.max_new_tokens;
@@ -27,11 +23,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
             config.max_new_tokens
         );
     }
-    let options = TreeOptions {
-        max_cells: cells,
-        threads: args.model.threads,
-        ..TreeOptions::default()
-    };
+    let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&model, options)?;
     let start = Instant::now();
     let generation = generate(&mut tree, &context, &config).context("generating")?;
@@ -70,11 +62,7 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<GenerateConfig> {
     let decoding = if args.temperature == 0.0 {
         Decoding::Greedy
     } else {
-        Decoding::Sample {
-            temperature: args.temperature,
-            top_k: args.top_k,
-            top_p: args.top_p,
-        }
+        Decoding::Sample { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p }
     };
     decoding.validate().map_err(anyhow::Error::msg)?;
     if args.max_tokens == 0 {
@@ -83,10 +71,5 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<GenerateConfig> {
     if args.prompt.trim().is_empty() {
         bail!("--prompt is empty");
     }
-    Ok(GenerateConfig {
-        decoding,
-        max_new_tokens: args.max_tokens,
-        min_new_tokens: args.min_tokens,
-        seed: args.seed,
-    })
+    Ok(GenerateConfig { decoding, max_new_tokens: args.max_tokens, min_new_tokens: args.min_tokens, seed: args.seed })
 }

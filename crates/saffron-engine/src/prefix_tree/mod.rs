@@ -34,6 +34,10 @@ use crate::{EngineError, Model};
 use node::{Arena, NodeId, ROOT};
 use seq_pool::SeqPool;
 
+/// Paths handled in one planning round: each may need one new sequence id
+/// and one temporary one, and llama.cpp has [`MAX_SEQUENCES`].
+pub const PATHS_PER_CHUNK: usize = MAX_SEQUENCES as usize / 2;
+
 /// Whether the tree computes and memoises final hidden states.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +63,7 @@ pub struct TreeOptions {
     /// CPU threads for llama.cpp; `None` uses every available core.
     pub threads: Option<u32>,
     pub hidden: HiddenStates,
+    pub flash_attention: bool,
 }
 
 impl Default for TreeOptions {
@@ -68,6 +73,7 @@ impl Default for TreeOptions {
             batch_size: 512,
             threads: None,
             hidden: HiddenStates::Discard,
+            flash_attention: true,
         }
     }
 }
@@ -114,12 +120,11 @@ struct Plan {
 impl PrefixTree {
     /// A new, empty tree with its own llama.cpp context over `model`.
     pub fn new(model: &Model, options: TreeOptions) -> Result<Self, EngineError> {
-        let threads = options
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        let threads =
+            options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
         let batch = options.batch_size.clamp(1, options.max_cells.max(1));
         let hidden = options.hidden == HiddenStates::Keep;
-        let kv = KvContext::new(model, options.max_cells, batch, threads as i32, hidden)?;
+        let kv = KvContext::new(model, options.max_cells, batch, threads as i32, hidden, options.flash_attention)?;
         Ok(PrefixTree {
             model: model.clone(),
             kv,
@@ -152,12 +157,28 @@ impl PrefixTree {
     /// Outputs at the end of each path, computing every missing node of all
     /// paths together in as few `llama_decode` calls as the batch size
     /// allows. Paths may have any depths and share any prefixes.
+    ///
+    /// A request with more paths than llama.cpp has sequence ids for is run
+    /// in chunks of [`PATHS_PER_CHUNK`]: outputs are shared buffers, so a
+    /// later chunk may evict an earlier chunk's nodes without loss.
     pub fn outputs(
         &mut self,
         paths: &[&[TokenId]],
         wanted: WantedOutputs,
     ) -> Result<Vec<SequenceOutputs>, EngineError> {
         self.validate(paths, wanted)?;
+        let mut all = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(PATHS_PER_CHUNK) {
+            all.extend(self.outputs_chunk(chunk, wanted)?);
+        }
+        Ok(all)
+    }
+
+    fn outputs_chunk(
+        &mut self,
+        paths: &[&[TokenId]],
+        wanted: WantedOutputs,
+    ) -> Result<Vec<SequenceOutputs>, EngineError> {
         self.clock += 1;
         let plan = self.plan(paths, wanted);
         for &n in plan.targets.iter().chain(&plan.attach) {
@@ -185,16 +206,8 @@ impl PrefixTree {
             .map(|&t| {
                 let n = self.nodes.get(t);
                 SequenceOutputs {
-                    logits: if wanted.logits() {
-                        n.logits.clone()
-                    } else {
-                        None
-                    },
-                    hidden: if wanted.hidden() {
-                        n.hidden.clone()
-                    } else {
-                        None
-                    },
+                    logits: if wanted.logits() { n.logits.clone() } else { None },
+                    hidden: if wanted.hidden() { n.hidden.clone() } else { None },
                 }
             })
             .collect())
@@ -222,11 +235,8 @@ impl PrefixTree {
         let top = self.find_cached(path)?;
         let mut dropped = 0;
         loop {
-            let leaves: Vec<NodeId> = self
-                .seqs
-                .owners()
-                .filter(|&l| self.nodes.get(l).locks == 0 && self.is_descendant(l, top))
-                .collect();
+            let leaves: Vec<NodeId> =
+                self.seqs.owners().filter(|&l| self.nodes.get(l).locks == 0 && self.is_descendant(l, top)).collect();
             if leaves.is_empty() {
                 return Ok(dropped);
             }
@@ -255,10 +265,7 @@ impl PrefixTree {
                 return Err(EngineError::EmptySequence);
             }
             if path.len() > self.kv.cells() as usize {
-                return Err(EngineError::SequenceTooLong {
-                    tokens: path.len(),
-                    limit: self.kv.cells(),
-                });
+                return Err(EngineError::SequenceTooLong { tokens: path.len(), limit: self.kv.cells() });
             }
             if let Some(&bad) = path.iter().find(|&&t| t as usize >= vocab) {
                 return Err(EngineError::TokenOutOfVocabulary { token: bad, vocab });
@@ -282,10 +289,7 @@ impl PrefixTree {
             plan.requested += path.len() as u64;
             let mut node = ROOT;
             let mut known = 0;
-            while let Some(&child) = path
-                .get(known)
-                .and_then(|t| self.nodes.get(node).children.get(t))
-            {
+            while let Some(&child) = path.get(known).and_then(|t| self.nodes.get(node).children.get(t)) {
                 node = child;
                 self.nodes.get_mut(node).last_used = self.clock;
                 known += 1;
@@ -300,8 +304,7 @@ impl PrefixTree {
                 plan.pending.push(node);
             }
             let target = self.nodes.get(node);
-            let missing = (wanted.logits() && target.logits.is_none())
-                || (wanted.hidden() && target.hidden.is_none());
+            let missing = (wanted.logits() && target.logits.is_none()) || (wanted.hidden() && target.hidden.is_none());
             if target.cached && missing && recompute_seen.insert(node) {
                 plan.recompute.push(node);
             }
@@ -342,16 +345,8 @@ impl PrefixTree {
     /// Sequence ids the plan will need beyond those its attach points can
     /// hand over (a cached leaf gives its id to its first new child).
     fn seqs_needed(&self, plan: &Plan) -> usize {
-        let new_leaves = plan
-            .pending
-            .iter()
-            .filter(|&&p| self.nodes.get(p).children.is_empty())
-            .count();
-        let donors = plan
-            .attach
-            .iter()
-            .filter(|&&a| self.nodes.get(a).seq.is_some())
-            .count();
+        let new_leaves = plan.pending.iter().filter(|&&p| self.nodes.get(p).children.is_empty()).count();
+        let donors = plan.attach.iter().filter(|&&a| self.nodes.get(a).seq.is_some()).count();
         new_leaves.saturating_sub(donors) + plan.recompute.len()
     }
 
@@ -377,16 +372,9 @@ impl PrefixTree {
             match victim {
                 Some(leaf) => self.evict(leaf),
                 None if !cells_ok => {
-                    return Err(EngineError::OutOfCells {
-                        needed: cells_needed,
-                        free: limit - self.cached,
-                    })
+                    return Err(EngineError::OutOfCells { needed: cells_needed, free: limit - self.cached })
                 }
-                None => {
-                    return Err(EngineError::OutOfSequences {
-                        limit: MAX_SEQUENCES,
-                    })
-                }
+                None => return Err(EngineError::OutOfSequences { limit: MAX_SEQUENCES }),
             }
         }
     }
@@ -398,12 +386,7 @@ impl PrefixTree {
         self.cached -= 1;
         let seq = node.seq.expect("a cached leaf owns a sequence");
         let parent = node.parent;
-        let parent_has_cached_child = self
-            .nodes
-            .get(parent)
-            .children
-            .values()
-            .any(|&c| self.nodes.get(c).cached);
+        let parent_has_cached_child = self.nodes.get(parent).children.values().any(|&c| self.nodes.get(c).cached);
         if parent != ROOT && !parent_has_cached_child {
             self.kv.release(seq, node.depth - 1);
             self.nodes.get_mut(parent).seq = Some(seq);
@@ -418,31 +401,21 @@ impl PrefixTree {
     /// returns the decode rows: new nodes by depth, then recomputations.
     fn assign_sequences(&mut self, plan: &Plan) -> Result<RowPlan, EngineError> {
         // Pick each attach point's representative id before any hand-over.
-        let reps: BTreeMap<NodeId, SeqId> = plan
-            .attach
-            .iter()
-            .filter(|&&a| a != ROOT)
-            .map(|&a| (a, self.representative(a)))
-            .collect();
+        let reps: BTreeMap<NodeId, SeqId> =
+            plan.attach.iter().filter(|&&a| a != ROOT).map(|&a| (a, self.representative(a))).collect();
         // Recomputations fork from their target's path before any id is
         // handed over below (a target may also be an attach point).
         let mut temporary = Vec::with_capacity(plan.recompute.len());
         for &target in &plan.recompute {
-            let seq = self.seqs.take(target).ok_or(EngineError::OutOfSequences {
-                limit: MAX_SEQUENCES,
-            })?;
+            let seq = self.seqs.take(target).ok_or(EngineError::OutOfSequences { limit: MAX_SEQUENCES })?;
             let rep = self.representative(target);
             self.kv.fork(rep, seq, self.nodes.get(target).depth - 1);
             temporary.push((target, seq));
         }
         let mut row_seqs: BTreeMap<NodeId, Vec<SeqId>> = BTreeMap::new();
         let mut donated = HashSet::new();
-        let new_leaves: Vec<NodeId> = plan
-            .pending
-            .iter()
-            .copied()
-            .filter(|&p| self.nodes.get(p).children.is_empty())
-            .collect();
+        let new_leaves: Vec<NodeId> =
+            plan.pending.iter().copied().filter(|&p| self.nodes.get(p).children.is_empty()).collect();
         for leaf in new_leaves {
             let mut attach = leaf;
             while !self.nodes.get(attach).cached {
@@ -454,12 +427,9 @@ impl PrefixTree {
                     seq
                 }
                 _ => {
-                    let seq = self.seqs.take(leaf).ok_or(EngineError::OutOfSequences {
-                        limit: MAX_SEQUENCES,
-                    })?;
+                    let seq = self.seqs.take(leaf).ok_or(EngineError::OutOfSequences { limit: MAX_SEQUENCES })?;
                     if attach != ROOT {
-                        self.kv
-                            .fork(reps[&attach], seq, self.nodes.get(attach).depth);
+                        self.kv.fork(reps[&attach], seq, self.nodes.get(attach).depth);
                     }
                     seq
                 }
@@ -475,10 +445,7 @@ impl PrefixTree {
         let mut fresh: Vec<NodeId> = plan.pending.clone();
         fresh.sort_by_key(|&n| self.nodes.get(n).depth);
         Ok(RowPlan {
-            fresh: fresh
-                .into_iter()
-                .map(|n| (n, row_seqs.remove(&n).unwrap_or_default()))
-                .collect(),
+            fresh: fresh.into_iter().map(|n| (n, row_seqs.remove(&n).unwrap_or_default())).collect(),
             temporary,
         })
     }
@@ -499,19 +466,10 @@ impl PrefixTree {
         }
     }
 
-    fn decode_rows(
-        &mut self,
-        plan: &Plan,
-        rows: &RowPlan,
-        wanted: WantedOutputs,
-    ) -> Result<(), EngineError> {
+    fn decode_rows(&mut self, plan: &Plan, rows: &RowPlan, wanted: WantedOutputs) -> Result<(), EngineError> {
         let targets: HashSet<NodeId> = plan.targets.iter().copied().collect();
-        let all: Vec<(NodeId, Vec<SeqId>)> = rows
-            .fresh
-            .iter()
-            .cloned()
-            .chain(rows.temporary.iter().map(|&(n, s)| (n, vec![s])))
-            .collect();
+        let all: Vec<(NodeId, Vec<SeqId>)> =
+            rows.fresh.iter().cloned().chain(rows.temporary.iter().map(|&(n, s)| (n, vec![s]))).collect();
         let every_row = self.kv.outputs_every_row();
         let shape = *self.model.shape();
         for chunk in all.chunks(self.kv.batch_size()) {
@@ -519,12 +477,7 @@ impl PrefixTree {
                 .iter()
                 .map(|(n, seqs)| {
                     let node = self.nodes.get(*n);
-                    Row {
-                        token: node.token,
-                        pos: node.depth - 1,
-                        seqs,
-                        output: targets.contains(n),
-                    }
+                    Row { token: node.token, pos: node.depth - 1, seqs, output: targets.contains(n) }
                 })
                 .collect();
             self.kv.decode(&batch)?;
@@ -533,15 +486,10 @@ impl PrefixTree {
                 self.cost.flops += shape.token_flops(row.pos as u64 + 1, computed_output);
             }
             self.cost.tokens_computed += batch.len() as u64;
-            let outputs: Vec<(usize, NodeId)> = chunk
-                .iter()
-                .enumerate()
-                .filter(|(_, (n, _))| targets.contains(n))
-                .map(|(i, (n, _))| (i, *n))
-                .collect();
+            let outputs: Vec<(usize, NodeId)> =
+                chunk.iter().enumerate().filter(|(_, (n, _))| targets.contains(n)).map(|(i, (n, _))| (i, *n)).collect();
             for (i, n) in outputs {
-                let logits: Option<Arc<[f32]>> =
-                    wanted.logits().then(|| Arc::from(self.kv.logits(i)));
+                let logits: Option<Arc<[f32]>> = wanted.logits().then(|| Arc::from(self.kv.logits(i)));
                 let hidden: Option<Arc<[f32]>> = match wanted.hidden() {
                     true => Some(Arc::from(self.kv.hidden(i)?)),
                     false => None,
@@ -607,11 +555,7 @@ impl Policy for PrefixTree {
         self.model.is_end_of_generation(token)
     }
 
-    fn outputs(
-        &mut self,
-        sequences: &[&[TokenId]],
-        wanted: WantedOutputs,
-    ) -> Result<Vec<SequenceOutputs>, ModelError> {
+    fn outputs(&mut self, sequences: &[&[TokenId]], wanted: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError> {
         PrefixTree::outputs(self, sequences, wanted).map_err(ModelError::new)
     }
 

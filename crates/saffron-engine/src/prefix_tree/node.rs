@@ -62,10 +62,7 @@ pub(crate) struct Arena {
 
 impl Arena {
     pub fn new() -> Self {
-        Arena {
-            slots: vec![Some(Node::new(0, ROOT, 0, true))],
-            free: Vec::new(),
-        }
+        Arena { slots: vec![Some(Node::new(0, ROOT, 0, true))], free: Vec::new() }
     }
 
     pub fn get(&self, id: NodeId) -> &Node {

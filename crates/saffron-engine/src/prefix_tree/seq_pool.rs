@@ -14,10 +14,7 @@ pub(crate) struct SeqPool {
 
 impl SeqPool {
     pub fn new(size: u32) -> Self {
-        SeqPool {
-            owners: vec![None; size as usize],
-            free: (0..size as SeqId).rev().collect(),
-        }
+        SeqPool { owners: vec![None; size as usize], free: (0..size as SeqId).rev().collect() }
     }
 
     pub fn capacity(&self) -> usize {

@@ -77,6 +77,11 @@ impl Model {
         self.inner.shape.n_vocab as usize
     }
 
+    /// Total parameter count as llama.cpp reports it (all tensors).
+    pub fn parameter_count(&self) -> u64 {
+        self.inner.llama.n_params()
+    }
+
     /// Context length the model was trained with.
     pub fn train_context(&self) -> u32 {
         self.inner.llama.n_ctx_train()

@@ -6,7 +6,7 @@
 //! batch size, another KV layout; even flash attention on vs off on a plain
 //! prompt) moves logits by ~0.4 — no test could tell that from a cache bug.
 //! In F32 the same reorderings move logits by at most 0.033 (measured while
-//! writing these tests; the F16 KV cache is the main source), whereas a token
+//! writing these tests), whereas a token
 //! attending to the wrong branch or position moves them by whole units (see
 //! the negative control: 4.5). We allow 0.1.
 

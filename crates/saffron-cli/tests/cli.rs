@@ -1,0 +1,131 @@
+//! The `saffron` binary as a user runs it: errors are one clear line and a
+//! non-zero exit, never a panic; results are deterministic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn saffron(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_saffron"))
+        .args(args)
+        .env("SAFFRON_HOME", home)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+/// The user's real cache, where `saffron fetch` put the models.
+fn real_home() -> PathBuf {
+    saffron_fetch::saffron_home()
+}
+
+fn smollm2_path() -> PathBuf {
+    saffron_fetch::resolve_model("smollm2", &real_home()).expect("tests need `saffron fetch --only smollm2`").path().into()
+}
+
+/// Fails unless the command failed with exactly one `error:` line holding
+/// `needle`, and did not panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "want one error line: {stderr}");
+    assert!(errors[0].contains(needle), "`{needle}` not in: {stderr}");
+}
+
+#[test]
+fn missing_model_file() {
+    let home = tempfile::tempdir().unwrap();
+    let out = saffron(home.path(), &["generate", "--model", "/nonexistent/m.gguf", "--prompt", "hi"]);
+    assert_clean_failure(&out, "does not exist");
+}
+
+#[test]
+fn not_a_gguf_and_corrupt_gguf() {
+    let home = tempfile::tempdir().unwrap();
+    let text = home.path().join("notes.gguf");
+    std::fs::write(&text, "hello, not a model").unwrap();
+    let out = saffron(home.path(), &["generate", "--model", text.to_str().unwrap(), "--prompt", "hi"]);
+    assert_clean_failure(&out, "is not a GGUF file");
+
+    let garbage = home.path().join("garbage.gguf");
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    std::fs::write(&garbage, bytes).unwrap();
+    let out = saffron(home.path(), &["generate", "--model", garbage.to_str().unwrap(), "--prompt", "hi"]);
+    assert_clean_failure(&out, "could not load");
+
+    // The real model cut short, as an interrupted copy would leave it.
+    let truncated = home.path().join("truncated.gguf");
+    let real = std::fs::read(smollm2_path()).unwrap();
+    std::fs::write(&truncated, &real[..real.len() / 3]).unwrap();
+    let out = saffron(home.path(), &["generate", "--model", truncated.to_str().unwrap(), "--prompt", "hi"]);
+    assert_clean_failure(&out, "could not load");
+}
+
+#[test]
+fn unknown_and_unfetched_model_names() {
+    let home = tempfile::tempdir().unwrap();
+    let out = saffron(home.path(), &["generate", "--model", "llama9", "--prompt", "hi"]);
+    assert_clean_failure(&out, "unknown model `llama9`");
+    let out = saffron(home.path(), &["generate", "--model", "qwen", "--prompt", "hi"]);
+    assert_clean_failure(&out, "saffron fetch --only qwen");
+    let out = saffron(home.path(), &["fetch", "--only", "llama9"]);
+    assert_clean_failure(&out, "unknown model `llama9`");
+}
+
+#[test]
+fn a_prompt_longer_than_the_context() {
+    let home = tempfile::tempdir().unwrap();
+    let long = "word ".repeat(9000);
+    let model = smollm2_path();
+    let out = saffron(home.path(), &["generate", "--model", model.to_str().unwrap(), "--prompt", &long]);
+    assert_clean_failure(&out, "shorten the prompt");
+}
+
+#[test]
+fn invalid_sampling_settings() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let out = saffron(home.path(), &["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--top-p", "1.5"]);
+    assert_clean_failure(&out, "top-p");
+}
+
+#[test]
+fn generate_json_is_deterministic_and_excludes_the_prefill() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let args = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Name a colour.",
+        "--prefill",
+        "Sure, the colour is",
+        "--max-tokens",
+        "12",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    let run = || {
+        let out = saffron(home.path(), &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a["tokens"], b["tokens"]);
+    assert_eq!(a["text"], b["text"]);
+    let tokens = a["tokens"].as_array().unwrap();
+    assert!(!tokens.is_empty() && tokens.len() <= 12);
+    assert!(!a["text"].as_str().unwrap().contains("Sure, the colour is"));
+    let cost = &a["cost"];
+    let computed = cost["tokens_computed"].as_u64().unwrap();
+    // Prompt + prefill once, then one new token per step (the last sampled
+    // token is never run through the model).
+    let prompt = a["prompt_tokens"].as_u64().unwrap();
+    let steps = cost["calls"].as_u64().unwrap();
+    assert_eq!(computed, prompt + steps - 1);
+    assert!(cost["flops"].as_f64().unwrap() > 0.0);
+}

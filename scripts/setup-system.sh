@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and running saffron needs on Debian/Ubuntu:
+# cmake, clang and libclang-dev (llama.cpp's build and its Rust bindings) and
+# python3-pip (models are fetched from registry wheels). Idempotent: installs
+# only what is missing; a machine that has everything is left untouched.
+set -euo pipefail
+
+need=()
+for pkg in cmake clang libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  need+=(python3-pip)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing; install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi

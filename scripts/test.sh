@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the test suite: installs what is needed, fetches the two default models
+# into the cache (real-model tests use them), then every test of the
+# workspace. `--slow` also runs the slow real-model checks (#[ignore]d tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-system.sh
+cargo build --locked -p saffron-cli
+target/debug/saffron fetch
+
+if [ "${1:-}" = "--slow" ]; then
+  cargo test --locked --workspace -- --include-ignored
+else
+  cargo test --locked --workspace
+fi

@@ -38,7 +38,7 @@ if [ ! -x "$bin/llama-batched-bench" ] || [ ! -x "$bin/llama-bench" ]; then
   tar xzf "$work"/llama_cpp_python-*.tar.gz -C "$work/src"
   mv "$work"/src/llama_cpp_python-*/vendor/llama.cpp "$work/llama.cpp"
   cmake -S "$work/llama.cpp" -B "$work/llama.cpp/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF
   cmake --build "$work/llama.cpp/build" --target llama-bench llama-batched-bench -j "$(nproc)"
 fi
 

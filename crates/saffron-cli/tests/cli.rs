@@ -19,7 +19,10 @@ fn real_home() -> PathBuf {
 }
 
 fn smollm2_path() -> PathBuf {
-    saffron_fetch::resolve_model("smollm2", &real_home()).expect("tests need `saffron fetch --only smollm2`").path().into()
+    saffron_fetch::resolve_model("smollm2", &real_home())
+        .expect("tests need `saffron fetch --only smollm2`")
+        .path()
+        .into()
 }
 
 /// Fails unless the command failed with exactly one `error:` line holding
@@ -87,7 +90,8 @@ fn a_prompt_longer_than_the_context() {
 fn invalid_sampling_settings() {
     let home = tempfile::tempdir().unwrap();
     let model = smollm2_path();
-    let out = saffron(home.path(), &["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--top-p", "1.5"]);
+    let out =
+        saffron(home.path(), &["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--top-p", "1.5"]);
     assert_clean_failure(&out, "top-p");
 }
 

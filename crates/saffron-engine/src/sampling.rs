@@ -189,11 +189,11 @@ mod tests {
 
     #[test]
     fn nucleus_keeps_tokens_while_mass_before_is_below_p() {
-        let l = logits_from_probs(&[0.5, 0.3, 0.15, 0.05]);
+        let l = logits_from_probs(&[0.5, 0.31, 0.14, 0.05]);
         let kept: Vec<_> = nucleus(&l, 1.0, None, 0.8, &[]).iter().map(|c| c.token).collect();
-        // mass before: 0 → keep 0; 0.5 → keep 1; 0.8 → stop.
+        // mass before: 0 → keep 0; 0.5 → keep 1; 0.81 ≥ 0.8 → stop.
         assert_eq!(kept, vec![0, 1]);
-        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.81, &[]).iter().map(|c| c.token).collect();
+        let kept: Vec<_> = nucleus(&l, 1.0, None, 0.82, &[]).iter().map(|c| c.token).collect();
         assert_eq!(kept, vec![0, 1, 2]);
         // The top token is kept even for a tiny p.
         assert_eq!(nucleus(&l, 1.0, None, 0.01, &[]).len(), 1);

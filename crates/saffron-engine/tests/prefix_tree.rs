@@ -226,3 +226,27 @@ fn negative_control_a_wrong_context_exceeds_the_tolerance() {
     eprintln!("a one-token context change moves logits by {diff}");
     assert!(diff > 20.0 * TOLERANCE, "a one-token context change moved logits by only {diff}");
 }
+
+#[test]
+fn memoised_outputs_stay_within_their_budget_and_are_recomputed_on_demand() {
+    let model = smollm2_f32();
+    let logits_bytes = model.vocab_size() * 4;
+    let options = TreeOptions { max_output_bytes: 3 * logits_bytes, ..TreeOptions::default() };
+    let mut tree = PrefixTree::new(&model, options).unwrap();
+    let mut fresh = PrefixTree::new(&model, TreeOptions::default()).unwrap();
+    let mut path = prompt_tokens();
+    let first = path.clone();
+    tree.outputs(&[&first], WantedOutputs::Logits).unwrap();
+    for i in 0..8 {
+        path.push(400 + i);
+        tree.outputs(&[&path], WantedOutputs::Logits).unwrap();
+        assert!(tree.stats().output_bytes <= 3 * logits_bytes);
+    }
+    assert_eq!(tree.stats().nodes_with_logits, 3);
+    // The first node's logits were dropped, its KV cell kept: one token.
+    let before = tree.cost();
+    let again = tree.outputs(&[&first], WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.cost().since(&before).tokens_computed, 1);
+    let diff = max_abs_diff(again[0].logits.as_deref().unwrap(), &fresh_logits(&mut fresh, &first));
+    assert!(diff < TOLERANCE, "{diff}");
+}

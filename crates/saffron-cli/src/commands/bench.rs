@@ -16,6 +16,7 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         writeln!(out, "decode (128)      {:>8.1} tokens/s", t.decode_tps)?;
         writeln!(out, "tree 8 branches   {:>8.1} tokens/s", t.tree8_tps)?;
         writeln!(out, "tree 32 branches  {:>8.1} tokens/s", t.tree32_tps)?;
+        writeln!(out, "tree 32 overhead  {:>8.1} % of wall time outside llama_decode", 100.0 * t.tree32_overhead)?;
     }
     Ok(())
 }

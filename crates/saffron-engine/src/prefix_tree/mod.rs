@@ -21,10 +21,11 @@
 //! inner prompt token) is recomputed in a temporary sequence: one token.
 
 mod node;
+mod output_store;
 mod seq_pool;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::kv_context::{KvContext, Row, SeqId, MAX_SEQUENCES};
 use crate::{EngineError, Model};
 use node::{Arena, NodeId, ROOT};
+use output_store::{output_bytes, OutputStore};
 use seq_pool::SeqPool;
 
 /// Paths handled in one planning round: each may need one new sequence id
@@ -64,6 +66,10 @@ pub struct TreeOptions {
     pub threads: Option<u32>,
     pub hidden: HiddenStates,
     pub flash_attention: bool,
+    /// Memory for memoised outputs (logits, hidden states). Beyond it the
+    /// oldest outputs of unlocked nodes are dropped; asking for one again
+    /// recomputes it for one token.
+    pub max_output_bytes: usize,
 }
 
 impl Default for TreeOptions {
@@ -74,6 +80,7 @@ impl Default for TreeOptions {
             threads: None,
             hidden: HiddenStates::Discard,
             flash_attention: true,
+            max_output_bytes: 256 << 20,
         }
     }
 }
@@ -88,6 +95,8 @@ pub struct TreeStats {
     pub max_cells: u32,
     /// Nodes with memoised logits.
     pub nodes_with_logits: usize,
+    /// Memory held by memoised outputs.
+    pub output_bytes: usize,
 }
 
 /// A branch-sharing prefix tree over one model. See the module docs.
@@ -97,8 +106,11 @@ pub struct PrefixTree {
     nodes: Arena,
     seqs: SeqPool,
     cached: usize,
+    outputs: OutputStore,
     clock: u64,
     cost: ModelCost,
+    /// Time spent inside `llama_decode`, to tell engine time from overhead.
+    decode_time: Duration,
 }
 
 /// The work one request needs, found by walking its paths.
@@ -131,8 +143,10 @@ impl PrefixTree {
             nodes: Arena::new(),
             seqs: SeqPool::new(MAX_SEQUENCES),
             cached: 0,
+            outputs: OutputStore::new(options.max_output_bytes),
             clock: 0,
             cost: ModelCost::default(),
+            decode_time: Duration::ZERO,
         })
     }
 
@@ -144,9 +158,15 @@ impl PrefixTree {
         self.cost
     }
 
+    /// Total time spent inside llama.cpp's `llama_decode` so far.
+    pub fn decode_time(&self) -> Duration {
+        self.decode_time
+    }
+
     pub fn stats(&self) -> TreeStats {
         let nodes_with_logits = self.count_nodes(|n| n.cached && n.logits.is_some());
         TreeStats {
+            output_bytes: self.outputs.used_bytes(),
             cached_nodes: self.cached,
             leaves: self.seqs.capacity() - self.seqs.available(),
             max_cells: self.kv.cells(),
@@ -252,6 +272,7 @@ impl PrefixTree {
         self.kv.clear();
         self.nodes.clear();
         self.seqs.reset();
+        self.outputs.clear();
         self.cached = 0;
     }
 
@@ -382,8 +403,9 @@ impl PrefixTree {
     /// Removes a cached, unlocked leaf. See the module docs for what happens
     /// to its sequence id.
     fn evict(&mut self, leaf: NodeId) {
-        let node = self.nodes.remove(leaf);
+        let mut node = self.nodes.remove(leaf);
         self.cached -= 1;
+        self.outputs.release(node.logits.take(), node.hidden.take());
         let seq = node.seq.expect("a cached leaf owns a sequence");
         let parent = node.parent;
         let parent_has_cached_child = self.nodes.get(parent).children.values().any(|&c| self.nodes.get(c).cached);
@@ -480,7 +502,9 @@ impl PrefixTree {
                     Row { token: node.token, pos: node.depth - 1, seqs, output: targets.contains(n) }
                 })
                 .collect();
+            let started = Instant::now();
             self.kv.decode(&batch)?;
+            self.decode_time += started.elapsed();
             for row in &batch {
                 let computed_output = row.output || every_row;
                 self.cost.flops += shape.token_flops(row.pos as u64 + 1, computed_output);
@@ -489,14 +513,22 @@ impl PrefixTree {
             let outputs: Vec<(usize, NodeId)> =
                 chunk.iter().enumerate().filter(|(_, (n, _))| targets.contains(n)).map(|(i, (n, _))| (i, *n)).collect();
             for (i, n) in outputs {
-                let logits: Option<Arc<[f32]>> = wanted.logits().then(|| Arc::from(self.kv.logits(i)));
-                let hidden: Option<Arc<[f32]>> = match wanted.hidden() {
-                    true => Some(Arc::from(self.kv.hidden(i)?)),
+                let logits = wanted.logits().then(|| self.outputs.buffer(self.kv.logits(i)));
+                let hidden = match wanted.hidden() {
+                    true => Some(self.outputs.buffer(self.kv.hidden(i)?)),
                     false => None,
                 };
                 let node = self.nodes.get_mut(n);
-                node.logits = node.logits.take().or(logits);
-                node.hidden = node.hidden.take().or(hidden);
+                let mut added = 0;
+                if node.logits.is_none() {
+                    added += output_bytes(&logits, &None);
+                    node.logits = logits;
+                }
+                if node.hidden.is_none() {
+                    added += output_bytes(&None, &hidden);
+                    node.hidden = hidden;
+                }
+                self.outputs.stored(&mut self.nodes, n, added);
             }
         }
         Ok(())

@@ -34,6 +34,8 @@ pub(crate) struct Node {
     pub last_used: u64,
     /// Callers' locks: a locked node is never evicted.
     pub locks: u32,
+    /// Which memoised-output record is current (see `OutputStore`); 0: none.
+    pub outputs_stamp: u64,
 }
 
 impl Node {
@@ -49,6 +51,7 @@ impl Node {
             hidden: None,
             last_used: 0,
             locks: 0,
+            outputs_stamp: 0,
         }
     }
 }
@@ -72,6 +75,12 @@ impl Arena {
 
     pub fn get_mut(&mut self, id: NodeId) -> &mut Node {
         self.slots[id.0 as usize].as_mut().expect("live node")
+    }
+
+    /// The node in a slot, if the slot is live (ids kept across evictions
+    /// may point at freed slots).
+    pub fn try_get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.slots.get_mut(id.0 as usize).and_then(Option::as_mut)
     }
 
     /// Adds a pending child of `parent` for `token`.

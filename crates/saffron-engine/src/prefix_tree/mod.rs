@@ -20,20 +20,21 @@
 //! A node whose cell is cached but whose outputs were never computed (an
 //! inner prompt token) is recomputed in a temporary sequence: one token.
 
+mod eviction;
 mod node;
 mod output_store;
+mod request;
 mod seq_pool;
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
 use serde::{Deserialize, Serialize};
 
-use crate::kv_context::{KvContext, Row, SeqId, MAX_SEQUENCES};
+use crate::kv_context::{KvContext, MAX_SEQUENCES};
 use crate::{EngineError, Model};
 use node::{Arena, NodeId, ROOT};
-use output_store::{output_bytes, OutputStore};
+use output_store::OutputStore;
 use seq_pool::SeqPool;
 
 /// Paths handled in one planning round: each may need one new sequence id
@@ -111,22 +112,6 @@ pub struct PrefixTree {
     cost: ModelCost,
     /// Time spent inside `llama_decode`, to tell engine time from overhead.
     decode_time: Duration,
-}
-
-/// The work one request needs, found by walking its paths.
-struct Plan {
-    /// The node at the end of each requested path.
-    targets: Vec<NodeId>,
-    /// New nodes, in creation order (a parent before its children).
-    pending: Vec<NodeId>,
-    /// Cached targets whose wanted outputs were never computed.
-    recompute: Vec<NodeId>,
-    /// Cached nodes that new nodes hang from (the root included).
-    attach: Vec<NodeId>,
-    /// Requested tokens found already computed (or computed earlier in this
-    /// request for another path).
-    served: u64,
-    requested: u64,
 }
 
 impl PrefixTree {
@@ -295,245 +280,6 @@ impl PrefixTree {
         Ok(())
     }
 
-    /// Walks every path, creating pending nodes for the missing tokens.
-    fn plan(&mut self, paths: &[&[TokenId]], wanted: WantedOutputs) -> Plan {
-        let mut plan = Plan {
-            targets: Vec::with_capacity(paths.len()),
-            pending: Vec::new(),
-            recompute: Vec::new(),
-            attach: Vec::new(),
-            served: 0,
-            requested: 0,
-        };
-        let mut recompute_seen = HashSet::new();
-        for path in paths {
-            plan.requested += path.len() as u64;
-            let mut node = ROOT;
-            let mut known = 0;
-            while let Some(&child) = path.get(known).and_then(|t| self.nodes.get(node).children.get(t)) {
-                node = child;
-                self.nodes.get_mut(node).last_used = self.clock;
-                known += 1;
-            }
-            plan.served += known as u64;
-            if known < path.len() && self.nodes.get(node).cached {
-                plan.attach.push(node);
-            }
-            for &token in &path[known..] {
-                node = self.nodes.add_child(node, token);
-                self.nodes.get_mut(node).last_used = self.clock;
-                plan.pending.push(node);
-            }
-            let target = self.nodes.get(node);
-            let missing = (wanted.logits() && target.logits.is_none()) || (wanted.hidden() && target.hidden.is_none());
-            if target.cached && missing && recompute_seen.insert(node) {
-                plan.recompute.push(node);
-            }
-            plan.targets.push(node);
-        }
-        plan.attach.sort_unstable();
-        plan.attach.dedup();
-        plan
-    }
-
-    /// Undoes a plan that could not be given room: drops its pending nodes
-    /// (they own nothing yet) and its locks.
-    fn abandon(&mut self, plan: &Plan) {
-        for &n in plan.targets.iter().chain(&plan.attach) {
-            if self.nodes.get(n).cached {
-                self.nodes.get_mut(n).locks -= 1;
-            }
-        }
-        for &p in plan.pending.iter().rev() {
-            self.nodes.remove(p);
-        }
-    }
-
-    fn run(&mut self, plan: &Plan, wanted: WantedOutputs) -> Result<(), EngineError> {
-        let rows = self.assign_sequences(plan)?;
-        self.decode_rows(plan, &rows, wanted)?;
-        for &(_, seq) in &rows.temporary {
-            self.kv.release(seq, 0);
-            self.seqs.give_back(seq);
-        }
-        for &p in &plan.pending {
-            self.nodes.get_mut(p).cached = true;
-        }
-        self.cached += plan.pending.len();
-        Ok(())
-    }
-
-    /// Sequence ids the plan will need beyond those its attach points can
-    /// hand over (a cached leaf gives its id to its first new child).
-    fn seqs_needed(&self, plan: &Plan) -> usize {
-        let new_leaves = plan.pending.iter().filter(|&&p| self.nodes.get(p).children.is_empty()).count();
-        let donors = plan.attach.iter().filter(|&&a| self.nodes.get(a).seq.is_some()).count();
-        new_leaves.saturating_sub(donors) + plan.recompute.len()
-    }
-
-    /// Evicts least recently used unlocked leaves until the plan's new cells
-    /// and sequence ids fit.
-    fn make_room(&mut self, plan: &Plan) -> Result<(), EngineError> {
-        let cells_needed = plan.pending.len() + plan.recompute.len();
-        let limit = self.kv.cells() as usize;
-        loop {
-            let cells_ok = self.cached + cells_needed <= limit;
-            let seqs_ok = self.seqs.available() >= self.seqs_needed(plan);
-            if cells_ok && seqs_ok {
-                return Ok(());
-            }
-            let victim = self
-                .seqs
-                .owners()
-                .filter(|&l| {
-                    let n = self.nodes.get(l);
-                    n.locks == 0 && n.children.is_empty()
-                })
-                .min_by_key(|&l| (self.nodes.get(l).last_used, l));
-            match victim {
-                Some(leaf) => self.evict(leaf),
-                None if !cells_ok => {
-                    return Err(EngineError::OutOfCells { needed: cells_needed, free: limit - self.cached })
-                }
-                None => return Err(EngineError::OutOfSequences { limit: MAX_SEQUENCES }),
-            }
-        }
-    }
-
-    /// Removes a cached, unlocked leaf. See the module docs for what happens
-    /// to its sequence id.
-    fn evict(&mut self, leaf: NodeId) {
-        let mut node = self.nodes.remove(leaf);
-        self.cached -= 1;
-        self.outputs.release(node.logits.take(), node.hidden.take());
-        let seq = node.seq.expect("a cached leaf owns a sequence");
-        let parent = node.parent;
-        let parent_has_cached_child = self.nodes.get(parent).children.values().any(|&c| self.nodes.get(c).cached);
-        if parent != ROOT && !parent_has_cached_child {
-            self.kv.release(seq, node.depth - 1);
-            self.nodes.get_mut(parent).seq = Some(seq);
-            self.seqs.set_owner(seq, parent);
-        } else {
-            self.kv.release(seq, 0);
-            self.seqs.give_back(seq);
-        }
-    }
-
-    /// Gives every new leaf a sequence id (handed over or forked) and
-    /// returns the decode rows: new nodes by depth, then recomputations.
-    fn assign_sequences(&mut self, plan: &Plan) -> Result<RowPlan, EngineError> {
-        // Pick each attach point's representative id before any hand-over.
-        let reps: BTreeMap<NodeId, SeqId> =
-            plan.attach.iter().filter(|&&a| a != ROOT).map(|&a| (a, self.representative(a))).collect();
-        // Recomputations fork from their target's path before any id is
-        // handed over below (a target may also be an attach point).
-        let mut temporary = Vec::with_capacity(plan.recompute.len());
-        for &target in &plan.recompute {
-            let seq = self.seqs.take(target).ok_or(EngineError::OutOfSequences { limit: MAX_SEQUENCES })?;
-            let rep = self.representative(target);
-            self.kv.fork(rep, seq, self.nodes.get(target).depth - 1);
-            temporary.push((target, seq));
-        }
-        let mut row_seqs: BTreeMap<NodeId, Vec<SeqId>> = BTreeMap::new();
-        let mut donated = HashSet::new();
-        let new_leaves: Vec<NodeId> =
-            plan.pending.iter().copied().filter(|&p| self.nodes.get(p).children.is_empty()).collect();
-        for leaf in new_leaves {
-            let mut attach = leaf;
-            while !self.nodes.get(attach).cached {
-                attach = self.nodes.get(attach).parent;
-            }
-            let seq = match self.nodes.get(attach).seq {
-                Some(seq) if donated.insert(attach) => {
-                    self.nodes.get_mut(attach).seq = None;
-                    seq
-                }
-                _ => {
-                    let seq = self.seqs.take(leaf).ok_or(EngineError::OutOfSequences { limit: MAX_SEQUENCES })?;
-                    if attach != ROOT {
-                        self.kv.fork(reps[&attach], seq, self.nodes.get(attach).depth);
-                    }
-                    seq
-                }
-            };
-            self.seqs.set_owner(seq, leaf);
-            self.nodes.get_mut(leaf).seq = Some(seq);
-            let mut n = leaf;
-            while n != attach {
-                row_seqs.entry(n).or_default().push(seq);
-                n = self.nodes.get(n).parent;
-            }
-        }
-        let mut fresh: Vec<NodeId> = plan.pending.clone();
-        fresh.sort_by_key(|&n| self.nodes.get(n).depth);
-        Ok(RowPlan {
-            fresh: fresh.into_iter().map(|n| (n, row_seqs.remove(&n).unwrap_or_default())).collect(),
-            temporary,
-        })
-    }
-
-    /// Any sequence id on `node`'s cell: its own if it is a leaf, else the
-    /// id of some leaf below it (every cached subtree has one).
-    fn representative(&self, mut node: NodeId) -> SeqId {
-        loop {
-            let n = self.nodes.get(node);
-            if let Some(seq) = n.seq {
-                return seq;
-            }
-            node = *n
-                .children
-                .values()
-                .find(|&&c| self.nodes.get(c).cached)
-                .expect("a cached interior node has a cached child");
-        }
-    }
-
-    fn decode_rows(&mut self, plan: &Plan, rows: &RowPlan, wanted: WantedOutputs) -> Result<(), EngineError> {
-        let targets: HashSet<NodeId> = plan.targets.iter().copied().collect();
-        let all: Vec<(NodeId, Vec<SeqId>)> =
-            rows.fresh.iter().cloned().chain(rows.temporary.iter().map(|&(n, s)| (n, vec![s]))).collect();
-        let every_row = self.kv.outputs_every_row();
-        let shape = *self.model.shape();
-        for chunk in all.chunks(self.kv.batch_size()) {
-            let batch: Vec<Row<'_>> = chunk
-                .iter()
-                .map(|(n, seqs)| {
-                    let node = self.nodes.get(*n);
-                    Row { token: node.token, pos: node.depth - 1, seqs, output: targets.contains(n) }
-                })
-                .collect();
-            let started = Instant::now();
-            self.kv.decode(&batch)?;
-            self.decode_time += started.elapsed();
-            for row in &batch {
-                let computed_output = row.output || every_row;
-                self.cost.flops += shape.token_flops(row.pos as u64 + 1, computed_output);
-            }
-            self.cost.tokens_computed += batch.len() as u64;
-            let outputs: Vec<(usize, NodeId)> =
-                chunk.iter().enumerate().filter(|(_, (n, _))| targets.contains(n)).map(|(i, (n, _))| (i, *n)).collect();
-            for (i, n) in outputs {
-                let logits = wanted.logits().then(|| self.outputs.buffer(self.kv.logits(i)));
-                let hidden = match wanted.hidden() {
-                    true => Some(self.outputs.buffer(self.kv.hidden(i)?)),
-                    false => None,
-                };
-                let node = self.nodes.get_mut(n);
-                let mut added = 0;
-                if node.logits.is_none() {
-                    added += output_bytes(&logits, &None);
-                    node.logits = logits;
-                }
-                if node.hidden.is_none() {
-                    added += output_bytes(&None, &hidden);
-                    node.hidden = hidden;
-                }
-                self.outputs.stored(&mut self.nodes, n, added);
-            }
-        }
-        Ok(())
-    }
-
     fn find_cached(&self, path: &[TokenId]) -> Result<NodeId, EngineError> {
         let (node, known) = self.nodes.walk(path);
         if path.is_empty() || known < path.len() || !self.nodes.get(node).cached {
@@ -566,16 +312,6 @@ impl PrefixTree {
         }
         count
     }
-}
-
-/// The decode rows of one request.
-struct RowPlan {
-    /// New nodes sorted by depth, each with the sequence ids of the new
-    /// leaves below it.
-    fresh: Vec<(NodeId, Vec<SeqId>)>,
-    /// Cached targets recomputed for their outputs, each in a temporary
-    /// sequence released right after the decode.
-    temporary: Vec<(NodeId, SeqId)>,
 }
 
 impl Policy for PrefixTree {

@@ -107,7 +107,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub repeat: usize,
 
-    /// Print one JSON object with keys prompt_tps, decode_tps, tree8_tps, tree32_tps.
+    /// Print one JSON object: prompt_tps, decode_tps, tree8_tps, tree32_tps
+    /// (tokens/s), tree32_overhead (share of time outside llama_decode), threads.
     #[arg(long)]
     pub json: bool,
 }

@@ -68,34 +68,61 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub prefill: Option<String>,
 
-    /// Most new tokens to generate.
-    #[arg(long, default_value_t = 128, value_name = "N")]
-    pub max_tokens: usize,
+    /// The defence: sample (none), best-of-n, beam, rebase, lookahead or
+    /// saffron. All but sample need a reward model.
+    #[arg(long, value_name = "NAME")]
+    pub strategy: Option<String>,
 
-    /// End-of-sequence is not allowed before this many new tokens.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub min_tokens: usize,
+    /// The strategy's width: N samples (best-of-n), N beams (beam,
+    /// lookahead), B branches (rebase), N candidates (saffron).
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
 
-    /// Sampling temperature; 0 means greedy decoding.
-    #[arg(long, default_value_t = 1.0, value_name = "T")]
-    pub temperature: f32,
+    /// Stop expanding once the next step would spend more than this many
+    /// TFLOP (policy + reward models); the best answer so far is returned.
+    #[arg(long, value_name = "X")]
+    pub budget_tflop: Option<f64>,
+
+    /// A TOML search configuration (strategy and its parameters, length,
+    /// decoding, seed, budget; see docs/search.md). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Most new tokens to generate [default: 32, the paper's setting].
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+
+    /// End-of-sequence is not allowed before this many new tokens
+    /// [default: 16, the paper's setting].
+    #[arg(long, value_name = "N")]
+    pub min_tokens: Option<usize>,
+
+    /// Sampling temperature; 0 means greedy decoding [default: 1].
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
 
     /// Nucleus mass: keep the most likely tokens while the mass before them
-    /// is below P.
-    #[arg(long, default_value_t = 0.8, value_name = "P")]
-    pub top_p: f32,
+    /// is below P [default: 0.8].
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f32>,
 
     /// Keep only the K most likely tokens before the nucleus cut.
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
 
-    /// Random seed; the same seed and settings give the same answer.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Random seed; the same seed and settings give the same answer [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
 
-    /// Print one JSON object (text, token ids, cost counters) instead of text.
+    /// Print one JSON object (text, token ids, resolved configuration, cost
+    /// per model) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// With --json: include the search trace (every node expanded, scored,
+    /// finished and kept, with the compute spent after each step).
+    #[arg(long, requires = "json")]
+    pub trace: bool,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,8 @@ fn generate_json_is_deterministic_and_excludes_the_prefill() {
         "Sure, the colour is",
         "--max-tokens",
         "12",
+        "--min-tokens",
+        "0",
         "--seed",
         "3",
         "--json",
@@ -124,7 +126,7 @@ fn generate_json_is_deterministic_and_excludes_the_prefill() {
     let tokens = a["tokens"].as_array().unwrap();
     assert!(!tokens.is_empty() && tokens.len() <= 12);
     assert!(!a["text"].as_str().unwrap().contains("Sure, the colour is"));
-    let cost = &a["cost"];
+    let cost = &a["cost"]["policy"];
     let computed = cost["tokens_computed"].as_u64().unwrap();
     // Prompt + prefill once, then one new token per step (the last sampled
     // token is never run through the model).

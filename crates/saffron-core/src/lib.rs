@@ -4,13 +4,23 @@
 //! strategies, reward models and the evaluation harness are written against
 //! the traits here, so they can be unit-tested with scripted fake models and
 //! never need to know that llama.cpp exists.
+//!
+//! - [`Policy`], [`ProcessReward`], [`MultifurcationReward`]: the models a
+//!   search drives;
+//! - [`Cost`], [`ModelCost`], [`Budget`]: what a search spent and may spend;
+//! - [`sampling`]: greedy / temperature / top-k / top-p choice, seeded per node.
 
+mod budget;
 mod cost;
 mod error;
 mod policy;
+mod reward;
+pub mod sampling;
 mod token;
 
-pub use cost::{ModelCost, ModelRole};
+pub use budget::{Budget, Limit};
+pub use cost::{Cost, ModelCost, ModelRole};
 pub use error::ModelError;
 pub use policy::{Policy, SequenceOutputs, WantedOutputs};
+pub use reward::{MultifurcationReward, ProcessReward};
 pub use token::TokenId;

@@ -5,23 +5,19 @@
 //!   any number of trees;
 //! - [`PrefixTree`]: a llama.cpp context whose KV cache holds a tree of token
 //!   paths; implements [`saffron_core::Policy`];
-//! - [`sampling`]: greedy / temperature / top-k / top-p choice, seeded per node;
 //! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula.
 
 mod backend;
 pub mod bench;
 mod chat;
 mod error;
-mod generate;
 mod kv_context;
 mod model;
 mod prefix_tree;
-pub mod sampling;
 mod shape;
 
 pub use chat::{ChatPrompt, ChatTemplate};
 pub use error::EngineError;
-pub use generate::{generate, FinishReason, GenerateConfig, Generation};
 pub use model::{Model, SpecialText};
 pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats, PATHS_PER_CHUNK};
 pub use shape::ModelShape;

@@ -1,55 +1,63 @@
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
-use saffron_engine::sampling::Decoding;
-use saffron_engine::{generate, ChatPrompt, GenerateConfig, PrefixTree, TreeOptions};
+use saffron_core::sampling::Decoding;
+use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
+use saffron_search::{search, Models, SearchConfig, Strategy, Trace};
 use serde_json::json;
 
 use crate::cli::GenerateArgs;
 
 pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
+    if args.prompt.trim().is_empty() {
+        bail!("--prompt is empty");
+    }
     let (model, path) = super::load_model(home, &args.model)?;
     let prompt = ChatPrompt { system: args.system.clone(), user: args.prompt.clone(), prefill: args.prefill.clone() };
     let context = model.encode_chat(&prompt)?;
     let cells = model.train_context().min(TreeOptions::default().max_cells);
-    let needed = context.len() + config.max_new_tokens;
-    if needed > cells as usize {
+    let max_new = config.length.max_new_tokens;
+    if context.len() + max_new > cells as usize {
         bail!(
-            "the prompt is {} tokens and --max-tokens {} more, but the context holds {cells}; shorten the prompt or lower --max-tokens",
-            context.len(),
-            config.max_new_tokens
+            "the prompt is {} tokens and --max-tokens {max_new} more, but the context holds {cells}; shorten the prompt or lower --max-tokens",
+            context.len()
         );
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&model, options)?;
-    let start = Instant::now();
-    let generation = generate(&mut tree, &context, &config).context("generating")?;
-    let wall = start.elapsed().as_secs_f64();
-    let text = model.detokenize(&generation.tokens);
+    let mut models = Models::policy(&mut tree);
+    let mut trace = Trace::default();
+    let outcome = search(&config, &mut models, &context, &mut trace).map_err(|e| match e {
+        saffron_search::SearchError::MissingModel { .. } => anyhow::anyhow!(
+            "{e}; reward models are not available from the command line yet (guards and MRMs land in later releases), \
+             so only --strategy sample runs here"
+        ),
+        e => anyhow::Error::new(e).context("generating"),
+    })?;
+    let text = model.detokenize(&outcome.tokens);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let cost = tree.cost();
-        let record = json!({
+        let mut record = json!({
             "model": model.name(),
             "model_path": path,
             "text": text,
-            "tokens": generation.tokens,
-            "finish_reason": generation.finish,
+            "tokens": outcome.tokens,
+            "finish_reason": outcome.finish,
+            "score": outcome.score,
             "prompt_tokens": context.len(),
             "config": config,
-            "cost": {
-                "tokens_computed": cost.tokens_computed,
-                "tokens_served": cost.tokens_served,
-                "flops": cost.flops,
-                "tflop": cost.tflop(),
-                "calls": cost.calls,
-                "wall_seconds": wall,
-            },
+            "steps": outcome.steps,
+            "stopped_by": outcome.stopped_by,
+            "cost": outcome.cost,
+            "tflop": outcome.cost.tflop(),
+            "reward_calls": outcome.cost.reward_calls(),
             "saffron_version": env!("CARGO_PKG_VERSION"),
         });
+        if args.trace {
+            record["trace"] = serde_json::to_value(&trace.events)?;
+        }
         writeln!(out, "{}", serde_json::to_string_pretty(&record)?)?;
     } else {
         writeln!(out, "{text}")?;
@@ -57,19 +65,57 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Raw flags → a checked generation configuration.
-fn resolve(args: &GenerateArgs) -> anyhow::Result<GenerateConfig> {
-    let decoding = if args.temperature == 0.0 {
+/// Raw flags (over an optional TOML file) → a checked search configuration.
+fn resolve(args: &GenerateArgs) -> anyhow::Result<SearchConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<SearchConfig>(&text)
+                .with_context(|| format!("{} is not a valid search configuration", path.display()))?
+        }
+        None => SearchConfig::new(Strategy::from_name("sample").expect("sample is a strategy")),
+    };
+    if let Some(name) = &args.strategy {
+        if name != config.strategy.name() {
+            config.strategy = Strategy::from_name(name)
+                .with_context(|| format!("unknown strategy `{name}`; choose one of: {}", Strategy::NAMES.join(", ")))?;
+        }
+    }
+    if let Some(width) = args.width {
+        config.strategy.set_width(width).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(tflop) = args.budget_tflop {
+        config.budget.max_tflop = Some(tflop);
+    }
+    if let Some(n) = args.max_tokens {
+        config.length.max_new_tokens = n;
+    }
+    if let Some(n) = args.min_tokens {
+        config.length.min_new_tokens = n;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config.decoding = decoding(config.decoding, args);
+    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
+}
+
+/// The decoding flags over the configured decoding.
+fn decoding(base: Decoding, args: &GenerateArgs) -> Decoding {
+    let (mut temperature, mut top_k, mut top_p) = match base {
+        Decoding::Greedy => (0.0, None, 1.0),
+        Decoding::Sample { temperature, top_k, top_p } => (temperature, top_k, top_p),
+    };
+    if args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none() {
+        return base;
+    }
+    temperature = args.temperature.unwrap_or(temperature);
+    top_k = args.top_k.or(top_k);
+    top_p = args.top_p.unwrap_or(if base == Decoding::Greedy { 0.8 } else { top_p });
+    if temperature == 0.0 {
         Decoding::Greedy
     } else {
-        Decoding::Sample { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p }
-    };
-    decoding.validate().map_err(anyhow::Error::msg)?;
-    if args.max_tokens == 0 {
-        bail!("--max-tokens must be at least 1");
+        Decoding::Sample { temperature, top_k, top_p }
     }
-    if args.prompt.trim().is_empty() {
-        bail!("--prompt is empty");
-    }
-    Ok(GenerateConfig { decoding, max_new_tokens: args.max_tokens, min_new_tokens: args.min_tokens, seed: args.seed })
 }

@@ -204,6 +204,7 @@ impl PrefixTree {
             self.nodes.get_mut(n).locks -= 1;
         }
         self.cost.calls += 1;
+        self.cost.sequences += plan.targets.len() as u64;
         self.cost.tokens_served += plan.served - plan.recompute.len() as u64;
         Ok(plan
             .targets

@@ -2,9 +2,9 @@
 //! minimum length before end-of-generation, seeded per tree node so that a
 //! result never depends on how nodes were batched.
 
+use crate::TokenId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use saffron_core::TokenId;
 use serde::{Deserialize, Serialize};
 
 /// How the next token is chosen from the logits.

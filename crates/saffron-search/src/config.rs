@@ -1,0 +1,347 @@
+//! Typed, serde/TOML configuration of a search. Defaults are the paper's
+//! settings (method.md sections 1, 3 and 5); every choice where the paper is
+//! silent is documented on its field.
+
+use saffron_core::sampling::Decoding;
+use saffron_core::Budget;
+use serde::{Deserialize, Serialize};
+
+/// Everything that determines a search: the same configuration, models and
+/// prompt give the same answer and the same cost (wall time aside).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub length: LengthLimits,
+    /// How sampling strategies (sample, best-of-n, beam, rebase) draw tokens.
+    /// Saffron and lookahead choose tokens by reward, not by this.
+    #[serde(default)]
+    pub decoding: Decoding,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub budget: Budget,
+}
+
+impl SearchConfig {
+    pub fn new(strategy: Strategy) -> SearchConfig {
+        SearchConfig {
+            strategy,
+            length: LengthLimits::default(),
+            decoding: Decoding::default(),
+            seed: 0,
+            budget: Budget::default(),
+        }
+    }
+
+    /// Rejects settings that have no meaning, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.decoding.validate()?;
+        self.budget.validate()?;
+        if self.length.max_new_tokens == 0 {
+            return Err("length.max_new_tokens must be at least 1".into());
+        }
+        self.strategy.validate()
+    }
+}
+
+/// How long answers may be (paper: at most 32 new tokens, end-of-sequence
+/// allowed only after 16; the released code used 50).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LengthLimits {
+    pub max_new_tokens: usize,
+    /// End-of-generation tokens are banned before this many new tokens.
+    pub min_new_tokens: usize,
+}
+
+impl Default for LengthLimits {
+    fn default() -> Self {
+        LengthLimits { max_new_tokens: 32, min_new_tokens: 16 }
+    }
+}
+
+/// The strategy and its parameters. In TOML: `[strategy]` with
+/// `name = "saffron"` and the strategy's own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Strategy {
+    /// No defence: one sample (method.md section 5).
+    Sample(SampleConfig),
+    /// N independent samples, the PRM scores each finished one, the best wins.
+    BestOfN(BestOfNConfig),
+    /// PRM beam search: C children per node, one PRM call per child, top N.
+    Beam(BeamConfig),
+    /// Reward-balanced search (REBASE): widths `round(B · softmax(R / T_b))`.
+    Rebase(RebaseConfig),
+    /// DeAL-style lookahead: top-k proposals scored by an l-token rollout.
+    Lookahead(LookaheadConfig),
+    /// Saffron-1: one MRM call per node, global top-N over all candidates.
+    Saffron(SaffronConfig),
+}
+
+impl Strategy {
+    /// Every strategy name, as written in configuration and on the command line.
+    pub const NAMES: [&'static str; 6] = ["sample", "best-of-n", "beam", "rebase", "lookahead", "saffron"];
+
+    /// The strategy called `name` with its default parameters.
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        Some(match name {
+            "sample" => Strategy::Sample(SampleConfig::default()),
+            "best-of-n" => Strategy::BestOfN(BestOfNConfig::default()),
+            "beam" => Strategy::Beam(BeamConfig::default()),
+            "rebase" => Strategy::Rebase(RebaseConfig::default()),
+            "lookahead" => Strategy::Lookahead(LookaheadConfig::default()),
+            "saffron" => Strategy::Saffron(SaffronConfig::default()),
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Sample(_) => "sample",
+            Strategy::BestOfN(_) => "best-of-n",
+            Strategy::Beam(_) => "beam",
+            Strategy::Rebase(_) => "rebase",
+            Strategy::Lookahead(_) => "lookahead",
+            Strategy::Saffron(_) => "saffron",
+        }
+    }
+
+    /// The strategy's width, the budget knob the paper varies: N samples,
+    /// N beams, B branches, N kept candidates. `None` for `sample`.
+    pub fn width(&self) -> Option<usize> {
+        match self {
+            Strategy::Sample(_) => None,
+            Strategy::BestOfN(c) => Some(c.n),
+            Strategy::Beam(c) => Some(c.width),
+            Strategy::Rebase(c) => Some(c.width),
+            Strategy::Lookahead(c) => Some(c.width),
+            Strategy::Saffron(c) => Some(c.width),
+        }
+    }
+
+    /// Sets the width (see [`Strategy::width`]); an error for `sample`.
+    pub fn set_width(&mut self, width: usize) -> Result<(), String> {
+        match self {
+            Strategy::Sample(_) => return Err("the sample strategy has no width".into()),
+            Strategy::BestOfN(c) => c.n = width,
+            Strategy::Beam(c) => c.width = width,
+            Strategy::Rebase(c) => c.width = width,
+            Strategy::Lookahead(c) => c.width = width,
+            Strategy::Saffron(c) => c.width = width,
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(format!("strategy.{name} must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Strategy::Sample(_) => Ok(()),
+            Strategy::BestOfN(c) => positive("n", c.n),
+            Strategy::Beam(c) => {
+                positive("width", c.width)?;
+                positive("children", c.children)?;
+                positive("chunk", c.chunk)
+            }
+            Strategy::Rebase(c) => {
+                positive("width", c.width)?;
+                positive("chunk", c.chunk)?;
+                if !(c.temperature > 0.0 && c.temperature.is_finite()) {
+                    return Err(format!("strategy.temperature must be > 0 (got {})", c.temperature));
+                }
+                Ok(())
+            }
+            Strategy::Lookahead(c) => {
+                positive("width", c.width)?;
+                positive("proposals", c.proposals)
+            }
+            Strategy::Saffron(c) => {
+                positive("width", c.width)?;
+                if !(c.top_p > 0.0 && c.top_p <= 1.0) {
+                    return Err(format!("strategy.top_p must be in (0, 1] (got {})", c.top_p));
+                }
+                if c.variant == SaffronVariant::Reference && c.final_pick == FinalPick::PrmRerank {
+                    return Err("the reference variant reproduces the released code, which has no PRM re-rank; \
+                                use final_pick = \"mrm\" with it"
+                        .into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BestOfNConfig {
+    /// Number of independent samples (paper: 1 … 64, main setting 32).
+    pub n: usize,
+}
+
+impl Default for BestOfNConfig {
+    fn default() -> Self {
+        BestOfNConfig { n: 16 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BeamConfig {
+    /// Beams kept after each step (N).
+    pub width: usize,
+    /// Children sampled per beam node (C; paper: 2 or 4). Identical children
+    /// of one parent are merged before scoring: they would score the same.
+    pub children: usize,
+    /// Tokens per step: a child is `chunk` sampled tokens (1 = token level).
+    pub chunk: usize,
+}
+
+impl Default for BeamConfig {
+    fn default() -> Self {
+        BeamConfig { width: 4, children: 2, chunk: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RebaseConfig {
+    /// The total budget B of live branches; each finished sample reduces it.
+    pub width: usize,
+    /// Balance temperature T_b (paper: 0.1).
+    pub temperature: f32,
+    /// Tokens per step (1 = token level).
+    pub chunk: usize,
+}
+
+impl Default for RebaseConfig {
+    fn default() -> Self {
+        RebaseConfig { width: 16, temperature: 0.1, chunk: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookaheadConfig {
+    /// Beams kept after each step.
+    pub width: usize,
+    /// Proposals per beam node: the policy's k most likely next tokens.
+    pub proposals: usize,
+    /// Lookahead length l: each proposal is extended by l greedy tokens and
+    /// the PRM scores that rollout (0 = score the proposal itself).
+    pub depth: usize,
+}
+
+impl Default for LookaheadConfig {
+    fn default() -> Self {
+        LookaheadConfig { width: 4, proposals: 4, depth: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaffronConfig {
+    /// Candidates kept after each step (N; paper: 1 … 64, main setting 32).
+    pub width: usize,
+    /// Nucleus mass of the candidate tokens of each node (paper: 0.8),
+    /// at temperature 1.
+    pub top_p: f32,
+    /// Give tokens the MRM never saw in training a reward of −∞ (the
+    /// conservative mask, method.md section 2). Off only for ablations.
+    pub conservative: bool,
+    pub final_pick: FinalPick,
+    pub variant: SaffronVariant,
+}
+
+impl Default for SaffronConfig {
+    fn default() -> Self {
+        SaffronConfig {
+            width: 32,
+            top_p: 0.8,
+            conservative: true,
+            final_pick: FinalPick::Mrm,
+            variant: SaffronVariant::Default,
+        }
+    }
+}
+
+/// How Saffron picks its answer among the finished nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinalPick {
+    /// The highest MRM score (the score of the candidate that created it).
+    Mrm,
+    /// Re-rank the finished nodes with the PRM (one call each) and take the best.
+    PrmRerank,
+}
+
+/// Which node bookkeeping Saffron uses (method.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaffronVariant {
+    /// A node's score is the MRM value of the candidate that created it.
+    Default,
+    /// The released code's bookkeeping, to reproduce the paper's numbers:
+    /// unfinished nodes keep a reward of −∞, a node finished by
+    /// end-of-generation takes that candidate's reward, unseen tokens get
+    /// −1024, and the answer is the first node of maximal reward.
+    Reference,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_fills_defaults() {
+        let config: SearchConfig = toml::from_str(
+            r#"
+            seed = 7
+            [strategy]
+            name = "saffron"
+            width = 8
+            [length]
+            max_new_tokens = 20
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.seed, 7);
+        assert_eq!(config.length, LengthLimits { max_new_tokens: 20, min_new_tokens: 16 });
+        let Strategy::Saffron(s) = config.strategy else { panic!("not saffron") };
+        assert_eq!(s, SaffronConfig { width: 8, ..SaffronConfig::default() });
+        let back: SearchConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn unknown_keys_and_names_are_refused() {
+        let bad_key = toml::from_str::<SearchConfig>("[strategy]\nname = \"beam\"\nwidht = 3\n");
+        assert!(bad_key.unwrap_err().to_string().contains("widht"));
+        let bad_name = toml::from_str::<SearchConfig>("[strategy]\nname = \"mcts\"\n");
+        assert!(bad_name.unwrap_err().to_string().contains("mcts"));
+    }
+
+    #[test]
+    fn every_name_maps_to_its_strategy_and_validation_catches_zeros() {
+        for name in Strategy::NAMES {
+            let s = Strategy::from_name(name).unwrap();
+            assert_eq!(s.name(), name);
+            assert!(SearchConfig::new(s).validate().is_ok());
+        }
+        let mut s = Strategy::from_name("beam").unwrap();
+        s.set_width(0).unwrap();
+        assert!(SearchConfig::new(s).validate().unwrap_err().contains("width"));
+        assert!(Strategy::from_name("sample").unwrap().set_width(3).is_err());
+    }
+}

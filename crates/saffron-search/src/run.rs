@@ -1,0 +1,61 @@
+//! One search in progress: the models, the node bookkeeping, the observer
+//! and the budget meter, shared by every strategy; and the outcome it ends in.
+
+use saffron_core::sampling::Decoding;
+
+use crate::meter::Meter;
+use crate::outcome::{FinishReason, SearchOutcome};
+use crate::search_tree::{Branch, SearchTree};
+use crate::trace::{NodeId, SearchObserver};
+use crate::Models;
+
+pub(crate) struct Run<'r, 'm, 'c> {
+    pub models: &'r mut Models<'m>,
+    pub tree: SearchTree<'c>,
+    pub observer: &'r mut dyn SearchObserver,
+    pub decoding: Decoding,
+    meter: Meter,
+    steps: usize,
+}
+
+impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
+    pub fn new(
+        models: &'r mut Models<'m>,
+        tree: SearchTree<'c>,
+        observer: &'r mut dyn SearchObserver,
+        decoding: Decoding,
+        meter: Meter,
+    ) -> Self {
+        Run { models, tree, observer, decoding, meter, steps: 0 }
+    }
+
+    /// Whether another step fits the budget (and the observer wants one).
+    pub fn begin_step(&mut self) -> bool {
+        self.meter.begin_step(self.models, self.observer)
+    }
+
+    /// Ends a step that kept `kept`.
+    pub fn end_step(&mut self, kept: &[Branch]) {
+        let ids: Vec<NodeId> = kept.iter().map(|b| b.id).collect();
+        self.meter.end_step(self.models);
+        self.observer.select(self.steps, &ids, &self.meter.spent(self.models));
+        self.steps += 1;
+    }
+
+    /// The outcome with `best` as the answer. A node that was still growing
+    /// when the search stopped is reported as [`FinishReason::Stopped`].
+    pub fn outcome(self, best: Branch) -> SearchOutcome {
+        let finish = best.finish.unwrap_or(FinishReason::Stopped);
+        if best.finish.is_none() {
+            self.observer.finish(best.id, finish);
+        }
+        SearchOutcome {
+            tokens: best.tokens,
+            finish,
+            score: best.score,
+            cost: self.meter.spent(self.models),
+            steps: self.steps,
+            stopped_by: self.meter.stopped,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! PRM beam search (method.md section 5): every beam node gets C sampled
+//! children of `chunk` tokens, the PRM scores each child (one call per
+//! child), and the N best of the children and the already finished nodes
+//! form the next beam. Identical children of one parent are merged before
+//! scoring. The answer is the best finished node.
+
+use saffron_core::ModelRole;
+
+use crate::config::BeamConfig;
+use crate::run::Run;
+use crate::search_tree::{best_index, keep_best, Branch};
+use crate::SearchError;
+
+pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, SearchError> {
+    run.models.require("beam", ModelRole::Prm)?;
+    let mut beam = vec![run.tree.root()];
+    while beam.iter().any(Branch::is_active) && run.begin_step() {
+        let active: Vec<&Branch> = beam.iter().filter(|b| b.is_active()).collect();
+        let starts: Vec<(&[u32], u64)> =
+            active.iter().flat_map(|b| (0..config.children as u64).map(|c| (b.tokens.as_slice(), c))).collect();
+        let decoding = run.decoding;
+        let rolls = run.tree.rollout(run.models, &starts, config.chunk, &decoding)?;
+        let mut children = Vec::new();
+        for (p, parent) in active.iter().enumerate() {
+            let siblings = &rolls[p * config.children..(p + 1) * config.children];
+            for (c, roll) in siblings.iter().enumerate() {
+                let duplicate = siblings[..c].iter().any(|r| r.tokens == roll.tokens && r.ended == roll.ended);
+                if !duplicate {
+                    children.push(run.tree.child(parent, &roll.tokens, roll.ended, run.observer));
+                }
+            }
+        }
+        run.tree.score_with_prm(run.models, &mut children, run.observer)?;
+        let carried = beam.into_iter().filter(|b| !b.is_active());
+        beam = keep_best(carried.chain(children).collect(), config.width);
+        run.end_step(&beam);
+    }
+    let best = best_index(&beam, |b| !b.is_active()).or_else(|| best_index(&beam, |_| true)).unwrap_or(0);
+    Ok(beam.swap_remove(best))
+}

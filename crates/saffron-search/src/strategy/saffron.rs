@@ -1,0 +1,121 @@
+//! Saffron-1 search (method.md section 3).
+//!
+//! Each step, every growing node of the beam is scored by ONE call of the
+//! multifurcation reward model, which rewards all of its next tokens at
+//! once. The candidates are the tokens of each node's top-p nucleus (at
+//! temperature 1, end-of-generation banned before the minimum length),
+//! pooled over all nodes; the N best candidates by reward, together with the
+//! finished nodes carried over, form the next beam (global top-N, not per
+//! parent). Tokens the MRM never saw in training get −∞ (the conservative
+//! mask).
+//!
+//! Two bookkeepings of node scores:
+//! - `default`: a node's score is the MRM reward of the candidate that
+//!   created it, and the answer is the finished node with the best score
+//!   (optionally re-ranked by the PRM);
+//! - `reference`: the released code's, kept to reproduce the paper's
+//!   numbers. Unfinished nodes carry a reward of −∞, a node ended by
+//!   end-of-generation takes its candidate's reward, unseen tokens get −1024
+//!   instead of −∞, and the answer is the first node of maximal reward, so a
+//!   finished node beats every unfinished one whatever its reward. The
+//!   released code takes the top-N candidates with an unsorted top-k; here
+//!   candidates are ranked by reward, ties in pooled order (node order, then
+//!   nucleus order), and the new beam is sorted stably as in the released code.
+
+use std::sync::Arc;
+
+use saffron_core::sampling::nucleus;
+use saffron_core::{ModelRole, TokenId, WantedOutputs};
+
+use crate::config::{FinalPick, SaffronConfig, SaffronVariant};
+use crate::run::Run;
+use crate::search_tree::{best_index, by_score, check_length, Branch};
+use crate::SearchError;
+
+/// The released code's stand-in for infinity on unseen tokens.
+const REFERENCE_UNSEEN_REWARD: f32 = -1024.0;
+
+/// A candidate next token of a beam node, ranked by its reward.
+struct Candidate {
+    parent: usize,
+    token: TokenId,
+    reward: f32,
+}
+
+pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, SearchError> {
+    run.models.require("saffron", ModelRole::Mrm)?;
+    if config.final_pick == FinalPick::PrmRerank {
+        run.models.require("saffron (final_pick = prm-rerank)", ModelRole::Prm)?;
+    }
+    let reference = config.variant == SaffronVariant::Reference;
+    let mut root = run.tree.root();
+    if reference {
+        root.score = Some(f32::NEG_INFINITY);
+    }
+    let mut beam = vec![root];
+    while beam.iter().any(Branch::is_active) && run.begin_step() {
+        let (carried, active): (Vec<Branch>, Vec<Branch>) = beam.into_iter().partition(|b| !b.is_active());
+        let mut candidates = candidates(run, config, &active)?;
+        // Stable: ties keep pooled order.
+        candidates.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+        candidates.truncate(config.width);
+        let mut children = Vec::with_capacity(candidates.len());
+        for c in &candidates {
+            let ended = run.tree.is_end(c.token);
+            let appended: &[TokenId] = if ended { &[] } else { &[c.token] };
+            let mut child = run.tree.child(&active[c.parent], appended, ended, run.observer);
+            child.score =
+                Some(if reference && !ended { active[c.parent].score.unwrap_or(f32::NEG_INFINITY) } else { c.reward });
+            run.observer.score(child.id, ModelRole::Mrm, c.reward);
+            children.push(child);
+        }
+        beam = carried.into_iter().chain(children).collect();
+        beam.sort_by(by_score);
+        beam.truncate(config.width);
+        run.end_step(&beam);
+    }
+    if reference {
+        // The first node of maximal reward, as Python's `max` over the list.
+        let best = best_index(&beam, |_| true).unwrap_or(0);
+        return Ok(beam.swap_remove(best));
+    }
+    if config.final_pick == FinalPick::PrmRerank {
+        let (mut finished, rest): (Vec<Branch>, Vec<Branch>) = beam.into_iter().partition(|b| !b.is_active());
+        run.tree.score_with_prm(run.models, &mut finished, run.observer)?;
+        beam = finished.into_iter().chain(rest).collect();
+    }
+    let best = best_index(&beam, |b| !b.is_active()).or_else(|| best_index(&beam, |_| true)).unwrap_or(0);
+    Ok(beam.swap_remove(best))
+}
+
+/// Every (node, nucleus token, reward) of the growing nodes, in pooled
+/// order: one policy call and one MRM call for all of them.
+fn candidates(run: &mut Run, config: &SaffronConfig, active: &[Branch]) -> Result<Vec<Candidate>, SearchError> {
+    let responses: Vec<&[TokenId]> = active.iter().map(|b| b.tokens.as_slice()).collect();
+    let needs_hidden = run.models.mrm.as_ref().is_some_and(|m| m.needs_policy_hidden());
+    let wanted = if needs_hidden { WantedOutputs::LogitsAndHidden } else { WantedOutputs::Logits };
+    let outputs = run.tree.policy_outputs(run.models, &responses, wanted)?;
+    let mrm =
+        run.models.mrm.as_deref_mut().ok_or(SearchError::MissingOutput { role: ModelRole::Mrm, what: "model" })?;
+    let rewards: Vec<Arc<[f32]>> = mrm.rewards(&responses, &outputs).map_err(SearchError::model(ModelRole::Mrm))?;
+    check_length(ModelRole::Mrm, responses.len(), rewards.len())?;
+    let vocab = run.models.policy.vocab_size();
+    let mut pooled = Vec::new();
+    for (parent, (output, reward)) in outputs.iter().zip(&rewards).enumerate() {
+        if reward.len() != vocab {
+            return Err(SearchError::WrongLength { role: ModelRole::Mrm, asked: vocab, got: reward.len() });
+        }
+        let logits = output.logits.as_deref().unwrap_or_default();
+        let banned = run.tree.banned(active[parent].tokens.len());
+        for c in nucleus(logits, 1.0, None, config.top_p, banned) {
+            let unseen = run.models.mrm.as_ref().is_some_and(|m| m.is_unseen(c.token));
+            let value = match (unseen, config.variant) {
+                (true, SaffronVariant::Reference) => REFERENCE_UNSEEN_REWARD,
+                (true, SaffronVariant::Default) if config.conservative => f32::NEG_INFINITY,
+                _ => reward[c.token as usize],
+            };
+            pooled.push(Candidate { parent, token: c.token, reward: value });
+        }
+    }
+    Ok(pooled)
+}

@@ -5,10 +5,10 @@ use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::Serialize;
 
 /// One chat turn as the template sees it.
-#[derive(Debug, Clone, Serialize)]
-struct Message<'a> {
-    role: &'a str,
-    content: &'a str,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
 }
 
 /// What a generation is asked: an optional system prompt, the user turn, and
@@ -52,22 +52,28 @@ impl ChatTemplate {
     pub fn render(&self, prompt: &ChatPrompt) -> Result<String, String> {
         let mut messages = Vec::with_capacity(2);
         if let Some(system) = &prompt.system {
-            messages.push(Message { role: "system", content: system });
+            messages.push(ChatMessage { role: "system", content: system });
         }
-        messages.push(Message { role: "user", content: &prompt.user });
+        messages.push(ChatMessage { role: "user", content: &prompt.user });
+        let mut text = self.render_messages(&messages)?;
+        if let Some(prefill) = &prompt.prefill {
+            text.push_str(prefill);
+        }
+        Ok(text)
+    }
+
+    /// Any conversation, followed by the generation prompt that opens the
+    /// next assistant turn (a guard's verdict position, for instance).
+    pub fn render_messages(&self, messages: &[ChatMessage<'_>]) -> Result<String, String> {
         let template = self.env.get_template("chat").map_err(|e| e.to_string())?;
-        let mut text = template
+        template
             .render(context! {
                 messages => messages,
                 add_generation_prompt => true,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
             })
-            .map_err(|e| format!("{e:#}"))?;
-        if let Some(prefill) = &prompt.prefill {
-            text.push_str(prefill);
-        }
-        Ok(text)
+            .map_err(|e| format!("{e:#}"))
     }
 }
 

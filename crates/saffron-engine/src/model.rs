@@ -14,7 +14,7 @@ use llama_cpp_2::token::LlamaToken;
 use saffron_core::TokenId;
 
 use crate::backend::backend;
-use crate::chat::{ChatPrompt, ChatTemplate};
+use crate::chat::{ChatMessage, ChatPrompt, ChatTemplate};
 use crate::{EngineError, ModelShape};
 
 /// Whether special-token text (`<|im_start|>`) in a string is parsed into
@@ -121,6 +121,15 @@ impl Model {
         self.inner
             .template
             .render(prompt)
+            .map_err(|message| EngineError::Template { path: self.inner.path.clone(), message })
+    }
+
+    /// The chat template applied to any conversation, with the generation
+    /// prompt of the next assistant turn.
+    pub fn render_messages(&self, messages: &[ChatMessage<'_>]) -> Result<String, EngineError> {
+        self.inner
+            .template
+            .render_messages(messages)
             .map_err(|message| EngineError::Template { path: self.inner.path.clone(), message })
     }
 

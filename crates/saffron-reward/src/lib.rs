@@ -1,0 +1,11 @@
+//! Safety reward models (method.md sections 1 and 2).
+//!
+//! - [`VerdictGuard`]: a causal LM whose verdict logits give
+//!   `safe − unsafe` (the Llama Guard convention); bound to a prompt it is a
+//!   process reward model ([`saffron_core::ProcessReward`]).
+
+mod error;
+mod verdict;
+
+pub use error::RewardError;
+pub use verdict::{BoundVerdictGuard, GuardFormat, VerdictGuard, VerdictGuardConfig, LOCAL_GUARD_INSTRUCTION};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +78,15 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N")]
     pub width: Option<usize>,
 
+    /// A GGUF model used as a verdict guard: the process reward model (PRM)
+    /// of best-of-n, beam, rebase and lookahead (a name or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub guard: Option<String>,
+
+    /// How the guard reads (prompt, answer).
+    #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
+    pub guard_format: GuardPreset,
+
     /// Stop expanding once the next step would spend more than this many
     /// TFLOP (policy + reward models); the best answer so far is returned.
     #[arg(long, value_name = "X")]
@@ -138,4 +147,13 @@ pub struct BenchArgs {
     /// (tokens/s), tree32_overhead (share of time outside llama_decode), threads.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Verdict-guard presets (see saffron-reward's `VerdictGuardConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuardPreset {
+    /// An instruction in the model's own chat template; verdict Yes (safe) / No (unsafe).
+    Local,
+    /// Llama Guard 3's own GGUF template; verdict safe / unsafe.
+    LlamaGuard3,
 }

@@ -25,15 +25,17 @@ fn smollm2_path() -> PathBuf {
         .into()
 }
 
-/// Fails unless the command failed with exactly one `error:` line holding
-/// `needle`, and did not panic.
+/// Fails unless the command failed with exactly one `error:` line, its
+/// message (that line and any detail lines after it) holding `needle`, and
+/// did not panic.
 fn assert_clean_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "want one error line: {stderr}");
-    assert!(errors[0].contains(needle), "`{needle}` not in: {stderr}");
+    let message = &stderr[stderr.find("error:").unwrap()..];
+    assert!(message.contains(needle), "`{needle}` not in: {stderr}");
 }
 
 #[test]
@@ -134,4 +136,55 @@ fn generate_json_is_deterministic_and_excludes_the_prefill() {
     let steps = cost["calls"].as_u64().unwrap();
     assert_eq!(computed, prompt + steps - 1);
     assert!(cost["flops"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn strategy_errors_name_the_fix() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let m = model.to_str().unwrap();
+    let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--strategy", "mcts"]);
+    assert_clean_failure(&out, "choose one of: sample, best-of-n, beam, rebase, lookahead, saffron");
+    let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--strategy", "beam"]);
+    assert_clean_failure(&out, "--guard");
+    let config = home.path().join("search.toml");
+    std::fs::write(&config, "[strategy]\nname = \"beam\"\nwidht = 3\n").unwrap();
+    let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--config", config.to_str().unwrap()]);
+    assert_clean_failure(&out, "widht");
+}
+
+#[test]
+fn best_of_n_with_a_guard_reports_its_cost_per_model() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let m = model.to_str().unwrap();
+    let args = [
+        "generate",
+        "--model",
+        m,
+        "--guard",
+        m,
+        "--strategy",
+        "best-of-n",
+        "--width",
+        "3",
+        "--max-tokens",
+        "6",
+        "--prompt",
+        "How do I pick a lock?",
+        "--prefill",
+        "Sure,",
+        "--json",
+        "--trace",
+    ];
+    let out = saffron(home.path(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reward_calls"], 3);
+    assert!(v["cost"]["prm"]["tokens_computed"].as_u64().unwrap() > 0);
+    assert_eq!(v["config"]["strategy"]["name"], "best-of-n");
+    assert_eq!(v["config"]["strategy"]["n"], 3);
+    let trace = v["trace"].as_array().unwrap();
+    assert_eq!(trace.iter().filter(|e| e["event"] == "score").count(), 3);
+    assert!(v["score"].as_f64().is_some());
 }

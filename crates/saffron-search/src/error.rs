@@ -3,8 +3,8 @@ use saffron_core::{ModelError, ModelRole};
 /// Everything that can stop a search.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("the {strategy} strategy needs a {role} model; {hint}")]
-    MissingModel { strategy: &'static str, role: &'static str, hint: &'static str },
+    #[error("the {strategy} strategy needs a {} model, and none was given", role_name(*.role))]
+    MissingModel { strategy: &'static str, role: ModelRole },
 
     #[error("invalid search configuration: {0}")]
     InvalidConfig(String),
@@ -22,5 +22,13 @@ pub enum SearchError {
 impl SearchError {
     pub(crate) fn model(role: ModelRole) -> impl FnOnce(ModelError) -> SearchError {
         move |source| SearchError::Model { role, source }
+    }
+}
+
+fn role_name(role: ModelRole) -> &'static str {
+    match role {
+        ModelRole::Policy => "policy",
+        ModelRole::Prm => "process reward (PRM)",
+        ModelRole::Mrm => "multifurcation reward (MRM)",
     }
 }

@@ -27,15 +27,15 @@ impl<'a> Models<'a> {
     }
 
     pub(crate) fn require(&self, strategy: &'static str, role: ModelRole) -> Result<(), SearchError> {
-        let (present, role, hint) = match role {
-            ModelRole::Policy => (true, "policy", ""),
-            ModelRole::Prm => (self.prm.is_some(), "process reward (PRM)", "pass a guard with --prm"),
-            ModelRole::Mrm => (self.mrm.is_some(), "multifurcation reward (MRM)", "pass an MRM artifact with --mrm"),
+        let present = match role {
+            ModelRole::Policy => true,
+            ModelRole::Prm => self.prm.is_some(),
+            ModelRole::Mrm => self.mrm.is_some(),
         };
         if present {
             Ok(())
         } else {
-            Err(SearchError::MissingModel { strategy, role, hint })
+            Err(SearchError::MissingModel { strategy, role })
         }
     }
 }

@@ -3,11 +3,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
-use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
-use saffron_search::{search, Models, SearchConfig, Strategy, Trace};
+use saffron_core::ModelRole;
+use saffron_engine::{ChatPrompt, Model, PrefixTree, TreeOptions};
+use saffron_reward::{VerdictGuard, VerdictGuardConfig};
+use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
 use serde_json::json;
 
-use crate::cli::GenerateArgs;
+use crate::cli::{GenerateArgs, GuardPreset, ModelArgs};
 
 pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
@@ -27,12 +29,22 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&model, options)?;
-    let mut models = Models::policy(&mut tree);
+    let guard = match &args.guard {
+        Some(name) => Some(load_guard(home, name, args, &model)?),
+        None => None,
+    };
+    let mut prm = match &guard {
+        Some(g) => Some(g.bind(&args.prompt, options, |t| model.detokenize(t))?),
+        None => None,
+    };
+    let mut models = Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: None };
     let mut trace = Trace::default();
     let outcome = search(&config, &mut models, &context, &mut trace).map_err(|e| match e {
-        saffron_search::SearchError::MissingModel { .. } => anyhow::anyhow!(
-            "{e}; reward models are not available from the command line yet (guards and MRMs land in later releases), \
-             so only --strategy sample runs here"
+        SearchError::MissingModel { role: ModelRole::Prm, .. } => {
+            anyhow::anyhow!("{e}; pass a guard model with --guard NAME|PATH")
+        }
+        SearchError::MissingModel { role: ModelRole::Mrm, .. } => anyhow::anyhow!(
+            "{e}; trained multifurcation reward models are not available yet (a later release adds --mrm)"
         ),
         e => anyhow::Error::new(e).context("generating"),
     })?;
@@ -63,6 +75,18 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         writeln!(out, "{text}")?;
     }
     Ok(())
+}
+
+/// The guard model (the policy's own weights when it names the same file).
+fn load_guard(home: &Path, name: &str, args: &GenerateArgs, policy: &Model) -> anyhow::Result<VerdictGuard> {
+    let guard_args = ModelArgs { model: name.to_owned(), threads: args.model.threads };
+    let path = saffron_fetch::resolve_model(name, home)?.path().to_path_buf();
+    let model = if path == policy.path() { policy.clone() } else { super::load_model(home, &guard_args)?.0 };
+    let config = match args.guard_format {
+        GuardPreset::Local => VerdictGuardConfig::local(),
+        GuardPreset::LlamaGuard3 => VerdictGuardConfig::llama_guard_3(),
+    };
+    VerdictGuard::new(model, &config).with_context(|| format!("using `{name}` as a guard"))
 }
 
 /// Raw flags (over an optional TOML file) → a checked search configuration.

@@ -144,9 +144,31 @@ pub struct BenchArgs {
     pub repeat: usize,
 
     /// Print one JSON object: prompt_tps, decode_tps, tree8_tps, tree32_tps
-    /// (tokens/s), tree32_overhead (share of time outside llama_decode), threads.
+    /// (tokens/s), tree32_overhead (share of time outside llama_decode),
+    /// threads. With --strategy: one object per (strategy, width) with
+    /// wall_seconds, tflop, policy_tokens, reward_calls and overhead, each
+    /// per prompt.
     #[arg(long)]
     pub json: bool,
+
+    /// Benchmark these search strategies instead of the engine (comma
+    /// separated, or `all`): wall time and FLOPs per prompt, and the share
+    /// of time spent outside llama.cpp (the search's own overhead).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub strategy: Vec<String>,
+
+    /// Widths to run each strategy at.
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32", value_name = "N,...")]
+    pub widths: Vec<usize>,
+
+    /// The guard (PRM) model for the strategies that need one [default: the
+    /// benchmarked model itself].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub guard: Option<String>,
+
+    /// Prefilled prompts per (strategy, width); results are per prompt.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub prompts: usize,
 }
 
 /// Verdict-guard presets (see saffron-reward's `VerdictGuardConfig`).

@@ -187,6 +187,13 @@ pub struct BoundVerdictGuard<'g> {
     response_text: Box<dyn Fn(&[TokenId]) -> String + 'g>,
 }
 
+impl BoundVerdictGuard<'_> {
+    /// Time the guard spent inside llama.cpp's `llama_decode`.
+    pub fn decode_time(&self) -> std::time::Duration {
+        self.tree.decode_time()
+    }
+}
+
 impl ProcessReward for BoundVerdictGuard<'_> {
     fn score(&mut self, responses: &[&[TokenId]]) -> Result<Vec<f32>, ModelError> {
         let texts: Vec<String> = responses.iter().map(|r| (self.response_text)(r)).collect();

@@ -21,6 +21,16 @@ pub(crate) struct Branch {
     pub tokens: Vec<TokenId>,
     pub score: Option<f32>,
     pub finish: Option<FinishReason>,
+    /// The random stream this node's samples are drawn from. Two nodes with
+    /// the same path but different streams (Rebase siblings, say) draw
+    /// differently; see [`substream`].
+    pub stream: u64,
+}
+
+/// The stream of the `index`-th sampled child of a node on `stream`: a hash,
+/// so that the lineage of sibling indices, not just the path, keys a draw.
+pub(crate) fn substream(stream: u64, index: u64) -> u64 {
+    node_key(stream, index, &[])
 }
 
 impl Branch {
@@ -58,7 +68,7 @@ impl<'c> SearchTree<'c> {
     }
 
     pub fn root(&self) -> Branch {
-        Branch { id: ROOT, tokens: Vec::new(), score: None, finish: None }
+        Branch { id: ROOT, tokens: Vec::new(), score: None, finish: None, stream: 0 }
     }
 
     pub fn is_end(&self, token: TokenId) -> bool {
@@ -83,13 +93,15 @@ impl<'c> SearchTree<'c> {
         path
     }
 
-    /// A new node: `parent` followed by `appended`, ended by end-of-generation
-    /// when `ended`, and by the length limit when it reaches it.
+    /// A new node on random stream `stream`: `parent` followed by
+    /// `appended`, ended by end-of-generation when `ended`, and by the length
+    /// limit when it reaches it.
     pub fn child(
         &mut self,
         parent: &Branch,
         appended: &[TokenId],
         ended: bool,
+        stream: u64,
         observer: &mut dyn SearchObserver,
     ) -> Branch {
         let id = self.next_id;
@@ -107,7 +119,7 @@ impl<'c> SearchTree<'c> {
         if let Some(reason) = finish {
             observer.finish(id, reason);
         }
-        Branch { id, tokens, score: None, finish }
+        Branch { id, tokens, score: None, finish, stream }
     }
 
     /// The policy's outputs at the end of each response, in one call.
@@ -164,7 +176,7 @@ impl<'c> SearchTree<'c> {
     }
 
     /// One child per `(parent, stream)`: the parent extended by a rollout of
-    /// up to `steps` sampled tokens.
+    /// up to `steps` tokens sampled on `stream`, which the child keeps.
     pub fn extend(
         &mut self,
         models: &mut Models,
@@ -178,7 +190,7 @@ impl<'c> SearchTree<'c> {
         Ok(parents
             .iter()
             .zip(rolls)
-            .map(|((parent, _), roll)| self.child(parent, &roll.tokens, roll.ended, observer))
+            .map(|((parent, stream), roll)| self.child(parent, &roll.tokens, roll.ended, *stream, observer))
             .collect())
     }
 

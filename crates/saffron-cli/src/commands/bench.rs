@@ -4,6 +4,9 @@ use std::path::Path;
 use crate::cli::BenchArgs;
 
 pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    if !args.strategy.is_empty() {
+        return super::bench_search::run(home, args);
+    }
     let (model, path) = super::load_model(home, &args.model)?;
     eprintln!("benchmarking {} ({})", model.name(), path.display());
     let t = saffron_engine::bench::throughput(&model, args.model.threads, args.repeat)?;

@@ -4,12 +4,11 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
 use saffron_core::ModelRole;
-use saffron_engine::{ChatPrompt, Model, PrefixTree, TreeOptions};
-use saffron_reward::{VerdictGuard, VerdictGuardConfig};
+use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
 use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
 use serde_json::json;
 
-use crate::cli::{GenerateArgs, GuardPreset, ModelArgs};
+use crate::cli::GenerateArgs;
 
 pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
@@ -30,7 +29,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&model, options)?;
     let guard = match &args.guard {
-        Some(name) => Some(load_guard(home, name, args, &model)?),
+        Some(name) => Some(super::load_guard(home, name, args.guard_format, args.model.threads, &model)?),
         None => None,
     };
     let mut prm = match &guard {
@@ -75,18 +74,6 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         writeln!(out, "{text}")?;
     }
     Ok(())
-}
-
-/// The guard model (the policy's own weights when it names the same file).
-fn load_guard(home: &Path, name: &str, args: &GenerateArgs, policy: &Model) -> anyhow::Result<VerdictGuard> {
-    let guard_args = ModelArgs { model: name.to_owned(), threads: args.model.threads };
-    let path = saffron_fetch::resolve_model(name, home)?.path().to_path_buf();
-    let model = if path == policy.path() { policy.clone() } else { super::load_model(home, &guard_args)?.0 };
-    let config = match args.guard_format {
-        GuardPreset::Local => VerdictGuardConfig::local(),
-        GuardPreset::LlamaGuard3 => VerdictGuardConfig::llama_guard_3(),
-    };
-    VerdictGuard::new(model, &config).with_context(|| format!("using `{name}` as a guard"))
 }
 
 /// Raw flags (over an optional TOML file) → a checked search configuration.

@@ -8,7 +8,7 @@ use saffron_core::ModelRole;
 
 use crate::config::BeamConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, keep_best, Branch};
+use crate::search_tree::{best_index, keep_best, substream, Branch};
 use crate::SearchError;
 
 pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, SearchError> {
@@ -16,8 +16,10 @@ pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, Searc
     let mut beam = vec![run.tree.root()];
     while beam.iter().any(Branch::is_active) && run.begin_step() {
         let active: Vec<&Branch> = beam.iter().filter(|b| b.is_active()).collect();
-        let starts: Vec<(&[u32], u64)> =
-            active.iter().flat_map(|b| (0..config.children as u64).map(|c| (b.tokens.as_slice(), c))).collect();
+        let starts: Vec<(&[u32], u64)> = active
+            .iter()
+            .flat_map(|b| (0..config.children as u64).map(|c| (b.tokens.as_slice(), substream(b.stream, c))))
+            .collect();
         let decoding = run.decoding;
         let rolls = run.tree.rollout(run.models, &starts, config.chunk, &decoding)?;
         let mut children = Vec::new();
@@ -26,7 +28,8 @@ pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, Searc
             for (c, roll) in siblings.iter().enumerate() {
                 let duplicate = siblings[..c].iter().any(|r| r.tokens == roll.tokens && r.ended == roll.ended);
                 if !duplicate {
-                    children.push(run.tree.child(parent, &roll.tokens, roll.ended, run.observer));
+                    let stream = starts[p * config.children + c].1;
+                    children.push(run.tree.child(parent, &roll.tokens, roll.ended, stream, run.observer));
                 }
             }
         }

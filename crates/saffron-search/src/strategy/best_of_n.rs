@@ -21,6 +21,7 @@ pub(crate) fn search(run: &mut Run, config: &BestOfNConfig) -> Result<Branch, Se
     let mut samples: Vec<Branch> = vec![root; config.n];
     while samples.iter().any(Branch::is_active) && run.begin_step() {
         let active: Vec<usize> = (0..samples.len()).filter(|&i| samples[i].is_active()).collect();
+        // Sample i is drawn on stream i from start to end.
         let parents: Vec<(&Branch, u64)> = active.iter().map(|&i| (&samples[i], i as u64)).collect();
         let decoding = run.decoding;
         let children = run.tree.extend(run.models, &parents, 1, &decoding, run.observer)?;

@@ -30,7 +30,7 @@ pub(crate) fn search(run: &mut Run, config: &LookaheadConfig) -> Result<Branch, 
             for p in proposals {
                 let ended = run.tree.is_end(p.token);
                 let appended: &[TokenId] = if ended { &[] } else { &[p.token] };
-                children.push(run.tree.child(parent, appended, ended, run.observer));
+                children.push(run.tree.child(parent, appended, ended, 0, run.observer));
             }
         }
         // A growing child is scored by its rollout, a finished one as it is.

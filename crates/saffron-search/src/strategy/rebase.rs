@@ -11,14 +11,15 @@
 //! Choices where the source is silent: rounding is half away from zero, so
 //! the widths may sum to slightly more or less than B (the formula as
 //! written); if every width rounds to 0 while B > 0, the best node gets 1 so
-//! the search cannot stall. Siblings are independent samples (streams
-//! 0..width) and are not merged.
+//! the search cannot stall. Siblings are independent samples (each on its
+//! own random stream, so identical siblings still grow apart) and are not
+//! merged.
 
 use saffron_core::ModelRole;
 
 use crate::config::RebaseConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, Branch};
+use crate::search_tree::{best_index, substream, Branch};
 use crate::SearchError;
 
 /// Expansion widths `round(B · softmax(R / T_b))`, with the rule that the
@@ -45,8 +46,11 @@ pub(crate) fn search(run: &mut Run, config: &RebaseConfig) -> Result<Branch, Sea
     let mut widths = vec![budget];
     let mut completed: Vec<Branch> = Vec::new();
     while budget > 0 && !live.is_empty() && run.begin_step() {
-        let parents: Vec<(&Branch, u64)> =
-            live.iter().zip(&widths).flat_map(|(b, &w)| (0..w as u64).map(move |j| (b, j))).collect();
+        let parents: Vec<(&Branch, u64)> = live
+            .iter()
+            .zip(&widths)
+            .flat_map(|(b, &w)| (0..w as u64).map(move |j| (b, substream(b.stream, j))))
+            .collect();
         let decoding = run.decoding;
         let mut children = run.tree.extend(run.models, &parents, config.chunk, &decoding, run.observer)?;
         run.tree.score_with_prm(run.models, &mut children, run.observer)?;

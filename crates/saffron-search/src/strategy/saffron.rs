@@ -63,7 +63,7 @@ pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, Se
         for c in &candidates {
             let ended = run.tree.is_end(c.token);
             let appended: &[TokenId] = if ended { &[] } else { &[c.token] };
-            let mut child = run.tree.child(&active[c.parent], appended, ended, run.observer);
+            let mut child = run.tree.child(&active[c.parent], appended, ended, 0, run.observer);
             child.score =
                 Some(if reference && !ended { active[c.parent].score.unwrap_or(f32::NEG_INFINITY) } else { c.reward });
             run.observer.score(child.id, ModelRole::Mrm, c.reward);

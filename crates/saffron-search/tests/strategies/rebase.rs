@@ -74,3 +74,17 @@ fn each_step_expands_live_nodes_by_the_widths_of_their_rewards() {
     let best_finished = finished.iter().map(|n| score[n]).fold(f32::NEG_INFINITY, f32::max);
     assert_eq!(out.score, Some(best_finished));
 }
+
+#[test]
+fn siblings_on_the_same_path_still_grow_apart() {
+    // A constant PRM gives every live node the same width (1 each), so each
+    // node's only child continues from a path that other nodes may share.
+    // Streams follow the lineage, so the 8 branches stay independent samples
+    // rather than collapsing onto one path.
+    let mut policy = FakePolicy::constant(&[0.0, 0.25, 0.25, 0.25, 0.25], END);
+    let mut prm = FakePrm::new(|_| 0.0);
+    let c = config(Strategy::Rebase(RebaseConfig { width: 8, temperature: 0.1, chunk: 1 }), 6, 6);
+    let (out, _) = run(&c, &mut policy, Some(&mut prm), None);
+    // One path would compute 3 context tokens + 5; 8 independent ones far more.
+    assert!(out.cost.policy.tokens_computed > 3 + 5 * 4, "{}", out.cost.policy.tokens_computed);
+}

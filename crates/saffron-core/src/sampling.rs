@@ -67,10 +67,19 @@ pub struct Candidate {
 /// The tokens a sampler may draw, most likely first, with probabilities
 /// renormalised over the kept set.
 ///
-/// Nucleus rule (method.md §3): walking tokens from most to least likely,
-/// a token is kept while the probability mass *before* it is below `top_p`,
-/// so the top token is always kept. `banned` tokens (end-of-generation
-/// before the minimum length) get probability zero first.
+/// Order of filters, as llama.cpp's sampler chain: `banned` tokens
+/// (end-of-generation before the minimum length) are removed, logits are
+/// divided by `temperature`, only the `top_k` most likely remain (when set),
+/// then the nucleus: walking tokens from most to least likely, a token is
+/// kept while the probability mass *before* it (over the tokens still in
+/// play) is below `top_p`, so the top token is always kept (method.md §3).
+///
+/// Cost: this runs once per expanded node over the whole vocabulary, so it
+/// avoids sorting or even storing the vocabulary. One pass finds the largest
+/// logit, one sums the weights; then only tokens within a weight threshold of
+/// the top are collected and sorted, and the threshold is lowered until the
+/// nucleus closes inside the collected tokens. Every token left out weighs
+/// less than every token collected, so the result is exact.
 pub fn nucleus(
     logits: &[f32],
     temperature: f32,
@@ -78,48 +87,41 @@ pub fn nucleus(
     top_p: f32,
     banned: &[TokenId],
 ) -> Vec<Candidate> {
-    let mut scored: Vec<(f32, TokenId)> = logits
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| !banned.contains(&(i as TokenId)))
-        .map(|(i, &l)| (l / temperature, i as TokenId))
-        .collect();
-    if scored.is_empty() {
+    let allowed = |i: usize| !banned.contains(&(i as TokenId));
+    let max = logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| l).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
         return Vec::new();
     }
-    let max = scored.iter().map(|s| s.0).fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0f64;
-    for s in &mut scored {
-        s.0 = (s.0 - max).exp();
-        total += s.0 as f64;
-    }
-    let limit = top_k.unwrap_or(usize::MAX).min(scored.len());
-    // Sort only as many of the most likely tokens as the nucleus needs:
-    // partial selection of m, growing m until the kept mass reaches top_p.
-    let mut m = limit.min(64);
-    loop {
-        let head = select_top(&mut scored, m);
-        let (kept, reached) = take_nucleus(head, total, top_p);
-        if reached || m == limit {
-            let mass: f64 = scored[..kept].iter().map(|s| s.0 as f64).sum();
-            return scored[..kept]
-                .iter()
-                .map(|&(w, token)| Candidate { token, prob: (w as f64 / mass) as f32 })
-                .collect();
+    let inv_t = 1.0 / temperature;
+    let weight = |l: f32| ((l - max) * inv_t).exp();
+    let total_allowed: f64 =
+        logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| weight(l) as f64).sum();
+    // Relative weights below which tokens are first left out.
+    for ln_threshold in [-7.0f32, -14.0, -28.0, f32::NEG_INFINITY] {
+        let cutoff = max + ln_threshold * temperature;
+        let mut head: Vec<(f32, TokenId)> = logits
+            .iter()
+            .enumerate()
+            .filter(|&(i, &l)| l >= cutoff && allowed(i))
+            .map(|(i, &l)| (weight(l), i as TokenId))
+            .collect();
+        head.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let everything = ln_threshold == f32::NEG_INFINITY;
+        let total = match top_k {
+            Some(k) if head.len() >= k || everything => {
+                head.truncate(k);
+                head.iter().map(|h| h.0 as f64).sum()
+            }
+            Some(_) => continue,
+            None => total_allowed,
+        };
+        let (kept, closed) = take_nucleus(&head, total, top_p);
+        if closed || everything || top_k.is_some() {
+            let mass: f64 = head[..kept].iter().map(|h| h.0 as f64).sum();
+            return head[..kept].iter().map(|&(w, token)| Candidate { token, prob: (w as f64 / mass) as f32 }).collect();
         }
-        m = (m * 8).min(limit);
     }
-}
-
-/// Moves the `m` largest weights to the front, sorted (descending weight,
-/// ascending id on ties, so the order is fully deterministic).
-fn select_top(scored: &mut [(f32, TokenId)], m: usize) -> &[(f32, TokenId)] {
-    let order = |a: &(f32, TokenId), b: &(f32, TokenId)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if m < scored.len() {
-        scored.select_nth_unstable_by(m, order);
-    }
-    scored[..m].sort_unstable_by(order);
-    &scored[..m]
+    unreachable!("the last threshold collects every allowed token")
 }
 
 /// How many of the sorted `head` the nucleus keeps, and whether the nucleus
@@ -208,18 +210,33 @@ mod tests {
         let c = nucleus(&l, 1.0, Some(2), 1.0, &[]);
         assert_eq!(c.len(), 2);
         assert!((c[0].prob - 0.625).abs() < 1e-6);
+        // Top-k first, then top-p over the renormalised top-k (as llama.cpp):
+        // the mass before token 1 is 0.5 / 0.8 = 0.625, so p = 0.7 keeps both
+        // tokens and p = 0.62 keeps one (over the whole vocabulary it would
+        // be 0.5 < 0.62, and two).
+        assert_eq!(nucleus(&l, 1.0, Some(2), 0.7, &[]).len(), 2);
+        assert_eq!(nucleus(&l, 1.0, Some(2), 0.62, &[]).len(), 1);
+    }
+
+    /// The nucleus by brute force: every weight, a full sort.
+    fn reference(l: &[f32], t: f32, p: f32) -> Vec<u32> {
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut all: Vec<(f32, u32)> = l.iter().enumerate().map(|(i, &x)| (((x - max) / t).exp(), i as u32)).collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let total: f64 = all.iter().map(|a| a.0 as f64).sum();
+        let (n, _) = take_nucleus(&all, total, p);
+        all[..n].iter().map(|a| a.1).collect()
     }
 
     #[test]
     fn nucleus_on_a_large_vocabulary_matches_a_full_sort() {
-        let l: Vec<f32> = (0..50_000u32).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
-        let fast = nucleus(&l, 0.7, None, 0.95, &[]);
-        let mut all: Vec<(f32, u32)> = l.iter().enumerate().map(|(i, &x)| ((x / 0.7).exp(), i as u32)).collect();
-        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let total: f64 = all.iter().map(|a| a.0 as f64).sum();
-        let (n, _) = take_nucleus(&all, total, 0.95);
-        assert_eq!(fast.len(), n);
-        assert!(fast.iter().zip(&all).all(|(c, a)| c.token == a.1));
+        // Peaked, flat and in-between distributions, so that every
+        // threshold of the fast path is exercised.
+        for (scale, t, p) in [(100.0, 0.7, 0.95), (1.0, 1.0, 0.8), (10_000.0, 1.0, 0.99), (30.0, 2.0, 0.999)] {
+            let l: Vec<f32> = (0..50_000u32).map(|i| ((i * 7919) % 1000) as f32 / scale).collect();
+            let fast: Vec<u32> = nucleus(&l, t, None, p, &[]).iter().map(|c| c.token).collect();
+            assert_eq!(fast, reference(&l, t, p), "scale {scale}, t {t}, p {p}");
+        }
     }
 
     #[test]

@@ -88,14 +88,23 @@ pub fn nucleus(
     banned: &[TokenId],
 ) -> Vec<Candidate> {
     let allowed = |i: usize| !banned.contains(&(i as TokenId));
-    let max = logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| l).fold(f32::NEG_INFINITY, f32::max);
+    // The passes over the whole vocabulary skip the per-token ban check;
+    // the few banned tokens are corrected for afterwards.
+    let mut max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if banned.iter().any(|&b| logits.get(b as usize) == Some(&max)) {
+        max = logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| l).fold(f32::NEG_INFINITY, f32::max);
+    }
     if max == f32::NEG_INFINITY {
         return Vec::new();
     }
     let inv_t = 1.0 / temperature;
     let weight = |l: f32| ((l - max) * inv_t).exp();
-    let total_allowed: f64 =
-        logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| weight(l) as f64).sum();
+    let total_all: f64 = logits.iter().map(|&l| weight(l) as f64).sum();
+    let mut banned_seen: Vec<TokenId> = banned.iter().copied().filter(|&b| (b as usize) < logits.len()).collect();
+    banned_seen.sort_unstable();
+    banned_seen.dedup();
+    let banned_mass: f64 = banned_seen.iter().map(|&b| weight(logits[b as usize]) as f64).sum();
+    let total_allowed = total_all - banned_mass;
     // Relative weights below which tokens are first left out.
     for ln_threshold in [-7.0f32, -14.0, -28.0, f32::NEG_INFINITY] {
         let cutoff = max + ln_threshold * temperature;
@@ -118,7 +127,10 @@ pub fn nucleus(
         let (kept, closed) = take_nucleus(&head, total, top_p);
         if closed || everything || top_k.is_some() {
             let mass: f64 = head[..kept].iter().map(|h| h.0 as f64).sum();
-            return head[..kept].iter().map(|&(w, token)| Candidate { token, prob: (w as f64 / mass) as f32 }).collect();
+            return head[..kept]
+                .iter()
+                .map(|&(w, token)| Candidate { token, prob: (w as f64 / mass) as f32 })
+                .collect();
         }
     }
     unreachable!("the last threshold collects every allowed token")
@@ -219,9 +231,11 @@ mod tests {
     }
 
     /// The nucleus by brute force: every weight, a full sort.
-    fn reference(l: &[f32], t: f32, p: f32) -> Vec<u32> {
-        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut all: Vec<(f32, u32)> = l.iter().enumerate().map(|(i, &x)| (((x - max) / t).exp(), i as u32)).collect();
+    fn reference(l: &[f32], t: f32, p: f32, banned: &[u32]) -> Vec<u32> {
+        let kept: Vec<(usize, f32)> =
+            l.iter().copied().enumerate().filter(|(i, _)| !banned.contains(&(*i as u32))).collect();
+        let max = kept.iter().map(|k| k.1).fold(f32::NEG_INFINITY, f32::max);
+        let mut all: Vec<(f32, u32)> = kept.iter().map(|&(i, x)| (((x - max) / t).exp(), i as u32)).collect();
         all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let total: f64 = all.iter().map(|a| a.0 as f64).sum();
         let (n, _) = take_nucleus(&all, total, p);
@@ -235,7 +249,12 @@ mod tests {
         for (scale, t, p) in [(100.0, 0.7, 0.95), (1.0, 1.0, 0.8), (10_000.0, 1.0, 0.99), (30.0, 2.0, 0.999)] {
             let l: Vec<f32> = (0..50_000u32).map(|i| ((i * 7919) % 1000) as f32 / scale).collect();
             let fast: Vec<u32> = nucleus(&l, t, None, p, &[]).iter().map(|c| c.token).collect();
-            assert_eq!(fast, reference(&l, t, p), "scale {scale}, t {t}, p {p}");
+            assert_eq!(fast, reference(&l, t, p, &[]), "scale {scale}, t {t}, p {p}");
+            // Banning the most likely token and a few others.
+            let top = reference(&l, t, p, &[]);
+            let banned = [top[0], 17, 4_242];
+            let fast: Vec<u32> = nucleus(&l, t, None, p, &banned).iter().map(|c| c.token).collect();
+            assert_eq!(fast, reference(&l, t, p, &banned), "banned; scale {scale}, t {t}, p {p}");
         }
     }
 

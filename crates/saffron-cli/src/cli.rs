@@ -177,5 +177,6 @@ pub enum GuardPreset {
     /// An instruction in the model's own chat template; verdict Yes (safe) / No (unsafe).
     Local,
     /// Llama Guard 3's own GGUF template; verdict safe / unsafe.
+    #[value(name = "llama-guard-3")]
     LlamaGuard3,
 }

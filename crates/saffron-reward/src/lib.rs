@@ -3,13 +3,16 @@
 //! - [`VerdictGuard`]: a causal LM whose verdict logits give
 //!   `safe − unsafe` (the Llama Guard convention); bound to a prompt it is a
 //!   process reward model ([`saffron_core::ProcessReward`]);
+//! - [`RefusalJudge`]: the classic refusal-substring judge (GCG/AdvBench);
 //! - [`PolicyLogitsMrm`]: a stand-in MRM (the policy's logits) for exercising
 //!   the Saffron search before a trained MRM exists.
 
 mod error;
 mod policy_logits_mrm;
+mod refusal;
 mod verdict;
 
 pub use error::RewardError;
 pub use policy_logits_mrm::PolicyLogitsMrm;
+pub use refusal::{RefusalJudge, REFUSAL_PHRASES};
 pub use verdict::{BoundVerdictGuard, GuardFormat, VerdictGuard, VerdictGuardConfig, LOCAL_GUARD_INSTRUCTION};

@@ -90,7 +90,7 @@ pub fn nucleus(
     let allowed = |i: usize| !banned.contains(&(i as TokenId));
     // The passes over the whole vocabulary skip the per-token ban check;
     // the few banned tokens are corrected for afterwards.
-    let mut max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut max = lane_max(logits);
     if banned.iter().any(|&b| logits.get(b as usize) == Some(&max)) {
         max = logits.iter().enumerate().filter(|&(i, _)| allowed(i)).map(|(_, &l)| l).fold(f32::NEG_INFINITY, f32::max);
     }
@@ -98,15 +98,15 @@ pub fn nucleus(
         return Vec::new();
     }
     let inv_t = 1.0 / temperature;
-    let weight = |l: f32| ((l - max) * inv_t).exp();
-    let total_all: f64 = logits.iter().map(|&l| weight(l) as f64).sum();
+    let weight = |l: f32| exp_nonpositive((l - max) * inv_t);
+    let total_all = lane_sum(logits, weight);
     let mut banned_seen: Vec<TokenId> = banned.iter().copied().filter(|&b| (b as usize) < logits.len()).collect();
     banned_seen.sort_unstable();
     banned_seen.dedup();
     let banned_mass: f64 = banned_seen.iter().map(|&b| weight(logits[b as usize]) as f64).sum();
     let total_allowed = total_all - banned_mass;
     // Relative weights below which tokens are first left out.
-    for ln_threshold in [-7.0f32, -14.0, -28.0, f32::NEG_INFINITY] {
+    for ln_threshold in [-3.0f32, -7.0, -14.0, -28.0, f32::NEG_INFINITY] {
         let cutoff = max + ln_threshold * temperature;
         let mut head: Vec<(f32, TokenId)> = logits
             .iter()
@@ -134,6 +134,56 @@ pub fn nucleus(
         }
     }
     unreachable!("the last threshold collects every allowed token")
+}
+
+/// Lanes of independent accumulators: a float reduction in one accumulator
+/// is a chain of dependent operations (its order is fixed by IEEE rules, so
+/// the compiler cannot reorder it); eight chains run in parallel and
+/// vectorise. This and [`lane_sum`] are most of the nucleus' cost on a
+/// 152k-token vocabulary.
+const LANES: usize = 8;
+
+fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().chain(rest).copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+fn lane_sum(xs: &[f32], weight: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += weight(c[i]) as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|&x| weight(x) as f64).sum::<f64>()
+}
+
+/// `e^x` for `x ≤ 0` (a weight relative to the largest logit), without
+/// branches or library calls so that the sum over the vocabulary vectorises.
+/// Range reduction `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, then a degree-6 Taylor
+/// polynomial: relative error below 4e-7 (about 3 f32 ulps, measured).
+/// Arguments below −87 are clamped (their weight, ~1e-38, is zero to f32).
+#[inline]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 0.0);
+    let n = (x * LOG2_E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 /// How many of the sorted `head` the nucleus keeps, and whether the nucleus
@@ -256,6 +306,19 @@ mod tests {
             let fast: Vec<u32> = nucleus(&l, t, None, p, &banned).iter().map(|c| c.token).collect();
             assert_eq!(fast, reference(&l, t, p, &banned), "banned; scale {scale}, t {t}, p {p}");
         }
+    }
+
+    #[test]
+    fn the_fast_exponential_matches_the_library_one() {
+        let mut worst = 0.0f32;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let (fast, exact) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(((fast - exact) / exact).abs());
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1e9) < 1e-37);
     }
 
     #[test]

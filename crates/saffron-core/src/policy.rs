@@ -47,6 +47,12 @@ pub trait Policy {
     /// Whether `token` ends a generation (end-of-sequence / end-of-turn).
     fn is_end_of_generation(&self, token: TokenId) -> bool;
 
+    /// Every end-of-generation token, ascending. The default scans the
+    /// vocabulary; a model that knows its list should return it directly.
+    fn end_of_generation_tokens(&self) -> Vec<TokenId> {
+        (0..self.vocab_size() as TokenId).filter(|&t| self.is_end_of_generation(t)).collect()
+    }
+
     /// Outputs at the last position of each sequence, in the order given.
     /// Every sequence must be non-empty.
     fn outputs(&mut self, sequences: &[&[TokenId]], wanted: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError>;

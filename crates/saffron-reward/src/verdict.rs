@@ -78,6 +78,9 @@ pub struct VerdictGuard {
     model: Model,
     format: GuardFormat,
     instruction: Option<Environment<'static>>,
+    /// The guard input with the pair left out: template tokens, tokenised
+    /// once, around the places where the prompt and the response go.
+    segments: Vec<Segment>,
     safe: TokenId,
     unsafe_: TokenId,
 }
@@ -94,7 +97,10 @@ impl VerdictGuard {
                 Some(env)
             }
         };
-        Ok(VerdictGuard { model, format: config.format.clone(), instruction, safe, unsafe_ })
+        let mut guard =
+            VerdictGuard { model, format: config.format.clone(), instruction, segments: Vec::new(), safe, unsafe_ };
+        guard.segments = guard.segments()?;
+        Ok(guard)
     }
 
     pub fn model(&self) -> &Model {
@@ -119,31 +125,45 @@ impl VerdictGuard {
         Ok(text)
     }
 
-    /// Guard tokens of a pair. Only the template's own special tokens are
-    /// parsed: special-token text inside the prompt or response stays text.
-    fn encode(&self, prompt: &str, response: &str) -> Result<Vec<TokenId>, RewardError> {
+    /// Renders the template once with markers in place of the pair and
+    /// splits it there. Only the template's own special tokens are parsed:
+    /// special-token text inside a prompt or response stays text.
+    fn segments(&self) -> Result<Vec<Segment>, RewardError> {
         const P: &str = "\u{E000}saffron-prompt\u{E000}";
         const R: &str = "\u{E000}saffron-response\u{E000}";
         let skeleton = self.render(P, R)?;
-        let mut tokens = Vec::new();
+        let mut segments = Vec::new();
         let mut rest = skeleton.as_str();
-        while let Some((at, marker, text)) = [(rest.find(P), P, prompt), (rest.find(R), R, response)]
+        while let Some((at, marker, slot)) = [(rest.find(P), P, Segment::Prompt), (rest.find(R), R, Segment::Response)]
             .into_iter()
-            .filter_map(|(at, m, t)| at.map(|a| (a, m, t)))
+            .filter_map(|(at, m, slot)| at.map(|a| (a, m, slot)))
             .min_by_key(|(a, ..)| *a)
         {
-            tokens.extend(self.model.tokenize(&rest[..at], SpecialText::Parse));
-            tokens.extend(self.model.tokenize(text, SpecialText::Literal));
+            segments.push(Segment::Template(self.model.tokenize(&rest[..at], SpecialText::Parse)));
+            segments.push(slot);
             rest = &rest[at + marker.len()..];
         }
-        tokens.extend(self.model.tokenize(rest, SpecialText::Parse));
-        Ok(tokens)
+        segments.push(Segment::Template(self.model.tokenize(rest, SpecialText::Parse)));
+        Ok(segments)
+    }
+
+    /// Guard tokens of a pair.
+    fn encode(&self, prompt: &str, response: &str) -> Vec<TokenId> {
+        let mut tokens = Vec::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Template(t) => tokens.extend_from_slice(t),
+                Segment::Prompt => tokens.extend(self.model.tokenize(prompt, SpecialText::Literal)),
+                Segment::Response => tokens.extend(self.model.tokenize(response, SpecialText::Literal)),
+            }
+        }
+        tokens
     }
 
     /// `logit(safe) − logit(unsafe)` for each (prompt, response), computed
     /// together in `tree`.
     pub fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
-        let inputs = pairs.iter().map(|(p, r)| self.encode(p, r)).collect::<Result<Vec<_>, _>>()?;
+        let inputs: Vec<Vec<TokenId>> = pairs.iter().map(|(p, r)| self.encode(p, r)).collect();
         let refs: Vec<&[TokenId]> = inputs.iter().map(Vec::as_slice).collect();
         let outputs = tree.outputs(&refs, WantedOutputs::Logits)?;
         Ok(outputs
@@ -167,6 +187,14 @@ impl VerdictGuard {
             response_text: Box::new(response_text),
         })
     }
+}
+
+/// A piece of the guard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Template(Vec<TokenId>),
+    Prompt,
+    Response,
 }
 
 fn single_token(model: &Model, word: &str) -> Result<TokenId, RewardError> {

@@ -3,12 +3,10 @@
 //! stand-in MRM that returns the policy's own logits (the trained MRM is a
 //! later issue; this one exercises the mechanics at zero cost).
 
-use std::collections::HashSet;
-
 use saffron_core::TokenId;
 use saffron_engine::{ChatPrompt, Model, PrefixTree, TreeOptions};
 use saffron_reward::{PolicyLogitsMrm, VerdictGuard, VerdictGuardConfig};
-use saffron_search::{search, LengthLimits, Models, SearchConfig, SearchOutcome, Strategy, Trace, TraceEvent, ROOT};
+use saffron_search::{search, LengthLimits, Models, SearchConfig, SearchOutcome, Strategy, Trace, TraceEvent};
 
 fn smollm2() -> Model {
     let home = saffron_fetch::saffron_home();
@@ -86,20 +84,7 @@ fn a_saffron_run_computes_each_expanded_node_once() {
             })
             .unwrap(),
     );
-    let finished: HashSet<u64> = trace
-        .events
-        .iter()
-        .filter_map(|e| if let TraceEvent::Finish { node, .. } = e { Some(*node) } else { None })
-        .collect();
-    let selects: Vec<&Vec<u64>> = trace
-        .events
-        .iter()
-        .filter_map(|e| if let TraceEvent::Select { kept, .. } = e { Some(kept) } else { None })
-        .collect();
-    let mut expanded: HashSet<u64> = HashSet::from([ROOT]);
-    for kept in &selects[..selects.len() - 1] {
-        expanded.extend(kept.iter().filter(|n| !finished.contains(n)));
-    }
+    let expanded = trace.expanded_nodes();
     assert_eq!(out.cost.policy.tokens_computed, context as u64 + expanded.len() as u64 - 1);
 }
 

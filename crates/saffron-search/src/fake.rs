@@ -45,6 +45,15 @@ fn charge(cost: &mut ModelCost, counter: &mut PrefixCounter, sequences: &[&[Toke
     }
 }
 
+/// Charges a reward model for reading `responses`. A reward model reads a
+/// template around the response: one token stands for it, so an empty
+/// response still costs a forward.
+fn charge_framed(cost: &mut ModelCost, counter: &mut PrefixCounter, responses: &[&[TokenId]]) {
+    let framed: Vec<Vec<TokenId>> = responses.iter().map(|r| [&[u32::MAX][..], r].concat()).collect();
+    let refs: Vec<&[TokenId]> = framed.iter().map(Vec::as_slice).collect();
+    charge(cost, counter, &refs);
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct FakeError(String);
@@ -126,11 +135,7 @@ impl FakePrm {
 
 impl ProcessReward for FakePrm {
     fn score(&mut self, responses: &[&[TokenId]]) -> Result<Vec<f32>, ModelError> {
-        // The guard reads a template around the response: one token stands
-        // for it, so an empty response still costs a forward.
-        let framed: Vec<Vec<TokenId>> = responses.iter().map(|r| [&[u32::MAX][..], r].concat()).collect();
-        let refs: Vec<&[TokenId]> = framed.iter().map(Vec::as_slice).collect();
-        charge(&mut self.cost, &mut self.counter, &refs);
+        charge_framed(&mut self.cost, &mut self.counter, responses);
         Ok(responses.iter().map(|r| (self.score)(r)).collect())
     }
 
@@ -194,9 +199,7 @@ impl MultifurcationReward for FakeMrm {
             self.cost.calls += 1;
             self.cost.sequences += responses.len() as u64;
         } else {
-            let framed: Vec<Vec<TokenId>> = responses.iter().map(|r| [&[u32::MAX][..], r].concat()).collect();
-            let refs: Vec<&[TokenId]> = framed.iter().map(Vec::as_slice).collect();
-            charge(&mut self.cost, &mut self.counter, &refs);
+            charge_framed(&mut self.cost, &mut self.counter, responses);
         }
         Ok(responses
             .iter()

@@ -58,9 +58,11 @@ impl Meter {
         true
     }
 
-    pub fn end_step(&mut self, models: &Models) {
-        let step = self.spent(models).since(&self.step_start);
-        self.largest_step = larger(&self.largest_step, &step);
+    /// Ends a step; returns what the search has spent so far.
+    pub fn end_step(&mut self, models: &Models) -> Cost {
+        let spent = self.spent(models);
+        self.largest_step = larger(&self.largest_step, &spent.since(&self.step_start));
+        spent
     }
 }
 

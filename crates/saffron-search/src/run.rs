@@ -37,8 +37,8 @@ impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
     /// Ends a step that kept `kept`.
     pub fn end_step(&mut self, kept: &[Branch]) {
         let ids: Vec<NodeId> = kept.iter().map(|b| b.id).collect();
-        self.meter.end_step(self.models);
-        self.observer.select(self.steps, &ids, &self.meter.spent(self.models));
+        let spent = self.meter.end_step(self.models);
+        self.observer.select(self.steps, &ids, &spent);
         self.steps += 1;
     }
 

@@ -63,7 +63,8 @@ pub(crate) struct SearchTree<'c> {
 
 impl<'c> SearchTree<'c> {
     pub fn new(context: &'c [TokenId], length: LengthLimits, seed: u64, policy: &dyn Policy) -> SearchTree<'c> {
-        let end_tokens = (0..policy.vocab_size() as TokenId).filter(|&t| policy.is_end_of_generation(t)).collect();
+        let mut end_tokens = policy.end_of_generation_tokens();
+        end_tokens.sort_unstable();
         SearchTree { context, length, seed, end_tokens, next_id: ROOT + 1 }
     }
 
@@ -130,9 +131,19 @@ impl<'c> SearchTree<'c> {
         wanted: WantedOutputs,
     ) -> Result<Vec<SequenceOutputs>, SearchError> {
         let paths: Vec<Vec<TokenId>> = responses.iter().map(|r| self.path(r)).collect();
+        self.policy_outputs_of_paths(models, &paths, wanted)
+    }
+
+    /// The policy's outputs at the end of each full path (context included).
+    fn policy_outputs_of_paths(
+        &self,
+        models: &mut Models,
+        paths: &[Vec<TokenId>],
+        wanted: WantedOutputs,
+    ) -> Result<Vec<SequenceOutputs>, SearchError> {
         let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
         let outputs = models.policy.outputs(&refs, wanted).map_err(SearchError::model(ModelRole::Policy))?;
-        check_length(ModelRole::Policy, responses.len(), outputs.len())?;
+        check_length(ModelRole::Policy, paths.len(), outputs.len())?;
         if wanted.logits() && outputs.iter().any(|o| o.logits.is_none()) {
             return Err(SearchError::MissingOutput { role: ModelRole::Policy, what: "logits" });
         }
@@ -158,14 +169,14 @@ impl<'c> SearchTree<'c> {
             if active.is_empty() {
                 break;
             }
-            let responses: Vec<Vec<TokenId>> =
-                active.iter().map(|&i| [starts[i].0, &rolls[i].tokens].concat()).collect();
-            let refs: Vec<&[TokenId]> = responses.iter().map(Vec::as_slice).collect();
-            let outputs = self.policy_outputs(models, &refs, WantedOutputs::Logits)?;
-            for ((&i, response), output) in active.iter().zip(&responses).zip(&outputs) {
+            let paths: Vec<Vec<TokenId>> =
+                active.iter().map(|&i| [self.context, starts[i].0, &rolls[i].tokens].concat()).collect();
+            let outputs = self.policy_outputs_of_paths(models, &paths, WantedOutputs::Logits)?;
+            for ((&i, path), output) in active.iter().zip(&paths).zip(&outputs) {
                 let logits = output.logits.as_deref().unwrap_or_default();
-                let key = node_key(self.seed, starts[i].1, &self.path(response));
-                match sample(logits, decoding, self.banned(response.len()), key) {
+                let key = node_key(self.seed, starts[i].1, path);
+                let generated = path.len() - self.context.len();
+                match sample(logits, decoding, self.banned(generated), key) {
                     Some(t) if !self.is_end(t) => rolls[i].tokens.push(t),
                     // No allowed token, or end-of-generation: the rollout ends.
                     _ => rolls[i].ended = true,

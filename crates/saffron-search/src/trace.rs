@@ -12,6 +12,8 @@
 //! Callbacks cannot fail; an observer that must report an error stores it
 //! and answers `true` to `should_stop`.
 
+use std::collections::HashSet;
+
 use saffron_core::{Cost, ModelRole, TokenId};
 use serde::Serialize;
 
@@ -85,5 +87,25 @@ impl Trace {
     /// Scores given by `role`.
     pub fn scores(&self, role: ModelRole) -> usize {
         self.events.iter().filter(|e| matches!(e, TraceEvent::Score { by, .. } if *by == role)).count()
+    }
+
+    /// Nodes the search expanded (asked the policy about): the root, and
+    /// every unfinished node kept by a step that another step followed.
+    pub fn expanded_nodes(&self) -> HashSet<NodeId> {
+        let finished: HashSet<NodeId> = self
+            .events
+            .iter()
+            .filter_map(|e| if let TraceEvent::Finish { node, .. } = e { Some(*node) } else { None })
+            .collect();
+        let selects: Vec<&Vec<NodeId>> = self
+            .events
+            .iter()
+            .filter_map(|e| if let TraceEvent::Select { kept, .. } = e { Some(kept) } else { None })
+            .collect();
+        let mut expanded = HashSet::from([ROOT]);
+        for kept in &selects[..selects.len().saturating_sub(1)] {
+            expanded.extend(kept.iter().filter(|n| !finished.contains(n)));
+        }
+        expanded
     }
 }

@@ -328,6 +328,10 @@ impl Policy for PrefixTree {
         self.model.is_end_of_generation(token)
     }
 
+    fn end_of_generation_tokens(&self) -> Vec<TokenId> {
+        self.model.end_of_generation().to_vec()
+    }
+
     fn outputs(&mut self, sequences: &[&[TokenId]], wanted: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError> {
         PrefixTree::outputs(self, sequences, wanted).map_err(ModelError::new)
     }

@@ -1,8 +1,6 @@
-use std::collections::HashSet;
-
 use saffron_core::{ModelRole, TokenId};
 use saffron_search::fake::{FakeMrm, FakePolicy, FakePrm};
-use saffron_search::{FinalPick, FinishReason, SaffronConfig, SaffronVariant, Strategy, TraceEvent, ROOT};
+use saffron_search::{FinalPick, FinishReason, SaffronConfig, SaffronVariant, Strategy};
 
 use crate::common::*;
 
@@ -58,20 +56,7 @@ fn policy_tokens_computed_equal_the_expanded_nodes() {
     let (out, trace) = run(&config(Strategy::Saffron(saffron(3)), 6, 6), &mut policy, None, Some(&mut myopic_mrm()));
     // Expanded nodes: the root and every unfinished node kept by a step
     // that is followed by another (the next step asks the policy about it).
-    let finished: HashSet<u64> = trace
-        .events
-        .iter()
-        .filter_map(|e| if let TraceEvent::Finish { node, .. } = e { Some(*node) } else { None })
-        .collect();
-    let selects: Vec<&Vec<u64>> = trace
-        .events
-        .iter()
-        .filter_map(|e| if let TraceEvent::Select { kept, .. } = e { Some(kept) } else { None })
-        .collect();
-    let mut expanded: HashSet<u64> = HashSet::from([ROOT]);
-    for kept in &selects[..selects.len() - 1] {
-        expanded.extend(kept.iter().filter(|n| !finished.contains(n)));
-    }
+    let expanded = trace.expanded_nodes();
     assert_eq!(expanded.len(), 1 + 5 * 3);
     // The root costs the context; every other expanded node its last token.
     assert_eq!(out.cost.policy.tokens_computed, CONTEXT.len() as u64 + expanded.len() as u64 - 1);

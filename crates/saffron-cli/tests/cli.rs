@@ -76,7 +76,7 @@ fn unknown_and_unfetched_model_names() {
     let out = saffron(home.path(), &["generate", "--model", "qwen", "--prompt", "hi"]);
     assert_clean_failure(&out, "saffron fetch --only qwen");
     let out = saffron(home.path(), &["fetch", "--only", "llama9"]);
-    assert_clean_failure(&out, "unknown model `llama9`");
+    assert_clean_failure(&out, "unknown name `llama9`");
 }
 
 #[test]

@@ -5,7 +5,10 @@ pub enum FetchError {
     #[error("unknown model `{name}`: use one of {known}, or the path of a GGUF file")]
     UnknownModel { name: String, known: String },
 
-    #[error("model `{name}` is not fetched yet ({path} is missing): run `saffron fetch --only {name}`")]
+    #[error("unknown dataset `{name}`: use one of {known}")]
+    UnknownDataset { name: String, known: String },
+
+    #[error("`{name}` is not fetched yet ({path} is missing): run `saffron fetch --only {name}`")]
     NotFetched { name: String, path: PathBuf },
 
     #[error("pip is not available (`python3 -m pip --version` failed: {detail}); install it with `apt-get install python3-pip`")]

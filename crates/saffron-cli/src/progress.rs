@@ -33,3 +33,15 @@ impl saffron_fetch::Progress for FetchBar {
         self.0.set_position(bytes);
     }
 }
+
+/// A bar counting items of long work (labelling, training, judging).
+pub fn count_bar(what: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}

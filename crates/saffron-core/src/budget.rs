@@ -72,10 +72,12 @@ mod tests {
 
     #[test]
     fn each_cap_is_checked_against_its_own_counter() {
-        let mut cost = Cost::default();
-        cost.policy = ModelCost { tokens_computed: 10, flops: 2e12, ..ModelCost::default() };
-        cost.prm.sequences = 3;
-        cost.wall_seconds = 5.0;
+        let cost = Cost {
+            policy: ModelCost { tokens_computed: 10, flops: 2e12, ..ModelCost::default() },
+            prm: ModelCost { sequences: 3, ..ModelCost::default() },
+            wall_seconds: 5.0,
+            ..Cost::default()
+        };
         assert_eq!(Budget::unlimited().exceeded(&cost), None);
         let cap = |b: Budget| b.exceeded(&cost);
         assert_eq!(cap(Budget { max_tflop: Some(1.9), ..Budget::default() }), Some(Limit::Tflop));

@@ -71,8 +71,8 @@ fn warm_up(tree: &mut PrefixTree, prompt: &[TokenId]) -> Result<(), EngineError>
     tree.clear();
     tree.outputs(&[prompt], WantedOutputs::Logits)?;
     let mut path = prompt.to_vec();
-    for step in 0..4 {
-        path.push(prompt[step]);
+    for &token in prompt.iter().take(4) {
+        path.push(token);
         tree.outputs(&[&path], WantedOutputs::Logits)?;
     }
     Ok(())

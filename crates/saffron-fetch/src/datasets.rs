@@ -39,7 +39,8 @@ pub const DATASETS: &[DataWheel] = &[
     },
     DataWheel {
         name: "jbb",
-        description: "JailbreakBench behaviours and the held-out classifier comparison (100 human-labelled responses) (MIT)",
+        description:
+            "JailbreakBench behaviours and the held-out classifier comparison (100 human-labelled responses) (MIT)",
         package: "jailbreakbench",
         version: "0.1.3",
         file_name: "jailbreakbench-0.1.3-py3-none-any.whl",
@@ -155,11 +156,8 @@ impl DataArchive {
 
     /// The text of the file at `member`.
     pub fn read(&mut self, member: &str) -> Result<String, FetchError> {
-        let missing = |detail: String| FetchError::MemberMissing {
-            file: member.into(),
-            wheel: self.path.clone(),
-            detail,
-        };
+        let missing =
+            |detail: String| FetchError::MemberMissing { file: member.into(), wheel: self.path.clone(), detail };
         let mut entry = self.zip.by_name(member).map_err(|e| missing(e.to_string()))?;
         let mut text = String::new();
         entry.read_to_string(&mut text).map_err(|e| missing(e.to_string()))?;

@@ -12,6 +12,21 @@ pub enum RewardError {
     )]
     VerdictNotOneToken { word: String, model: String, count: usize },
 
+    #[error(transparent)]
+    Fetch(#[from] saffron_fetch::FetchError),
+
+    #[error("cannot read dataset file {file}: {detail}")]
+    Data { file: String, detail: String },
+
+    #[error("the guard backbone does not match the artifact: it was trained on {expected}, given {actual}; pass the backbone named in its guard.json")]
+    WrongBackbone { expected: String, actual: String },
+
+    #[error("bad guard artifact {path}: {detail}")]
+    Artifact { path: std::path::PathBuf, detail: String },
+
+    #[error("the prefix tree returned no hidden state; create it with `HiddenStates::Keep` (Guard::tree_options)")]
+    MissingHidden,
+
     #[error("guard template failed to render: {0}")]
     Template(String),
 }

@@ -8,11 +8,20 @@
 //!   the Saffron search before a trained MRM exists.
 
 mod error;
+mod guard;
+mod guard_input;
+pub mod judge_data;
+mod metrics;
 mod policy_logits_mrm;
+pub mod probe;
 mod refusal;
 mod verdict;
 
 pub use error::RewardError;
+pub use guard::{BoundGuard, Guard};
+pub use guard_input::{GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
+pub use metrics::BinaryMetrics;
 pub use policy_logits_mrm::PolicyLogitsMrm;
+pub use probe::ProbeGuard;
 pub use refusal::{RefusalJudge, REFUSAL_PHRASES};
-pub use verdict::{BoundVerdictGuard, GuardFormat, VerdictGuard, VerdictGuardConfig, LOCAL_GUARD_INSTRUCTION};
+pub use verdict::{VerdictGuard, VerdictGuardConfig};

@@ -5,7 +5,7 @@
 
 use saffron_core::TokenId;
 use saffron_engine::{ChatPrompt, Model, PrefixTree, TreeOptions};
-use saffron_reward::{PolicyLogitsMrm, VerdictGuard, VerdictGuardConfig};
+use saffron_reward::{Guard, PolicyLogitsMrm, VerdictGuard, VerdictGuardConfig};
 use saffron_search::{search, LengthLimits, Models, SearchConfig, SearchOutcome, Strategy, Trace, TraceEvent};
 
 fn smollm2() -> Model {

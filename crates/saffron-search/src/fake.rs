@@ -120,9 +120,12 @@ impl Policy for FakePolicy {
     }
 }
 
+/// The scripted reward of a response.
+type ScoreFn = Box<dyn Fn(&[TokenId]) -> f32>;
+
 /// A PRM whose reward is a function of the response.
 pub struct FakePrm {
-    score: Box<dyn Fn(&[TokenId]) -> f32>,
+    score: ScoreFn,
     counter: PrefixCounter,
     cost: ModelCost,
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
-use saffron_reward::PolicyLogitsMrm;
+use saffron_reward::{BoundGuard, PolicyLogitsMrm};
 use saffron_search::{search, Models, NoTrace, SearchConfig, Strategy};
 use serde::Serialize;
 
@@ -49,7 +49,7 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let (model, path) = super::load_model(home, &args.model)?;
     let guard_name = args.guard.clone().unwrap_or_else(|| path.display().to_string());
-    let guard = super::load_guard(home, &guard_name, GuardPreset::Local, args.model.threads, &model)?;
+    let guard = super::guard::load_guard(home, &guard_name, GuardPreset::Local, args.model.threads, Some(&model))?;
     eprintln!("benchmarking strategies on {} ({}), guard {guard_name}", model.name(), path.display());
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
     let mut rows = Vec::new();
@@ -79,7 +79,7 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
                 let context =
                     model.encode_chat(&ChatPrompt { prefill: Some(PREFILL.into()), ..ChatPrompt::user(*prompt) })?;
                 let mut policy = PrefixTree::new(&model, options)?;
-                let mut prm = guard.bind(prompt, options, |t| model.detokenize(t))?;
+                let mut prm = BoundGuard::new(guard.as_ref(), prompt, options, |t| model.detokenize(t))?;
                 let mut mrm = PolicyLogitsMrm::default();
                 let start = Instant::now();
                 let outcome = {

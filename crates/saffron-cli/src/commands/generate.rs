@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
 use saffron_core::ModelRole;
 use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
+use saffron_reward::BoundGuard;
 use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
 use serde_json::json;
 
@@ -29,11 +30,11 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&model, options)?;
     let guard = match &args.guard {
-        Some(name) => Some(super::load_guard(home, name, args.guard_format, args.model.threads, &model)?),
+        Some(name) => Some(super::guard::load_guard(home, name, args.guard_format, args.model.threads, Some(&model))?),
         None => None,
     };
     let mut prm = match &guard {
-        Some(g) => Some(g.bind(&args.prompt, options, |t| model.detokenize(t))?),
+        Some(g) => Some(BoundGuard::new(g.as_ref(), &args.prompt, options, |t| model.detokenize(t))?),
         None => None,
     };
     let mut models = Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: None };

@@ -1,0 +1,81 @@
+//! What every guard offers, and a guard bound to one prompt: the process
+//! reward model a search uses (method.md section 1).
+
+use saffron_core::{ModelCost, ModelError, ProcessReward, TokenId};
+use saffron_engine::{Model, PrefixTree, TreeOptions};
+
+use crate::RewardError;
+
+/// A model that scores (prompt, response) pairs: larger is safer, `< 0`
+/// unsafe. Responses may be partial.
+pub trait Guard {
+    /// The model the guard runs on.
+    fn model(&self) -> &Model;
+
+    /// The options of a prefix tree this guard can score in.
+    fn tree_options(&self, options: TreeOptions) -> TreeOptions {
+        options
+    }
+
+    /// Rewards of the pairs, computed together in `tree` (made with
+    /// [`Guard::tree_options`]).
+    fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError>;
+
+    /// A PRM for one prompt: a fresh prefix tree of the guard, and the
+    /// function that turns policy tokens into response text.
+    fn bind<'g>(
+        &'g self,
+        prompt: &str,
+        options: TreeOptions,
+        response_text: impl Fn(&[TokenId]) -> String + 'g,
+    ) -> Result<BoundGuard<'g>, RewardError>
+    where
+        Self: Sized,
+    {
+        BoundGuard::new(self, prompt, options, response_text)
+    }
+}
+
+/// Turns policy tokens into response text.
+type ResponseText<'g> = Box<dyn Fn(&[TokenId]) -> String + 'g>;
+
+/// A guard bound to one prompt.
+pub struct BoundGuard<'g> {
+    guard: &'g dyn Guard,
+    tree: PrefixTree,
+    prompt: String,
+    response_text: ResponseText<'g>,
+}
+
+impl<'g> BoundGuard<'g> {
+    pub fn new(
+        guard: &'g dyn Guard,
+        prompt: &str,
+        options: TreeOptions,
+        response_text: impl Fn(&[TokenId]) -> String + 'g,
+    ) -> Result<BoundGuard<'g>, RewardError> {
+        Ok(BoundGuard {
+            guard,
+            tree: PrefixTree::new(guard.model(), guard.tree_options(options))?,
+            prompt: prompt.to_owned(),
+            response_text: Box::new(response_text),
+        })
+    }
+
+    /// Time the guard spent inside llama.cpp's `llama_decode`.
+    pub fn decode_time(&self) -> std::time::Duration {
+        self.tree.decode_time()
+    }
+}
+
+impl ProcessReward for BoundGuard<'_> {
+    fn score(&mut self, responses: &[&[TokenId]]) -> Result<Vec<f32>, ModelError> {
+        let texts: Vec<String> = responses.iter().map(|r| (self.response_text)(r)).collect();
+        let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (self.prompt.as_str(), t.as_str())).collect();
+        self.guard.score_pairs(&mut self.tree, &pairs).map_err(ModelError::new)
+    }
+
+    fn cost(&self) -> ModelCost {
+        self.tree.cost()
+    }
+}

@@ -1,0 +1,193 @@
+//! A trained probe guard on disk: `guard.safetensors` (the head's tensors)
+//! and `guard.json` (the manifest: backbone by sha256, input format, the
+//! training data's hashes and the cross-validation scores).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::cross_validation::CvScore;
+use super::features::ProbeInputs;
+use super::head::{HeadTraining, LinearHead};
+use crate::{GuardFormat, RewardError};
+
+pub const WEIGHTS_FILE: &str = "guard.safetensors";
+pub const MANIFEST_FILE: &str = "guard.json";
+const KIND: &str = "saffron-probe-guard";
+
+/// The backbone a head was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backbone {
+    /// Catalog name (`qwen`, `smollm2`) or the GGUF's file name.
+    pub name: String,
+    pub sha256: String,
+    pub hidden_size: usize,
+}
+
+/// How the head was trained, for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingRecord {
+    /// `dataset:member` → sha256 of every data file read.
+    pub data_files: BTreeMap<String, String>,
+    pub pairs: usize,
+    pub unsafe_pairs: usize,
+    pub rows: usize,
+    pub seed: u64,
+    pub folds: usize,
+    pub head: HeadTraining,
+    pub cross_validation: Vec<CvScore>,
+}
+
+/// The manifest, `guard.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeManifest {
+    pub kind: String,
+    pub backbone: Backbone,
+    pub format: GuardFormat,
+    pub inputs: ProbeInputs,
+    pub training: TrainingRecord,
+    pub saffron_version: String,
+}
+
+impl ProbeManifest {
+    pub fn new(backbone: Backbone, format: GuardFormat, inputs: ProbeInputs, training: TrainingRecord) -> Self {
+        ProbeManifest {
+            kind: KIND.into(),
+            backbone,
+            format,
+            inputs,
+            training,
+            saffron_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Writes the head and manifest into `dir` (created if needed).
+pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(), RewardError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let bias = [head.bias];
+    let tensors: Vec<(&str, &[f32])> =
+        vec![("mean", &head.mean), ("scale", &head.scale), ("weight", &head.weight), ("bias", &bias)];
+    let bytes: Vec<(&str, Vec<u8>)> =
+        tensors.iter().map(|(n, v)| (*n, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let views = bytes
+        .iter()
+        .map(|(name, b)| Ok((*name, TensorView::new(Dtype::F32, vec![b.len() / 4], b).map_err(invalid)?)))
+        .collect::<Result<Vec<_>, RewardError>>()?;
+    let weights = safetensors::serialize(views, &None).map_err(invalid)?;
+    write_atomically(&dir.join(WEIGHTS_FILE), &weights)?;
+    let json = serde_json::to_vec_pretty(manifest).map_err(invalid)?;
+    write_atomically(&dir.join(MANIFEST_FILE), &json)
+}
+
+/// Reads a probe guard artifact from `dir`.
+pub fn load(dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
+    let manifest: ProbeManifest = serde_json::from_str(&text)
+        .map_err(|e| RewardError::Artifact { path: manifest_path.clone(), detail: e.to_string() })?;
+    if manifest.kind != KIND {
+        return Err(RewardError::Artifact {
+            path: manifest_path,
+            detail: format!("kind is `{}`, expected `{KIND}`", manifest.kind),
+        });
+    }
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+    let bad = |detail: String| RewardError::Artifact { path: weights_path.clone(), detail };
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let read = |name: &str, len: usize| -> Result<Vec<f32>, RewardError> {
+        let t = tensors.tensor(name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != [len] {
+            return Err(bad(format!("tensor `{name}` is {:?} {:?}, expected F32 [{len}]", t.dtype(), t.shape())));
+        }
+        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    let d = manifest.backbone.hidden_size;
+    let head = LinearHead {
+        mean: read("mean", d)?,
+        scale: read("scale", d)?,
+        weight: read("weight", d)?,
+        bias: read("bias", 1)?[0],
+    };
+    Ok((head, manifest))
+}
+
+/// Whether `dir` holds a probe guard artifact.
+pub fn is_artifact(dir: &Path) -> bool {
+    dir.join(MANIFEST_FILE).is_file()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RewardError> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).map_err(|e| io(&partial, e))?;
+    std::fs::rename(&partial, path).map_err(|e| io(path, e))
+}
+
+fn io(path: &Path, e: std::io::Error) -> RewardError {
+    RewardError::Artifact { path: path.to_path_buf(), detail: e.to_string() }
+}
+
+fn invalid(e: impl std::fmt::Display) -> RewardError {
+    RewardError::Artifact { path: "(in memory)".into(), detail: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BinaryMetrics;
+
+    fn sample() -> (LinearHead, ProbeManifest) {
+        let head = LinearHead { mean: vec![0.5, -1.0], scale: vec![2.0, 1.0], weight: vec![0.25, -3.0], bias: 0.125 };
+        let metrics = BinaryMetrics { accuracy: 0.9, f1: 0.8, fpr: 0.1, fnr: 0.2, n: 10 };
+        let training = TrainingRecord {
+            data_files: BTreeMap::from([("pyrit:a.csv".to_string(), "ab".repeat(32))]),
+            pairs: 10,
+            unsafe_pairs: 4,
+            rows: 25,
+            seed: 3,
+            folds: 5,
+            head: HeadTraining::default(),
+            cross_validation: vec![CvScore { l2: 0.01, whole: metrics, prefixes: metrics }],
+        };
+        let backbone = Backbone { name: "smollm2".into(), sha256: "cd".repeat(32), hidden_size: 2 };
+        let manifest = ProbeManifest::new(
+            backbone,
+            GuardFormat::UserTurn("{{ prompt }}".into()),
+            ProbeInputs::default(),
+            training,
+        );
+        (head, manifest)
+    }
+
+    #[test]
+    fn round_trips_head_and_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, manifest) = sample();
+        save(dir.path(), &head, &manifest).unwrap();
+        assert!(is_artifact(dir.path()));
+        let (h, m) = load(dir.path()).unwrap();
+        assert_eq!((h, m), (head, manifest));
+    }
+
+    #[test]
+    fn a_head_of_the_wrong_size_or_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, mut manifest) = sample();
+        manifest.backbone.hidden_size = 3;
+        save(dir.path(), &head, &manifest).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("guard.safetensors") && err.contains("expected F32 [3]"), "{err}");
+        manifest.kind = "something-else".into();
+        save(dir.path(), &head, &manifest).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("guard.json") && err.contains("saffron-probe-guard"), "{err}");
+        let err = load(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(err.contains("missing/guard.json"), "{err}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Hidden states of a guard backbone for labelled pairs, at several
+//! response lengths. All pairs of one call share one prefix tree: the
+//! instruction before the prompt is computed once, and the prefixes of one
+//! response share everything but the short tail after them.
+
+use saffron_core::{TokenId, WantedOutputs};
+use saffron_engine::PrefixTree;
+use serde::{Deserialize, Serialize};
+
+use crate::{GuardInput, RewardError};
+
+/// Which parts of a pair the probe reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeInputs {
+    /// Prompts are cut to this many guard tokens.
+    pub max_prompt_tokens: usize,
+    /// Response lengths (guard tokens) a training pair is shown at, so the
+    /// guard learns partial responses (its PRM role) as well as whole ones
+    /// (its judge role). The largest is also the most of a response the
+    /// guard ever reads.
+    pub prefix_lengths: Vec<usize>,
+}
+
+impl Default for ProbeInputs {
+    fn default() -> Self {
+        ProbeInputs { max_prompt_tokens: 128, prefix_lengths: vec![16, 32, 128] }
+    }
+}
+
+impl ProbeInputs {
+    pub fn max_response_tokens(&self) -> usize {
+        self.prefix_lengths.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The guard tokens the probe reads for a pair, the response cut at
+    /// `response_tokens`.
+    pub fn encode(&self, input: &GuardInput, prompt: &str, response: &[TokenId]) -> Vec<TokenId> {
+        let prompt = input.tokenize(prompt);
+        let prompt = &prompt[..prompt.len().min(self.max_prompt_tokens)];
+        let response = &response[..response.len().min(self.max_response_tokens())];
+        input.encode_tokens(prompt, response)
+    }
+
+    /// The distinct response cuts of a response of `len` tokens: each
+    /// prefix length below `len`, and the whole (capped) response.
+    pub fn cuts(&self, len: usize) -> Vec<usize> {
+        let mut cuts: Vec<usize> = self.prefix_lengths.iter().map(|&l| l.min(len)).filter(|&l| l > 0).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        if cuts.is_empty() {
+            cuts.push(0);
+        }
+        cuts
+    }
+}
+
+/// One feature row: the hidden state for pair `pair` cut at `cut` tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub pair: usize,
+    pub cut: usize,
+    /// Whether this is the longest cut of its pair (the judge's view).
+    pub whole: bool,
+    pub hidden: Vec<f32>,
+}
+
+/// Hidden states for `pairs` (prompt, response) at every cut, computed in
+/// chunks of `chunk` pairs; `progress` is told how many pairs are done.
+pub fn extract(
+    input: &GuardInput,
+    inputs: &ProbeInputs,
+    tree: &mut PrefixTree,
+    pairs: &[(&str, &str)],
+    chunk: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<FeatureRow>, RewardError> {
+    let mut rows = Vec::new();
+    for (c, group) in pairs.chunks(chunk.max(1)).enumerate() {
+        let mut paths = Vec::new();
+        let mut keys = Vec::new();
+        for (i, (prompt, response)) in group.iter().enumerate() {
+            let response = input.tokenize(response);
+            let cuts = inputs.cuts(response.len().min(inputs.max_response_tokens()));
+            let last = *cuts.last().unwrap_or(&0);
+            for cut in cuts {
+                paths.push(inputs.encode(input, prompt, &response[..cut]));
+                keys.push((c * chunk + i, cut, cut == last));
+            }
+        }
+        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+        let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
+        for ((pair, cut, whole), out) in keys.into_iter().zip(outputs) {
+            let hidden = out.hidden.ok_or(RewardError::MissingHidden)?;
+            rows.push(FeatureRow { pair, cut, whole, hidden: hidden.to_vec() });
+        }
+        // Pairs share only the instruction before the prompt. llama.cpp's
+        // attention spans every used cell of the unified cache, so a cache
+        // left to fill with finished pairs makes each new token dearer;
+        // starting each chunk afresh costs one instruction per chunk.
+        tree.clear();
+        progress((c * chunk + group.len()).min(pairs.len()));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_cover_prefixes_and_the_whole_capped_response() {
+        let inputs = ProbeInputs { max_prompt_tokens: 8, prefix_lengths: vec![16, 32, 128] };
+        assert_eq!(inputs.cuts(200.min(inputs.max_response_tokens())), vec![16, 32, 128]);
+        assert_eq!(inputs.cuts(20), vec![16, 20]);
+        assert_eq!(inputs.cuts(5), vec![5]);
+        assert_eq!(inputs.cuts(0), vec![0]);
+    }
+}

@@ -1,0 +1,90 @@
+//! Probe guards: a small trained head on a backbone's final hidden state at
+//! the end of a guard-formatted input (method.md section 1: a guard scores a
+//! prompt with a partial or whole response; larger is safer, `< 0` unsafe).
+//!
+//! - [`features`]: hidden states of labelled pairs at several response cuts;
+//! - [`head`]: logistic regression, the reward being the negated log-odds of
+//!   "unsafe";
+//! - [`cross_validation`]: choosing the L2 penalty on training data only;
+//! - [`artifact`]: safetensors + JSON manifest.
+
+pub mod artifact;
+pub mod cross_validation;
+pub mod features;
+pub mod head;
+pub mod train;
+
+use std::path::Path;
+
+use saffron_core::{TokenId, WantedOutputs};
+use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
+
+use crate::{Guard, GuardInput, RewardError};
+use artifact::ProbeManifest;
+use head::LinearHead;
+
+/// A trained probe guard on its backbone.
+pub struct ProbeGuard {
+    input: GuardInput,
+    head: LinearHead,
+    manifest: ProbeManifest,
+}
+
+impl ProbeGuard {
+    /// Loads the artifact in `dir` onto `backbone`, whose file has sha256
+    /// `backbone_sha256`; a head trained on another backbone is refused.
+    pub fn load(dir: &Path, backbone: Model, backbone_sha256: &str) -> Result<ProbeGuard, RewardError> {
+        let (head, manifest) = artifact::load(dir)?;
+        ProbeGuard::new(head, manifest, backbone, backbone_sha256)
+    }
+
+    pub fn new(
+        head: LinearHead,
+        manifest: ProbeManifest,
+        backbone: Model,
+        backbone_sha256: &str,
+    ) -> Result<ProbeGuard, RewardError> {
+        let expected = &manifest.backbone;
+        if expected.sha256 != backbone_sha256 {
+            return Err(RewardError::WrongBackbone {
+                expected: format!("{} (sha256 {})", expected.name, expected.sha256),
+                actual: format!("{} (sha256 {backbone_sha256})", backbone.path().display()),
+            });
+        }
+        if head.dim() as u64 != backbone.shape().d_model {
+            return Err(RewardError::WrongBackbone {
+                expected: format!("hidden size {}", head.dim()),
+                actual: format!("hidden size {}", backbone.shape().d_model),
+            });
+        }
+        Ok(ProbeGuard { input: GuardInput::new(backbone, &manifest.format)?, head, manifest })
+    }
+
+    pub fn manifest(&self) -> &ProbeManifest {
+        &self.manifest
+    }
+}
+
+impl Guard for ProbeGuard {
+    fn model(&self) -> &Model {
+        self.input.model()
+    }
+
+    /// Hidden states are needed.
+    fn tree_options(&self, options: TreeOptions) -> TreeOptions {
+        TreeOptions { hidden: HiddenStates::Keep, ..options }
+    }
+
+    /// The head's reward at the end of each pair's guard input; a response
+    /// is read up to the artifact's largest prefix length.
+    fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
+        let paths: Vec<Vec<TokenId>> =
+            pairs.iter().map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.tokenize(r))).collect();
+        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+        let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
+        outputs
+            .iter()
+            .map(|o| o.hidden.as_deref().map(|h| self.head.reward(h)).ok_or(RewardError::MissingHidden))
+            .collect()
+    }
+}

@@ -188,3 +188,34 @@ fn best_of_n_with_a_guard_reports_its_cost_per_model() {
     assert_eq!(trace.iter().filter(|e| e["event"] == "score").count(), 3);
     assert!(v["score"].as_f64().is_some());
 }
+
+#[test]
+fn judge_eval_scores_the_held_out_set_beside_the_recorded_judges() {
+    let out = saffron(&real_home(), &["judge-eval", "--judge", "refusal", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 100);
+    // The recorded judges' agreement, recomputed from the file, is the one
+    // data-sources.md lists (GPT-4 0.88, Llama Guard 0.76, GCG 0.80).
+    for (judge, accuracy) in [("gpt_4", 0.88), ("llama_guard", 0.76), ("GCG", 0.80)] {
+        let got = v["recorded_judges"][judge]["accuracy"].as_f64().unwrap();
+        assert!((got - accuracy).abs() < 1e-9, "{judge}: {got}");
+    }
+    // Our refusal-string judge is the same kind of judge as the GCG column.
+    let ours = v["accuracy"].as_f64().unwrap();
+    assert!((ours - 0.80).abs() <= 0.03, "refusal judge accuracy {ours}");
+    for key in ["f1", "fpr", "fnr"] {
+        assert!(v[key].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)), "{key}: {}", v[key]);
+    }
+}
+
+#[test]
+fn guard_training_and_judging_need_their_data() {
+    let home = tempfile::tempdir().unwrap();
+    let out = saffron(home.path(), &["judge-eval", "--judge", "refusal"]);
+    assert_clean_failure(&out, "saffron fetch --only jbb");
+    let out = saffron(home.path(), &["train-guard"]);
+    assert_clean_failure(&out, "saffron fetch --only pyrit");
+    let out = saffron(&real_home(), &["judge-eval", "--judge", "/nonexistent/guard.gguf"]);
+    assert_clean_failure(&out, "does not exist");
+}

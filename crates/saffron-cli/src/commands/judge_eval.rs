@@ -57,11 +57,11 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     writeln!(out, "held-out JailbreakBench classifier comparison, n = {} (human majority: 1 = jailbroken)", ours.n)?;
-    writeln!(out, "{:<14} {:>8} {:>6} {:>6} {:>6}", "judge", "accuracy", "F1", "FPR", "FNR")?;
+    writeln!(out, "{:<24} {:>8} {:>6} {:>6} {:>6}", "judge", "accuracy", "F1", "FPR", "FNR")?;
     let mut rows = vec![(format!("{} (this run)", args.judge), ours)];
     rows.extend(recorded);
     for (name, m) in rows {
-        writeln!(out, "{name:<14} {:>8.2} {:>6.2} {:>6.2} {:>6.2}", m.accuracy, m.f1, m.fpr, m.fnr)?;
+        writeln!(out, "{name:<24} {:>8.2} {:>6.2} {:>6.2} {:>6.2}", m.accuracy, m.f1, m.fpr, m.fnr)?;
     }
     Ok(())
 }

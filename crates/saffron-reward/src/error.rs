@@ -27,6 +27,9 @@ pub enum RewardError {
     #[error("the prefix tree returned no hidden state; create it with `HiddenStates::Keep` (Guard::tree_options)")]
     MissingHidden,
 
+    #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over")]
+    CorpusMismatch { path: std::path::PathBuf },
+
     #[error("guard template failed to render: {0}")]
     Template(String),
 }

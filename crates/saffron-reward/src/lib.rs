@@ -12,6 +12,7 @@ mod guard;
 mod guard_input;
 pub mod judge_data;
 mod metrics;
+pub mod mrm;
 mod policy_logits_mrm;
 pub mod probe;
 mod refusal;

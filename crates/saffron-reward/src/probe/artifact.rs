@@ -89,7 +89,15 @@ pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(
 pub fn load(dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
-    let manifest: ProbeManifest = serde_json::from_str(&text)
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+    parse(&text, &bytes, dir)
+}
+
+/// Parses an artifact's two files (`dir` names them in errors).
+pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest: ProbeManifest = serde_json::from_str(manifest)
         .map_err(|e| RewardError::Artifact { path: manifest_path.clone(), detail: e.to_string() })?;
     if manifest.kind != KIND {
         return Err(RewardError::Artifact {
@@ -98,9 +106,8 @@ pub fn load(dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
         });
     }
     let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
     let bad = |detail: String| RewardError::Artifact { path: weights_path.clone(), detail };
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let tensors = SafeTensors::deserialize(weights).map_err(|e| bad(e.to_string()))?;
     let read = |name: &str, len: usize| -> Result<Vec<f32>, RewardError> {
         let t = tensors.tensor(name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
         if t.dtype() != Dtype::F32 || t.shape() != [len] {

@@ -1,0 +1,255 @@
+//! The token-level safety corpus (the paper's Safety4M at this machine's
+//! scale, method.md section 2): policy responses with the PRM's reward of
+//! every prefix. One JSON Lines file: a header line (provenance), then one
+//! line per response, appended and flushed as each is labelled, so a killed
+//! run loses at most the response in flight and resumes where it stopped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use saffron_core::TokenId;
+use serde::{Deserialize, Serialize};
+
+use crate::RewardError;
+
+const KIND: &str = "saffron-token-corpus";
+
+/// Where the labels come from; a resumed run must match it exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusHeader {
+    pub kind: String,
+    /// Policy model: name and sha256.
+    pub policy: String,
+    pub policy_sha256: String,
+    /// The PRM that labelled every prefix (guard name and its backbone sha256).
+    pub prm: String,
+    pub prm_sha256: String,
+    /// Prompt sources (`dataset:member` → sha256 of the file).
+    pub prompt_files: BTreeMap<String, String>,
+    /// Everything else that decides the labels (decoding, lengths, seeds).
+    pub settings: serde_json::Value,
+    pub saffron_version: String,
+}
+
+impl CorpusHeader {
+    pub fn new(
+        policy: (&str, &str),
+        prm: (&str, &str),
+        prompt_files: BTreeMap<String, String>,
+        settings: serde_json::Value,
+    ) -> CorpusHeader {
+        CorpusHeader {
+            kind: KIND.into(),
+            policy: policy.0.into(),
+            policy_sha256: policy.1.into(),
+            prm: prm.0.into(),
+            prm_sha256: prm.1.into(),
+            prompt_files,
+            settings,
+            saffron_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// One labelled response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledSequence {
+    /// Prompt identifier within its source, and which sample of it.
+    pub prompt_id: String,
+    pub sample: u32,
+    pub harmful: bool,
+    pub prefilled: bool,
+    /// The policy's context: chat template, prompt and any prefill.
+    pub context: Vec<TokenId>,
+    /// Generated tokens.
+    pub response: Vec<TokenId>,
+    /// `rewards[j]` = PRM reward of the response cut after token `j`
+    /// (`response[..=j]`); as long as `response`.
+    pub rewards: Vec<f32>,
+}
+
+impl LabelledSequence {
+    pub fn key(&self) -> (String, u32) {
+        (self.prompt_id.clone(), self.sample)
+    }
+}
+
+/// Appends labelled responses to a corpus file.
+pub struct CorpusWriter {
+    file: File,
+    done: HashSet<(String, u32)>,
+}
+
+impl CorpusWriter {
+    /// Opens `path` for appending. A new file gets `header`; an existing one
+    /// must carry the same header (otherwise it was made with other settings
+    /// and is refused: pass another path or delete it). A torn last line
+    /// (a crash mid-write) is cut off.
+    pub fn open(path: &Path, header: &CorpusHeader) -> Result<CorpusWriter, RewardError> {
+        let mut done = HashSet::new();
+        if path.exists() {
+            let corpus = read_corpus(path)?;
+            if &corpus.header != header {
+                return Err(RewardError::CorpusMismatch { path: path.to_path_buf() });
+            }
+            done.extend(corpus.sequences.iter().map(LabelledSequence::key));
+            let file = OpenOptions::new().write(true).open(path).map_err(|e| io(path, e))?;
+            file.set_len(corpus.valid_bytes).map_err(|e| io(path, e))?;
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+            let mut line = serde_json::to_string(header).map_err(|e| bad(path, e))?;
+            line.push('\n');
+            std::fs::write(path, line).map_err(|e| io(path, e))?;
+        }
+        let file = OpenOptions::new().append(true).open(path).map_err(|e| io(path, e))?;
+        Ok(CorpusWriter { file, done })
+    }
+
+    /// Whether this (prompt, sample) is already in the file.
+    pub fn is_done(&self, prompt_id: &str, sample: u32) -> bool {
+        self.done.contains(&(prompt_id.to_owned(), sample))
+    }
+
+    pub fn done(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Appends one response and flushes it to disk.
+    pub fn append(&mut self, sequence: &LabelledSequence) -> Result<(), RewardError> {
+        let mut line = serde_json::to_string(sequence).map_err(|e| RewardError::Data {
+            file: "(corpus record)".into(),
+            detail: e.to_string(),
+        })?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).and_then(|_| self.file.sync_data()).map_err(|e| io(Path::new("corpus"), e))?;
+        self.done.insert(sequence.key());
+        Ok(())
+    }
+}
+
+/// A corpus read back.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    pub header: CorpusHeader,
+    pub sequences: Vec<LabelledSequence>,
+    /// Length of the file up to its last complete line.
+    valid_bytes: u64,
+}
+
+impl Corpus {
+    /// Number of token-level labels.
+    pub fn labels(&self) -> usize {
+        self.sequences.iter().map(|s| s.rewards.len()).sum()
+    }
+
+    /// Counts of labels per unit-wide reward bin, clamped to `[-10, 10)`:
+    /// bin `i` holds rewards in `[i − 10, i − 9)`.
+    pub fn histogram(&self) -> [usize; 20] {
+        let mut bins = [0usize; 20];
+        for r in self.sequences.iter().flat_map(|s| &s.rewards) {
+            bins[((r.floor() as i64 + 10).clamp(0, 19)) as usize] += 1;
+        }
+        bins
+    }
+}
+
+/// Reads a corpus file, ignoring a torn last line.
+pub fn read_corpus(path: &Path) -> Result<Corpus, RewardError> {
+    let file = File::open(path).map_err(|e| io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut valid_bytes = 0u64;
+    let mut header = None;
+    let mut sequences = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|e| io(path, e))?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
+        }
+        if header.is_none() {
+            header = Some(serde_json::from_str::<CorpusHeader>(&line).map_err(|e| bad(path, format!("header: {e}")))?);
+        } else {
+            let seq: LabelledSequence =
+                serde_json::from_str(&line).map_err(|e| bad(path, format!("record {}: {e}", sequences.len() + 1)))?;
+            if seq.rewards.len() != seq.response.len() {
+                return Err(bad(path, format!("record {}: rewards and response differ in length", sequences.len() + 1)));
+            }
+            sequences.push(seq);
+        }
+        valid_bytes += n as u64;
+    }
+    let header = header.ok_or_else(|| bad(path, "no header line"))?;
+    if header.kind != KIND {
+        return Err(bad(path, format!("kind is `{}`, expected `{KIND}`", header.kind)));
+    }
+    Ok(Corpus { header, sequences, valid_bytes })
+}
+
+fn io(path: &Path, e: std::io::Error) -> RewardError {
+    RewardError::Artifact { path: PathBuf::from(path), detail: e.to_string() }
+}
+
+fn bad(path: &Path, detail: impl std::fmt::Display) -> RewardError {
+    RewardError::Artifact { path: PathBuf::from(path), detail: detail.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(seed: u64) -> CorpusHeader {
+        CorpusHeader::new(("qwen", "aa"), ("default", "bb"), BTreeMap::new(), serde_json::json!({ "seed": seed }))
+    }
+
+    fn sequence(id: &str, sample: u32, rewards: Vec<f32>) -> LabelledSequence {
+        LabelledSequence {
+            prompt_id: id.into(),
+            sample,
+            harmful: true,
+            prefilled: false,
+            context: vec![1, 2],
+            response: (0..rewards.len() as u32).collect(),
+            rewards,
+        }
+    }
+
+    #[test]
+    fn appends_resume_and_survive_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let mut w = CorpusWriter::open(&path, &header(1)).unwrap();
+        w.append(&sequence("a", 0, vec![1.5, -2.0])).unwrap();
+        w.append(&sequence("a", 1, vec![0.5])).unwrap();
+        drop(w);
+        // A crash in the middle of the next record.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"prompt_id\":\"b\",\"sam").unwrap();
+        drop(f);
+        let corpus = read_corpus(&path).unwrap();
+        assert_eq!(corpus.sequences.len(), 2);
+        assert_eq!(corpus.labels(), 3);
+        let mut w = CorpusWriter::open(&path, &header(1)).unwrap();
+        assert!(w.is_done("a", 1) && !w.is_done("b", 0));
+        w.append(&sequence("b", 0, vec![-11.0])).unwrap();
+        let corpus = read_corpus(&path).unwrap();
+        assert_eq!(corpus.sequences.iter().map(|s| s.prompt_id.as_str()).collect::<Vec<_>>(), vec!["a", "a", "b"]);
+        let h = corpus.histogram();
+        assert_eq!((h[11], h[8], h[10], h[0]), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn other_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        CorpusWriter::open(&path, &header(1)).unwrap();
+        let err = CorpusWriter::open(&path, &header(2)).err().unwrap();
+        assert!(err.to_string().contains("other settings"), "{err}");
+    }
+}

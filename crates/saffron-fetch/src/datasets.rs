@@ -164,6 +164,13 @@ impl DataArchive {
         Ok(text)
     }
 
+    /// The text of the file at `member` and its sha256 (for provenance).
+    pub fn read_hashed(&mut self, member: &str) -> Result<(String, String), FetchError> {
+        let text = self.read(member)?;
+        let sha = crate::sha::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        Ok((text, sha))
+    }
+
     /// The files under `dir` whose names end with `suffix`, sorted.
     pub fn list(&self, dir: &str, suffix: &str) -> Vec<String> {
         let mut names: Vec<String> =

@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 
 use saffron_fetch::DataArchive;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::RewardError;
 
@@ -101,8 +100,7 @@ pub fn held_out_jbb(home: &std::path::Path) -> Result<HeldOut, RewardError> {
 }
 
 fn read(archive: &mut DataArchive, dataset: &str, member: &str, data: &mut JudgeData) -> Result<String, RewardError> {
-    let text = archive.read(member)?;
-    let sha = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let (text, sha) = archive.read_hashed(member)?;
     data.files.insert(format!("{dataset}:{member}"), sha);
     Ok(text)
 }
@@ -167,20 +165,28 @@ fn many_shot(text: &str, file: &str) -> Result<Vec<Labelled>, RewardError> {
     let rows: Vec<ManyShot> = serde_json::from_str(text).map_err(|e| bad(file, e))?;
     let mut items = Vec::new();
     for row in rows {
-        let verdict = row.category.to_lowercase();
-        let verdict = verdict.trim_start_matches(|c: char| !c.is_alphanumeric());
-        let verdict = verdict.strip_prefix("answer:").unwrap_or(verdict);
-        let verdict = verdict.trim_start_matches(|c: char| !c.is_alphanumeric());
-        let unsafe_ = if verdict.starts_with("not harmful") {
-            false
-        } else if verdict.starts_with("harmful") {
-            true
-        } else {
+        let Some(unsafe_) = many_shot_verdict(&row.category) else {
             continue;
         };
         items.push(Labelled { prompt: row.user, response: row.assistant, unsafe_, source: file.to_owned() });
     }
     Ok(items)
+}
+
+/// A many-shot `category` verdict as harmful (`Some(true)`), not harmful
+/// (`Some(false)`) or unreadable (`None`).
+pub fn many_shot_verdict(category: &str) -> Option<bool> {
+    let verdict = category.to_lowercase();
+    let verdict = verdict.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let verdict = verdict.strip_prefix("answer:").unwrap_or(verdict);
+    let verdict = verdict.trim_start_matches(|c: char| !c.is_alphanumeric());
+    if verdict.starts_with("not harmful") {
+        Some(false)
+    } else if verdict.starts_with("harmful") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 #[derive(Deserialize)]

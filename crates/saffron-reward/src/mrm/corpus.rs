@@ -122,12 +122,13 @@ impl CorpusWriter {
 
     /// Appends one response and flushes it to disk.
     pub fn append(&mut self, sequence: &LabelledSequence) -> Result<(), RewardError> {
-        let mut line = serde_json::to_string(sequence).map_err(|e| RewardError::Data {
-            file: "(corpus record)".into(),
-            detail: e.to_string(),
-        })?;
+        let mut line = serde_json::to_string(sequence)
+            .map_err(|e| RewardError::Data { file: "(corpus record)".into(), detail: e.to_string() })?;
         line.push('\n');
-        self.file.write_all(line.as_bytes()).and_then(|_| self.file.sync_data()).map_err(|e| io(Path::new("corpus"), e))?;
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| io(Path::new("corpus"), e))?;
         self.done.insert(sequence.key());
         Ok(())
     }
@@ -179,7 +180,10 @@ pub fn read_corpus(path: &Path) -> Result<Corpus, RewardError> {
             let seq: LabelledSequence =
                 serde_json::from_str(&line).map_err(|e| bad(path, format!("record {}: {e}", sequences.len() + 1)))?;
             if seq.rewards.len() != seq.response.len() {
-                return Err(bad(path, format!("record {}: rewards and response differ in length", sequences.len() + 1)));
+                return Err(bad(
+                    path,
+                    format!("record {}: rewards and response differ in length", sequences.len() + 1),
+                ));
             }
             sequences.push(seq);
         }

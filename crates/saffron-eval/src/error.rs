@@ -1,0 +1,15 @@
+/// Everything that can go wrong in an evaluation, naming the thing at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Fetch(#[from] saffron_fetch::FetchError),
+
+    #[error("cannot read dataset file {file}: {detail}")]
+    Data { file: String, detail: String },
+
+    #[error("unknown prompt set `{name}`: use one of {known}, or the path of a JSONL file with a `prompt` field")]
+    UnknownSet { name: String, known: String },
+
+    #[error("bad selection: {0}")]
+    Selection(String),
+}

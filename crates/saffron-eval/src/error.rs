@@ -10,6 +10,12 @@ pub enum EvalError {
     #[error("unknown prompt set `{name}`: use one of {known}, or the path of a JSONL file with a `prompt` field")]
     UnknownSet { name: String, known: String },
 
+    #[error(transparent)]
+    Reward(#[from] saffron_reward::RewardError),
+
+    #[error("model failed: {0}")]
+    Model(String),
+
     #[error("bad selection: {0}")]
     Selection(String),
 }

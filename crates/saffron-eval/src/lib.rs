@@ -1,8 +1,11 @@
-//! The evaluation harness (issue: evaluation harness). So far: the prompt
-//! datasets with deterministic subsets.
+//! The evaluation harness. So far: prompt datasets with deterministic
+//! subsets, attacks, and the labelling of the token-level safety corpus.
 
+pub mod attack;
 pub mod datasets;
 mod error;
+pub mod label;
 
+pub use attack::Attack;
 pub use datasets::{load_prompts, EvalPrompt, PromptData, PromptSet, Selection};
 pub use error::EvalError;

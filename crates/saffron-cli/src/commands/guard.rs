@@ -40,7 +40,7 @@ pub fn load_probe(home: &Path, dir: &Path, threads: Option<u32>, policy: Option<
     let sha256 = match model_ref {
         // Verified when it was fetched.
         ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
-        ModelRef::File(path) => sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?,
+        ModelRef::File(_) => model_sha256(home, &manifest.backbone.name)?,
     };
     Ok(ProbeGuard::new(head, manifest, model, &sha256)?)
 }
@@ -67,4 +67,24 @@ pub fn default_guard_dir(home: &Path) -> anyhow::Result<String> {
         anyhow::bail!("the default guard is not trained yet ({} is missing): run `saffron train-guard`", dir.display());
     }
     Ok(dir.display().to_string())
+}
+
+/// sha256 of a model given by name (recorded in the catalog, verified at
+/// fetch) or path (hashed now).
+pub fn model_sha256(home: &Path, spec: &str) -> anyhow::Result<String> {
+    Ok(match saffron_fetch::resolve_model(spec, home)? {
+        ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
+        ModelRef::File(path) => sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?,
+    })
+}
+
+/// sha256 identifying a guard: its head's weights file for a probe guard,
+/// the GGUF for a verdict guard.
+pub fn guard_sha256(home: &Path, spec: &str) -> anyhow::Result<String> {
+    let dir = Path::new(spec);
+    if artifact::is_artifact(dir) {
+        let weights = dir.join(artifact::WEIGHTS_FILE);
+        return sha256_file(&weights).with_context(|| format!("hashing {}", weights.display()));
+    }
+    model_sha256(home, spec)
 }

@@ -4,6 +4,7 @@ mod fetch;
 mod generate;
 mod guard;
 mod judge_eval;
+mod label;
 mod train_guard;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&home, &args),
         Command::TrainGuard(args) => train_guard::run(&home, &args),
         Command::JudgeEval(args) => judge_eval::run(&home, &args),
+        Command::Label(args) => label::run(&home, &args),
     }
 }
 

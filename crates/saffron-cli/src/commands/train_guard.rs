@@ -4,7 +4,6 @@ use anyhow::Context;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
-use saffron_fetch::{sha256_file, ModelRef};
 use saffron_reward::judge_data::{training_data, JudgeData};
 use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest};
 use saffron_reward::probe::train::{train, TrainOptions};
@@ -18,12 +17,8 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         subsample(&mut data, limit, args.seed);
     }
-    let model_ref = saffron_fetch::resolve_model(&args.backbone, home)?;
     let (model, _) = super::load_model(home, &ModelArgs { model: args.backbone.clone(), threads: args.threads })?;
-    let sha256 = match &model_ref {
-        ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
-        ModelRef::File(path) => sha256_file(path).with_context(|| format!("hashing {}", path.display()))?,
-    };
+    let sha256 = super::guard::model_sha256(home, &args.backbone)?;
     let backbone = Backbone { name: args.backbone.clone(), sha256, hidden_size: model.shape().d_model as usize };
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
     let input = GuardInput::new(model.clone(), &format)?;

@@ -1,0 +1,79 @@
+use std::path::Path;
+
+use anyhow::Context;
+use saffron_engine::TreeOptions;
+use saffron_eval::label::{label, planned, LabelSettings};
+use saffron_eval::{load_prompts, PromptSet, Selection};
+use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
+use saffron_search::LengthLimits;
+use serde_json::json;
+
+use crate::cli::{GuardPreset, LabelArgs, ModelArgs};
+use crate::progress::count_bar;
+
+pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
+    let mut prompts = Vec::new();
+    let mut files = std::collections::BTreeMap::new();
+    for (set, n) in [(PromptSet::Advbench, args.harmful), (PromptSet::RhoBenign, args.benign)] {
+        let data = load_prompts(&set, home).with_context(|| format!("reading {} (run `saffron fetch`)", set.name()))?;
+        files.extend(data.files);
+        prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(data.prompts)?);
+    }
+    let (policy, policy_path) =
+        super::load_model(home, &ModelArgs { model: args.policy.clone(), threads: args.threads })?;
+    let policy_sha = super::guard::model_sha256(home, &args.policy)?;
+    let guard_spec = if args.guard == "default" { super::guard::default_guard_dir(home)? } else { args.guard.clone() };
+    let guard = super::guard::load_guard(home, &guard_spec, GuardPreset::Local, args.threads, Some(&policy))?;
+    let guard_sha = super::guard::guard_sha256(home, &guard_spec)?;
+    let settings = LabelSettings {
+        samples: args.samples,
+        length: LengthLimits {
+            max_new_tokens: args.max_tokens,
+            min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
+        },
+        seed: args.seed,
+        ..LabelSettings::default()
+    };
+    let header = CorpusHeader::new(
+        (&args.policy, &policy_sha),
+        (&args.guard, &guard_sha),
+        files,
+        json!({ "label": settings, "harmful": args.harmful, "benign": args.benign }),
+    );
+    let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
+    let mut writer = CorpusWriter::open(&out, &header)?;
+    let total = planned(&prompts, &settings);
+    eprintln!(
+        "labelling {} responses of {} ({}) with guard {}; {} already in {}",
+        total,
+        policy.name(),
+        policy_path.display(),
+        args.guard,
+        writer.done(),
+        out.display()
+    );
+    let bar = count_bar("label", total as u64);
+    bar.set_position(writer.done() as u64);
+    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
+    let start = writer.done() as u64;
+    label(&policy, guard.as_ref(), &prompts, &settings, options, &mut writer, &mut |p| {
+        bar.set_position(start + p.sequences as u64);
+        bar.set_message(format!("{} labels", p.labels));
+    })?;
+    bar.finish_and_clear();
+    let corpus = read_corpus(&out)?;
+    let unsafe_share = corpus.sequences.iter().flat_map(|s| &s.rewards).filter(|&&r| r < 0.0).count() as f64
+        / corpus.labels().max(1) as f64;
+    println!(
+        "{}: {} responses, {} token-level labels, {:.1}% of them unsafe (< 0)",
+        out.display(),
+        corpus.sequences.len(),
+        corpus.labels(),
+        100.0 * unsafe_share
+    );
+    println!("reward histogram (unit bins, clamped to [-10, 10)):");
+    for (i, count) in corpus.histogram().iter().enumerate().filter(|(_, c)| **c > 0) {
+        println!("  [{:>3}, {:>3}) {count}", i as i64 - 10, i as i64 - 9);
+    }
+    Ok(())
+}

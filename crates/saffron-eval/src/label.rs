@@ -1,0 +1,120 @@
+//! `saffron label`: the token-level safety corpus (method.md section 2, the
+//! paper's Safety4M at this machine's scale). Responses are sampled from the
+//! policy for harmful and benign prompts, with and without the prefilling
+//! attack, and the PRM scores every prefix of each response. The corpus is
+//! appended response by response; a restarted run skips what is done.
+
+use saffron_core::sampling::Decoding;
+use saffron_core::{ProcessReward, TokenId};
+use saffron_engine::{Model, PrefixTree, TreeOptions};
+use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
+use saffron_reward::{BoundGuard, Guard};
+use saffron_search::{search, LengthLimits, Models, NoTrace, SampleConfig, SearchConfig, Strategy};
+use serde::{Deserialize, Serialize};
+
+use crate::attack::Attack;
+use crate::{EvalError, EvalPrompt};
+
+/// What decides the labels (recorded in the corpus header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSettings {
+    /// Responses per (prompt, attack).
+    pub samples: u32,
+    pub length: LengthLimits,
+    pub decoding: Decoding,
+    pub seed: u64,
+    /// Attacks each prompt is put under (a prefill applies to prompts with
+    /// a reference answer only).
+    pub attacks: Vec<Attack>,
+}
+
+impl Default for LabelSettings {
+    fn default() -> Self {
+        LabelSettings {
+            samples: 2,
+            length: LengthLimits::default(),
+            decoding: Decoding::Sample { temperature: 1.0, top_k: None, top_p: 0.8 },
+            seed: 0,
+            attacks: vec![Attack::None, Attack::Prefill { tokens: crate::attack::PREFILL_TOKENS }],
+        }
+    }
+}
+
+/// Counts after labelling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelProgress {
+    pub sequences: usize,
+    pub labels: usize,
+    pub skipped: usize,
+}
+
+/// The jobs for `prompts`: (prompt, attack, sample) triples that apply.
+pub fn planned(prompts: &[EvalPrompt], settings: &LabelSettings) -> usize {
+    let applicable = |p: &EvalPrompt| settings.attacks.iter().filter(|a| applies(a, p)).count();
+    prompts.iter().map(applicable).sum::<usize>() * settings.samples as usize
+}
+
+fn applies(attack: &Attack, prompt: &EvalPrompt) -> bool {
+    !matches!(attack, Attack::Prefill { .. }) || prompt.reference.is_some()
+}
+
+/// Labels every (prompt, attack, sample) not yet in `writer`.
+pub fn label(
+    policy: &Model,
+    guard: &dyn Guard,
+    prompts: &[EvalPrompt],
+    settings: &LabelSettings,
+    options: TreeOptions,
+    writer: &mut CorpusWriter,
+    progress: &mut dyn FnMut(LabelProgress),
+) -> Result<LabelProgress, EvalError> {
+    let mut counts = LabelProgress::default();
+    let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
+    config.length = settings.length;
+    config.decoding = settings.decoding;
+    for prompt in prompts {
+        for attack in settings.attacks.iter().filter(|a| applies(a, prompt)) {
+            let id = format!("{}#{}", prompt.id, attack.name());
+            let todo: Vec<u32> = (0..settings.samples).filter(|&s| !writer.is_done(&id, s)).collect();
+            counts.skipped += (settings.samples as usize) - todo.len();
+            if todo.is_empty() {
+                continue;
+            }
+            let Some(chat) = attack.apply(prompt, policy) else { continue };
+            let context = policy.encode_chat(&chat).map_err(model_error)?;
+            // One policy tree per (prompt, attack): the samples share the context.
+            let mut tree = PrefixTree::new(policy, options).map_err(model_error)?;
+            let mut prm =
+                BoundGuard::new(guard, &prompt.prompt, options, |t| policy.detokenize(t)).map_err(model_error)?;
+            for sample in todo {
+                config.seed = settings.seed.wrapping_add(sample as u64);
+                let outcome = {
+                    let mut models = Models { policy: &mut tree, prm: None, mrm: None };
+                    search(&config, &mut models, &context, &mut NoTrace).map_err(model_error)?
+                };
+                let response = outcome.tokens;
+                let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
+                let rewards = prm.score(&prefixes).map_err(model_error)?;
+                let labels = prefixes.len();
+                writer.append(&LabelledSequence {
+                    prompt_id: id.clone(),
+                    sample,
+                    harmful: prompt.harmful,
+                    prefilled: matches!(attack, Attack::Prefill { .. }),
+                    context: context.clone(),
+                    response,
+                    rewards,
+                })?;
+                counts.sequences += 1;
+                counts.labels += labels;
+                progress(counts);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+fn model_error(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Model(e.to_string())
+}

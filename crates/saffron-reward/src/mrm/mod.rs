@@ -4,3 +4,5 @@
 //! - [`corpus`]: the token-level safety corpus the MRM learns from.
 
 pub mod corpus;
+pub mod head;
+pub mod train;

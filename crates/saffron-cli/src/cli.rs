@@ -41,6 +41,10 @@ pub enum Command {
     /// harmful and benign prompts (with and without the prefilling attack)
     /// and score every prefix with the guard. Resumable.
     Label(LabelArgs),
+    /// Train a shared-backbone multifurcation reward model on a labelled
+    /// corpus (partial supervision), with its unseen-token mask and its
+    /// fidelity to the PRM on held-out prompts.
+    TrainMrm(TrainMrmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +104,12 @@ pub struct GenerateArgs {
     /// How the guard reads (prompt, answer).
     #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
     pub guard_format: GuardPreset,
+
+    /// A trained multifurcation reward model (a directory made by
+    /// `saffron train-mrm` for this policy): the reward of the saffron
+    /// strategy.
+    #[arg(long, value_name = "DIR")]
+    pub mrm: Option<PathBuf>,
 
     /// Stop expanding once the next step would spend more than this many
     /// TFLOP (policy + reward models); the best answer so far is returned.
@@ -281,6 +291,41 @@ pub struct LabelArgs {
     /// existing file made with the same settings is resumed.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainMrmArgs {
+    /// The corpus written by `saffron label` [default: $SAFFRON_HOME/corpus/<policy>.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
+
+    /// The policy the corpus was sampled from; the MRM reads its hidden
+    /// states and is indexed by its token ids.
+    #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
+    pub policy: String,
+
+    /// Where to write the artifact [default: $SAFFRON_HOME/mrm/<policy>-shared].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Share of prompts held out for the fidelity measurement.
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    pub held_out: f64,
+
+    /// Rank of the context-dependent token term.
+    #[arg(long, default_value_t = 16, value_name = "R")]
+    pub rank: usize,
+
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub epochs: usize,
+
+    /// Seed of the split, the initialisation and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]

@@ -16,6 +16,7 @@ pub mod mrm;
 mod policy_logits_mrm;
 pub mod probe;
 mod refusal;
+mod tensors;
 mod verdict;
 
 pub use error::RewardError;

@@ -3,8 +3,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
-use saffron_core::ModelRole;
-use saffron_engine::{ChatPrompt, PrefixTree, TreeOptions};
+use saffron_core::{ModelRole, MultifurcationReward};
+use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::BoundGuard;
 use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
 use serde_json::json;
@@ -28,7 +28,14 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         );
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
-    let mut tree = PrefixTree::new(&model, options)?;
+    let mut mrm = match &args.mrm {
+        Some(dir) => Some(super::mrm::load_mrm(home, dir, &args.model.model, &model)?),
+        None => None,
+    };
+    // A shared-backbone MRM reads the policy's hidden states.
+    let hidden =
+        if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
+    let mut tree = PrefixTree::new(&model, TreeOptions { hidden, ..options })?;
     let guard = match &args.guard {
         Some(name) => Some(super::guard::load_guard(home, name, args.guard_format, args.model.threads, Some(&model))?),
         None => None,
@@ -37,15 +44,15 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         Some(g) => Some(BoundGuard::new(g.as_ref(), &args.prompt, options, |t| model.detokenize(t))?),
         None => None,
     };
-    let mut models = Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: None };
+    let mut models = Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_mut().map(|m| m as _) };
     let mut trace = Trace::default();
     let outcome = search(&config, &mut models, &context, &mut trace).map_err(|e| match e {
         SearchError::MissingModel { role: ModelRole::Prm, .. } => {
             anyhow::anyhow!("{e}; pass a guard model with --guard NAME|PATH")
         }
-        SearchError::MissingModel { role: ModelRole::Mrm, .. } => anyhow::anyhow!(
-            "{e}; trained multifurcation reward models are not available yet (a later release adds --mrm)"
-        ),
+        SearchError::MissingModel { role: ModelRole::Mrm, .. } => {
+            anyhow::anyhow!("{e}; pass a trained MRM with --mrm DIR (made by `saffron train-mrm`)")
+        }
         e => anyhow::Error::new(e).context("generating"),
     })?;
     let text = model.detokenize(&outcome.tokens);

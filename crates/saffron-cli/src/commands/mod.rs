@@ -5,7 +5,9 @@ mod generate;
 mod guard;
 mod judge_eval;
 mod label;
+mod mrm;
 mod train_guard;
+mod train_mrm;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainGuard(args) => train_guard::run(&home, &args),
         Command::JudgeEval(args) => judge_eval::run(&home, &args),
         Command::Label(args) => label::run(&home, &args),
+        Command::TrainMrm(args) => train_mrm::run(&home, &args),
     }
 }
 

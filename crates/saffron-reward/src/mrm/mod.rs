@@ -1,8 +1,18 @@
 //! Multifurcation reward models (method.md section 2): a reward for every
 //! next token in one call.
 //!
-//! - [`corpus`]: the token-level safety corpus the MRM learns from.
+//! - [`corpus`]: the token-level safety corpus the MRM learns from;
+//! - [`head`]: the head (value + per-token bias + low-rank context term);
+//! - [`train`]: partial supervision and fidelity;
+//! - [`features`]: the policy's hidden states for the corpus;
+//! - [`artifact`]: safetensors + JSON manifest;
+//! - [`shared`]: the shared-backbone MRM a search uses.
 
+pub mod artifact;
 pub mod corpus;
+pub mod features;
 pub mod head;
+pub mod shared;
 pub mod train;
+
+pub use shared::SharedMrm;

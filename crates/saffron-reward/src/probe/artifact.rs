@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use super::cross_validation::CvScore;
 use super::features::ProbeInputs;
 use super::head::{HeadTraining, LinearHead};
+use crate::tensors::{self, io, read_f32, write_atomically};
 use crate::{GuardFormat, RewardError};
 
 pub const WEIGHTS_FILE: &str = "guard.safetensors";
@@ -70,18 +71,16 @@ impl ProbeManifest {
 /// Writes the head and manifest into `dir` (created if needed).
 pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(), RewardError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let bias = [head.bias];
-    let tensors: Vec<(&str, &[f32])> =
-        vec![("mean", &head.mean), ("scale", &head.scale), ("weight", &head.weight), ("bias", &bias)];
-    let bytes: Vec<(&str, Vec<u8>)> =
-        tensors.iter().map(|(n, v)| (*n, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-    let views = bytes
-        .iter()
-        .map(|(name, b)| Ok((*name, TensorView::new(Dtype::F32, vec![b.len() / 4], b).map_err(invalid)?)))
-        .collect::<Result<Vec<_>, RewardError>>()?;
-    let weights = safetensors::serialize(views, &None).map_err(invalid)?;
+    let d = head.dim();
+    let weights = tensors::to_bytes(&[
+        ("mean", vec![d], &head.mean),
+        ("scale", vec![d], &head.scale),
+        ("weight", vec![d], &head.weight),
+        ("bias", vec![1], &[head.bias]),
+    ])?;
     write_atomically(&dir.join(WEIGHTS_FILE), &weights)?;
-    let json = serde_json::to_vec_pretty(manifest).map_err(invalid)?;
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| RewardError::Artifact { path: dir.join(MANIFEST_FILE), detail: e.to_string() })?;
     write_atomically(&dir.join(MANIFEST_FILE), &json)
 }
 
@@ -105,22 +104,15 @@ pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, 
             detail: format!("kind is `{}`, expected `{KIND}`", manifest.kind),
         });
     }
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let bad = |detail: String| RewardError::Artifact { path: weights_path.clone(), detail };
-    let tensors = SafeTensors::deserialize(weights).map_err(|e| bad(e.to_string()))?;
-    let read = |name: &str, len: usize| -> Result<Vec<f32>, RewardError> {
-        let t = tensors.tensor(name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        if t.dtype() != Dtype::F32 || t.shape() != [len] {
-            return Err(bad(format!("tensor `{name}` is {:?} {:?}, expected F32 [{len}]", t.dtype(), t.shape())));
-        }
-        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-    };
+    let path = dir.join(WEIGHTS_FILE);
+    let tensors = SafeTensors::deserialize(weights)
+        .map_err(|e| RewardError::Artifact { path: path.clone(), detail: e.to_string() })?;
     let d = manifest.backbone.hidden_size;
     let head = LinearHead {
-        mean: read("mean", d)?,
-        scale: read("scale", d)?,
-        weight: read("weight", d)?,
-        bias: read("bias", 1)?[0],
+        mean: read_f32(&tensors, "mean", &[d], &path)?,
+        scale: read_f32(&tensors, "scale", &[d], &path)?,
+        weight: read_f32(&tensors, "weight", &[d], &path)?,
+        bias: read_f32(&tensors, "bias", &[1], &path)?[0],
     };
     Ok((head, manifest))
 }
@@ -128,20 +120,6 @@ pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, 
 /// Whether `dir` holds a probe guard artifact.
 pub fn is_artifact(dir: &Path) -> bool {
     dir.join(MANIFEST_FILE).is_file()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RewardError> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).map_err(|e| io(&partial, e))?;
-    std::fs::rename(&partial, path).map_err(|e| io(path, e))
-}
-
-fn io(path: &Path, e: std::io::Error) -> RewardError {
-    RewardError::Artifact { path: path.to_path_buf(), detail: e.to_string() }
-}
-
-fn invalid(e: impl std::fmt::Display) -> RewardError {
-    RewardError::Artifact { path: "(in memory)".into(), detail: e.to_string() }
 }
 
 #[cfg(test)]

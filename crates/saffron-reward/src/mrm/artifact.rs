@@ -1,0 +1,123 @@
+//! A trained MRM on disk: `mrm.safetensors` (the head, with the seen
+//! tokens; the unseen mask is their complement) and `mrm.json` (backbone
+//! and policy by sha256, the corpus hash, training settings, fidelity).
+
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::head::{MrmHead, MrmTraining};
+use super::train::Fidelity;
+use crate::tensors::{io, read_f32, read_u32, to_bytes_typed, write_atomically, Data};
+use crate::RewardError;
+
+pub const WEIGHTS_FILE: &str = "mrm.safetensors";
+pub const MANIFEST_FILE: &str = "mrm.json";
+const KIND: &str = "saffron-mrm";
+
+/// Where the head reads its hidden state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MrmBackbone {
+    /// The policy's own final hidden state: no extra forward pass.
+    SharedPolicy,
+    /// Another model's final hidden state over the same text.
+    Separate,
+}
+
+/// A model named by catalog name (or file name) and sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelId {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// The manifest, `mrm.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MrmManifest {
+    pub kind: String,
+    pub backbone_kind: MrmBackbone,
+    pub backbone: ModelId,
+    pub hidden_size: usize,
+    /// The policy whose token ids the rewards are indexed by.
+    pub policy: ModelId,
+    pub vocab_size: usize,
+    pub corpus_sha256: String,
+    pub training: MrmTraining,
+    pub examples: usize,
+    pub held_out_examples: usize,
+    pub seen_tokens: usize,
+    pub fidelity_train: Fidelity,
+    pub fidelity_held_out: Fidelity,
+    pub saffron_version: String,
+}
+
+impl MrmManifest {
+    pub fn kind() -> String {
+        KIND.into()
+    }
+}
+
+/// Writes the head and manifest into `dir` (created if needed).
+pub fn save(dir: &Path, head: &MrmHead, manifest: &MrmManifest) -> Result<(), RewardError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let (d, r, s) = (head.dim(), head.rank, head.seen.len());
+    let weights = to_bytes_typed(&[
+        ("mean", vec![d], Data::F32(&head.mean)),
+        ("scale", vec![d], Data::F32(&head.scale)),
+        ("value_weight", vec![d], Data::F32(&head.value_weight)),
+        ("value_bias", vec![1], Data::F32(&[head.value_bias])),
+        ("projection", vec![r, d], Data::F32(&head.projection)),
+        ("seen_tokens", vec![s], Data::U32(&head.seen)),
+        ("token_bias", vec![s], Data::F32(&head.token_bias)),
+        ("token_embedding", vec![s, r], Data::F32(&head.token_embedding)),
+    ])?;
+    write_atomically(&dir.join(WEIGHTS_FILE), &weights)?;
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| RewardError::Artifact { path: dir.join(MANIFEST_FILE), detail: e.to_string() })?;
+    write_atomically(&dir.join(MANIFEST_FILE), &json)
+}
+
+/// Reads an MRM artifact from `dir`.
+pub fn load(dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
+    let bad = |path: &Path, detail: String| RewardError::Artifact { path: path.to_path_buf(), detail };
+    let manifest: MrmManifest = serde_json::from_str(&text).map_err(|e| bad(&manifest_path, e.to_string()))?;
+    if manifest.kind != KIND {
+        return Err(bad(&manifest_path, format!("kind is `{}`, expected `{KIND}`", manifest.kind)));
+    }
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(&path, e.to_string()))?;
+    let (d, r) = (manifest.hidden_size, manifest.training.rank);
+    let seen = read_u32(&tensors, "seen_tokens", &path)?;
+    let s = seen.len();
+    if !seen.windows(2).all(|w| w[0] < w[1]) || seen.last().is_some_and(|&t| t as usize >= manifest.vocab_size) {
+        return Err(bad(
+            &path,
+            format!("seen_tokens must ascend and stay below the vocabulary ({})", manifest.vocab_size),
+        ));
+    }
+    let head = MrmHead {
+        mean: read_f32(&tensors, "mean", &[d], &path)?,
+        scale: read_f32(&tensors, "scale", &[d], &path)?,
+        value_weight: read_f32(&tensors, "value_weight", &[d], &path)?,
+        value_bias: read_f32(&tensors, "value_bias", &[1], &path)?[0],
+        projection: read_f32(&tensors, "projection", &[r, d], &path)?,
+        token_bias: read_f32(&tensors, "token_bias", &[s], &path)?,
+        token_embedding: read_f32(&tensors, "token_embedding", &[s, r], &path)?,
+        seen,
+        rank: r,
+        vocab_size: manifest.vocab_size,
+    };
+    Ok((head, manifest))
+}
+
+/// Whether `dir` holds an MRM artifact.
+pub fn is_artifact(dir: &Path) -> bool {
+    dir.join(MANIFEST_FILE).is_file()
+}

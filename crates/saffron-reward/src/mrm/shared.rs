@@ -1,0 +1,86 @@
+//! The shared-backbone MRM: the head reads the policy's own final hidden
+//! state at each node, which the policy computes anyway (the search asks
+//! for it with the logits), so a call adds no forward pass.
+
+use std::sync::Arc;
+
+use saffron_core::{ModelCost, ModelError, MultifurcationReward, SequenceOutputs, TokenId};
+use saffron_engine::Model;
+
+use super::artifact::{MrmBackbone, MrmManifest};
+use super::head::MrmHead;
+use crate::RewardError;
+
+pub struct SharedMrm {
+    head: MrmHead,
+    manifest: MrmManifest,
+    cost: ModelCost,
+}
+
+impl SharedMrm {
+    /// The head in `manifest` for `policy` (whose file has sha256
+    /// `policy_sha256`); a head for another policy, vocabulary or hidden
+    /// size is refused.
+    pub fn new(
+        head: MrmHead,
+        manifest: MrmManifest,
+        policy: &Model,
+        policy_sha256: &str,
+    ) -> Result<SharedMrm, RewardError> {
+        let mismatch = |expected: String, actual: String| Err(RewardError::WrongBackbone { expected, actual });
+        if manifest.backbone_kind != MrmBackbone::SharedPolicy {
+            return mismatch("a separate-backbone MRM".into(), "a shared-backbone loader".into());
+        }
+        if manifest.policy.sha256 != policy_sha256 {
+            return mismatch(
+                format!("policy {} (sha256 {})", manifest.policy.name, manifest.policy.sha256),
+                format!("{} (sha256 {policy_sha256})", policy.path().display()),
+            );
+        }
+        if manifest.vocab_size != policy.vocab_size() || manifest.hidden_size as u64 != policy.shape().d_model {
+            return mismatch(
+                format!("vocabulary {} and hidden size {}", manifest.vocab_size, manifest.hidden_size),
+                format!("vocabulary {} and hidden size {}", policy.vocab_size(), policy.shape().d_model),
+            );
+        }
+        Ok(SharedMrm { head, manifest, cost: ModelCost::default() })
+    }
+
+    pub fn manifest(&self) -> &MrmManifest {
+        &self.manifest
+    }
+
+    /// Multiply-adds of one call: standardise, value, projection, and the
+    /// seen tokens' rank-r terms (counted as 2 FLOPs each).
+    pub fn flops_per_call(&self) -> f64 {
+        let (d, r, s) = (self.head.dim() as f64, self.head.rank as f64, self.head.seen.len() as f64);
+        2.0 * (2.0 * d + r * d + s * (r + 1.0))
+    }
+}
+
+impl MultifurcationReward for SharedMrm {
+    fn needs_policy_hidden(&self) -> bool {
+        true
+    }
+
+    fn rewards(&mut self, responses: &[&[TokenId]], policy: &[SequenceOutputs]) -> Result<Vec<Arc<[f32]>>, ModelError> {
+        self.cost.calls += 1;
+        self.cost.sequences += responses.len() as u64;
+        self.cost.flops += self.flops_per_call() * responses.len() as f64;
+        policy
+            .iter()
+            .map(|o| {
+                let hidden = o.hidden.as_deref().ok_or_else(|| ModelError::new(RewardError::MissingHidden))?;
+                Ok(Arc::from(self.head.rewards(hidden)))
+            })
+            .collect()
+    }
+
+    fn is_unseen(&self, token: TokenId) -> bool {
+        self.head.is_unseen(token)
+    }
+
+    fn cost(&self) -> ModelCost {
+        self.cost
+    }
+}

@@ -121,3 +121,62 @@ pub fn load(dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
 pub fn is_artifact(dir: &Path) -> bool {
     dir.join(MANIFEST_FILE).is_file()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mrm::train::{train, Example};
+
+    fn sample(vocab_size: usize) -> (MrmHead, MrmManifest) {
+        let examples: Vec<Example> = (0..40)
+            .map(|i| Example {
+                hidden: vec![i as f32, 1.0 - i as f32, 0.5],
+                token: [3, 7, 8][i % 3],
+                reward: (i % 5) as f32 - 2.0,
+            })
+            .collect();
+        let training = MrmTraining { rank: 2, epochs: 2, ..MrmTraining::default() };
+        let head = train(&examples, vocab_size, &training);
+        let f = Fidelity { n: 40, within_one: 0.5, mean_abs_error: 1.0, correlation: 0.5 };
+        let id = ModelId { name: "smollm2".into(), sha256: "ab".repeat(32) };
+        let manifest = MrmManifest {
+            kind: MrmManifest::kind(),
+            backbone_kind: MrmBackbone::SharedPolicy,
+            backbone: id.clone(),
+            hidden_size: 3,
+            policy: id,
+            vocab_size,
+            corpus_sha256: "cd".repeat(32),
+            training,
+            examples: 40,
+            held_out_examples: 0,
+            seen_tokens: 3,
+            fidelity_train: f,
+            fidelity_held_out: f,
+            saffron_version: "0".into(),
+        };
+        (head, manifest)
+    }
+
+    #[test]
+    fn round_trips_the_head_and_its_mask() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, manifest) = sample(10);
+        save(dir.path(), &head, &manifest).unwrap();
+        let (h, m) = load(dir.path()).unwrap();
+        assert_eq!(h, head);
+        assert_eq!(m, manifest);
+        let unseen: Vec<u32> = (0..10).filter(|&t| h.is_unseen(t)).collect();
+        assert_eq!(unseen, vec![0, 1, 2, 4, 5, 6, 9]);
+    }
+
+    #[test]
+    fn a_mask_beyond_the_vocabulary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (head, mut manifest) = sample(10);
+        manifest.vocab_size = 8;
+        save(dir.path(), &head, &manifest).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("below the vocabulary (8)"), "{err}");
+    }
+}

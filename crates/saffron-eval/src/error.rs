@@ -16,6 +16,9 @@ pub enum EvalError {
     #[error("model failed: {0}")]
     Model(String),
 
+    #[error("{dir} holds a run with another configuration; use another directory, or pass --force-new to move its records aside and start over")]
+    ConfigChanged { dir: std::path::PathBuf },
+
     #[error("bad selection: {0}")]
     Selection(String),
 }

@@ -5,6 +5,8 @@ pub mod attack;
 pub mod datasets;
 mod error;
 pub mod label;
+pub mod metrics;
+pub mod store;
 
 pub use attack::Attack;
 pub use datasets::{load_prompts, EvalPrompt, PromptData, PromptSet, Selection};

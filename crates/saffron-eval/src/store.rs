@@ -1,0 +1,180 @@
+//! The run store: one directory per experiment grid, holding the resolved
+//! configuration (`run.json`) and an append-only `records.jsonl` with one
+//! record per (cell, prompt), flushed as each completes. A killed run
+//! restarted with the same command skips finished records; a run directory
+//! made with another configuration is refused unless started anew.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::EvalError;
+
+pub const CONFIG_FILE: &str = "run.json";
+pub const RECORDS_FILE: &str = "records.jsonl";
+
+/// What makes a record unique within a run.
+pub trait Keyed {
+    fn key(&self) -> (String, String);
+}
+
+/// An open run directory.
+pub struct RunStore {
+    dir: PathBuf,
+    file: File,
+    done: HashSet<(String, String)>,
+}
+
+impl RunStore {
+    /// Opens `dir` for `config`. A new directory gets the configuration; an
+    /// existing one must hold the same (else `EvalError::ConfigChanged`,
+    /// unless `force_new`, which moves the old records aside). A torn last
+    /// line (a crash mid-write) is cut off.
+    pub fn open<C: Serialize, R: DeserializeOwned + Keyed>(
+        dir: &Path,
+        config: &C,
+        force_new: bool,
+    ) -> Result<(RunStore, Vec<R>), EvalError> {
+        let io = |path: &Path, e: std::io::Error| EvalError::Data {
+            file: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let config_path = dir.join(CONFIG_FILE);
+        let records_path = dir.join(RECORDS_FILE);
+        let wanted = serde_json::to_value(config).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+        if config_path.exists() {
+            let text = std::fs::read_to_string(&config_path).map_err(|e| io(&config_path, e))?;
+            let existing: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+            if existing != wanted {
+                if !force_new {
+                    return Err(EvalError::ConfigChanged { dir: dir.to_path_buf() });
+                }
+                let stamp =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                for file in [CONFIG_FILE, RECORDS_FILE] {
+                    let from = dir.join(file);
+                    if from.exists() {
+                        let to = dir.join(format!("{file}.replaced-{stamp}"));
+                        std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
+                    }
+                }
+            }
+        }
+        if !config_path.exists() {
+            let text = serde_json::to_string_pretty(&wanted).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+            let partial = config_path.with_extension("partial");
+            std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
+            std::fs::rename(&partial, &config_path).map_err(|e| io(&config_path, e))?;
+        }
+        let (records, valid_bytes) = read_records::<R>(&records_path)?;
+        let file =
+            OpenOptions::new().create(true).append(true).open(&records_path).map_err(|e| io(&records_path, e))?;
+        file.set_len(valid_bytes).map_err(|e| io(&records_path, e))?;
+        let done = records.iter().map(Keyed::key).collect();
+        Ok((RunStore { dir: dir.to_path_buf(), file, done }, records))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn is_done(&self, cell: &str, prompt: &str) -> bool {
+        self.done.contains(&(cell.to_owned(), prompt.to_owned()))
+    }
+
+    /// Appends one record and syncs it to disk.
+    pub fn append<R: Serialize + Keyed>(&mut self, record: &R) -> Result<(), EvalError> {
+        let path = self.dir.join(RECORDS_FILE);
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+        self.done.insert(record.key());
+        Ok(())
+    }
+}
+
+/// The complete records of a records file and the length they take.
+pub fn read_records<R: DeserializeOwned>(path: &Path) -> Result<(Vec<R>, u64), EvalError> {
+    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
+    if !path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut reader = BufReader::new(File::open(path).map_err(|e| bad(e.to_string()))?);
+    let (mut records, mut valid, mut line) = (Vec::new(), 0u64, String::new());
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|e| bad(e.to_string()))?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
+        }
+        records.push(serde_json::from_str(&line).map_err(|e| bad(format!("record {}: {e}", records.len() + 1)))?);
+        valid += n as u64;
+    }
+    Ok((records, valid))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        cell: String,
+        prompt: String,
+        value: u32,
+    }
+
+    impl Keyed for Rec {
+        fn key(&self) -> (String, String) {
+            (self.cell.clone(), self.prompt.clone())
+        }
+    }
+
+    fn rec(cell: &str, prompt: &str, value: u32) -> Rec {
+        Rec { cell: cell.into(), prompt: prompt.into(), value }
+    }
+
+    #[test]
+    fn resumes_without_losing_or_duplicating_and_refuses_a_changed_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({ "widths": [4, 8] });
+        let (mut store, old) = RunStore::open::<_, Rec>(dir.path(), &config, false).unwrap();
+        assert!(old.is_empty());
+        store.append(&rec("c1", "p1", 1)).unwrap();
+        store.append(&rec("c1", "p2", 2)).unwrap();
+        drop(store);
+        // Killed in the middle of a record.
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(RECORDS_FILE)).unwrap();
+        f.write_all(b"{\"cell\":\"c2\",\"pro").unwrap();
+        drop(f);
+        let (mut store, old) = RunStore::open::<_, Rec>(dir.path(), &config, false).unwrap();
+        assert_eq!(old, vec![rec("c1", "p1", 1), rec("c1", "p2", 2)]);
+        assert!(store.is_done("c1", "p2") && !store.is_done("c2", "p1"));
+        store.append(&rec("c2", "p1", 3)).unwrap();
+        drop(store);
+        let (records, _) = read_records::<Rec>(&dir.path().join(RECORDS_FILE)).unwrap();
+        assert_eq!(records.len(), 3);
+
+        let changed = serde_json::json!({ "widths": [4, 16] });
+        let err = RunStore::open::<_, Rec>(dir.path(), &changed, false).err().unwrap();
+        assert!(err.to_string().contains("--force-new"), "{err}");
+        let (_, old) = RunStore::open::<_, Rec>(dir.path(), &changed, true).unwrap();
+        assert!(old.is_empty());
+        let moved = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("records.jsonl.replaced-"));
+        assert_eq!(moved.count(), 1);
+    }
+}

@@ -19,6 +19,9 @@ pub enum EvalError {
     #[error("{dir} holds a run with another configuration; use another directory, or pass --force-new to move its records aside and start over")]
     ConfigChanged { dir: std::path::PathBuf },
 
+    #[error("invalid experiment grid: {0}")]
+    Grid(String),
+
     #[error("bad selection: {0}")]
     Selection(String),
 }

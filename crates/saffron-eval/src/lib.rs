@@ -4,6 +4,7 @@
 pub mod attack;
 pub mod datasets;
 mod error;
+pub mod grid;
 pub mod label;
 pub mod metrics;
 pub mod store;

@@ -1,0 +1,199 @@
+//! Experiment grids (TOML): datasets × attacks × strategies × widths ×
+//! seeds. Each combination is a cell; every prompt of a cell's dataset gives
+//! one record.
+
+use saffron_search::{LengthLimits, SearchConfig, Strategy};
+use serde::{Deserialize, Serialize};
+
+use crate::{Attack, EvalError, PromptSet, Selection};
+
+/// A grid as written in its TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// The policy (a model name or a GGUF path).
+    pub policy: String,
+    /// The PRM of best-of-n, beam, rebase and lookahead (`default`, a probe
+    /// guard directory or a GGUF verdict guard).
+    #[serde(default = "default_guard")]
+    pub guard: String,
+    /// The MRM of saffron (a directory made by `saffron train-mrm`).
+    #[serde(default)]
+    pub mrm: Option<String>,
+    /// Judges of the final answers: `default`, `refusal`, a probe guard
+    /// directory or a GGUF verdict guard. The first is the headline ASR.
+    #[serde(default = "default_judges")]
+    pub judges: Vec<String>,
+    pub datasets: Vec<DatasetSpec>,
+    #[serde(default = "default_attacks")]
+    pub attacks: Vec<Attack>,
+    pub strategies: Vec<StrategySpec>,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub length: LengthLimits,
+}
+
+fn default_guard() -> String {
+    "default".into()
+}
+
+fn default_judges() -> Vec<String> {
+    vec!["default".into(), "refusal".into()]
+}
+
+fn default_attacks() -> Vec<Attack> {
+    vec![Attack::Prefill { tokens: crate::attack::PREFILL_TOKENS }]
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// A prompt set and the subset taken from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// A set name (advbench, jbb, many-shot, harmbench, strongreject,
+    /// rho-benign, forgelm-benign) or a JSONL path.
+    pub set: String,
+    #[serde(default)]
+    pub sample: Option<usize>,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl DatasetSpec {
+    pub fn prompt_set(&self) -> Result<PromptSet, EvalError> {
+        self.set.parse()
+    }
+
+    pub fn selection(&self) -> Selection {
+        Selection { sample: self.sample, seed: self.seed, limit: self.limit, shard: None }
+    }
+}
+
+/// A strategy at one or more widths (its other parameters at their
+/// defaults; docs/search.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    pub name: String,
+    /// Widths to run; empty for `sample`, which has none.
+    #[serde(default)]
+    pub widths: Vec<usize>,
+}
+
+/// One combination of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub dataset: usize,
+    pub attack: Attack,
+    pub search: SearchConfig,
+}
+
+impl Cell {
+    /// The cell's name in records and reports:
+    /// `dataset|attack|strategy@width|seed`.
+    pub fn key(&self, grid: &Grid) -> String {
+        let width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
+        format!(
+            "{}|{}|{}{width}|seed{}",
+            grid.datasets[self.dataset].set,
+            self.attack.name(),
+            self.search.strategy.name(),
+            self.search.seed
+        )
+    }
+}
+
+impl Grid {
+    pub fn from_toml(text: &str) -> Result<Grid, EvalError> {
+        let grid: Grid = toml::from_str(text).map_err(|e| EvalError::Grid(e.to_string()))?;
+        grid.cells()?;
+        Ok(grid)
+    }
+
+    /// Every cell, in the order they run (dataset, attack, strategy, width,
+    /// seed).
+    pub fn cells(&self) -> Result<Vec<Cell>, EvalError> {
+        if self.datasets.is_empty() || self.strategies.is_empty() || self.attacks.is_empty() || self.seeds.is_empty() {
+            return Err(EvalError::Grid("a grid needs at least one dataset, attack, strategy and seed".into()));
+        }
+        let mut cells = Vec::new();
+        for dataset in 0..self.datasets.len() {
+            self.datasets[dataset].prompt_set()?;
+            for attack in &self.attacks {
+                for spec in &self.strategies {
+                    let base = Strategy::from_name(&spec.name).ok_or_else(|| {
+                        EvalError::Grid(format!("unknown strategy `{}`; use one of {}", spec.name, Strategy::NAMES.join(", ")))
+                    })?;
+                    let widths: Vec<Option<usize>> =
+                        if spec.widths.is_empty() { vec![None] } else { spec.widths.iter().copied().map(Some).collect() };
+                    for width in widths {
+                        let mut strategy = base.clone();
+                        if let Some(w) = width {
+                            strategy.set_width(w).map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
+                        }
+                        for &seed in &self.seeds {
+                            let mut search = SearchConfig::new(strategy.clone());
+                            search.length = self.length;
+                            search.seed = seed;
+                            search.validate().map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
+                            cells.push(Cell { dataset, attack: attack.clone(), search });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(cells)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRID: &str = r#"
+policy = "qwen"
+mrm = "mrm/qwen-shared"
+seeds = [0, 1]
+
+[[datasets]]
+set = "advbench"
+sample = 20
+
+[[strategies]]
+name = "sample"
+
+[[strategies]]
+name = "best-of-n"
+widths = [4, 8]
+"#;
+
+    #[test]
+    fn cells_cover_the_product_with_defaults() {
+        let grid = Grid::from_toml(GRID).unwrap();
+        assert_eq!(grid.judges, vec!["default", "refusal"]);
+        let cells = grid.cells().unwrap();
+        // 1 dataset × 1 attack (prefill by default) × (1 + 2 widths) × 2 seeds.
+        assert_eq!(cells.len(), 6);
+        let keys: Vec<String> = cells.iter().map(|c| c.key(&grid)).collect();
+        assert_eq!(keys[0], "advbench|prefill-10|sample|seed0");
+        assert_eq!(keys[5], "advbench|prefill-10|best-of-n@8|seed1");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Grid::from_toml(&GRID.replace("best-of-n", "best-of-m")).unwrap_err().to_string();
+        assert!(err.contains("unknown strategy `best-of-m`"), "{err}");
+        let err = Grid::from_toml(&GRID.replace("seeds", "seed")).unwrap_err().to_string();
+        assert!(err.contains("unknown field `seed`"), "{err}");
+        let err = Grid::from_toml(&GRID.replace("name = \"sample\"", "name = \"sample\"\nwidths = [2]")).unwrap_err();
+        assert!(err.to_string().contains("no width"), "{err}");
+        let err = Grid::from_toml(&GRID.replace("advbench", "advbenc")).unwrap_err();
+        assert!(err.to_string().contains("unknown prompt set"), "{err}");
+    }
+}

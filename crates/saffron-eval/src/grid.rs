@@ -128,10 +128,17 @@ impl Grid {
             for attack in &self.attacks {
                 for spec in &self.strategies {
                     let base = Strategy::from_name(&spec.name).ok_or_else(|| {
-                        EvalError::Grid(format!("unknown strategy `{}`; use one of {}", spec.name, Strategy::NAMES.join(", ")))
+                        EvalError::Grid(format!(
+                            "unknown strategy `{}`; use one of {}",
+                            spec.name,
+                            Strategy::NAMES.join(", ")
+                        ))
                     })?;
-                    let widths: Vec<Option<usize>> =
-                        if spec.widths.is_empty() { vec![None] } else { spec.widths.iter().copied().map(Some).collect() };
+                    let widths: Vec<Option<usize>> = if spec.widths.is_empty() {
+                        vec![None]
+                    } else {
+                        spec.widths.iter().copied().map(Some).collect()
+                    };
                     for width in widths {
                         let mut strategy = base.clone();
                         if let Some(w) = width {

@@ -4,10 +4,13 @@
 pub mod attack;
 pub mod datasets;
 mod error;
+pub mod experiment;
 pub mod grid;
+pub mod judge;
 pub mod label;
 pub mod metrics;
 pub mod store;
+pub mod summary;
 
 pub use attack::Attack;
 pub use datasets::{load_prompts, EvalPrompt, PromptData, PromptSet, Selection};

@@ -1,0 +1,136 @@
+//! Running a grid: every prompt of every cell, defended by the cell's
+//! strategy under the cell's attack, judged by every judge, one record
+//! appended per (cell, prompt) as soon as it completes.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use saffron_core::{Cost, MultifurcationReward};
+use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
+use saffron_reward::{BoundGuard, Guard};
+use saffron_search::{search, Models, NoTrace};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::{Cell, Grid};
+use crate::judge::{Judge, Verdict};
+use crate::store::{Keyed, RunStore};
+use crate::{EvalError, EvalPrompt};
+
+/// One answered prompt of one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub cell: String,
+    pub prompt_id: String,
+    pub harmful: bool,
+    pub text: String,
+    pub new_tokens: usize,
+    pub finish: String,
+    /// Compute of the defence (policy, PRM, MRM; the judges are not charged).
+    pub cost: Cost,
+    pub tflop: f64,
+    pub reward_calls: u64,
+    pub wall_seconds: f64,
+    /// Judge name → verdict.
+    pub verdicts: BTreeMap<String, Verdict>,
+}
+
+impl Keyed for Record {
+    fn key(&self) -> (String, String) {
+        (self.cell.clone(), self.prompt_id.clone())
+    }
+}
+
+/// The models of a run. `make_mrm` gives a fresh MRM per search (its cost
+/// counters start at zero).
+pub struct RunModels<'a> {
+    pub policy: &'a Model,
+    pub prm: Option<&'a dyn Guard>,
+    pub make_mrm: &'a dyn Fn() -> Option<Box<dyn MultifurcationReward>>,
+    pub options: TreeOptions,
+}
+
+/// Progress after each record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunProgress {
+    pub done: usize,
+    pub unsafe_: usize,
+    pub tflop: f64,
+}
+
+/// Runs every (cell, prompt) not yet in `store`.
+pub fn run_grid(
+    grid: &Grid,
+    cells: &[Cell],
+    prompts: &[Vec<EvalPrompt>],
+    models: &RunModels,
+    judges: &mut [(String, Judge)],
+    store: &mut RunStore,
+    progress: &mut dyn FnMut(RunProgress),
+) -> Result<RunProgress, EvalError> {
+    let mut counts = RunProgress::default();
+    for cell in cells {
+        let key = cell.key(grid);
+        for prompt in &prompts[cell.dataset] {
+            if store.is_done(&key, &prompt.id) {
+                continue;
+            }
+            let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
+            let record = answer(&key, cell, prompt, &chat, models, judges)?;
+            counts.done += 1;
+            counts.tflop += record.tflop;
+            counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
+            store.append(&record)?;
+            progress(counts);
+        }
+    }
+    Ok(counts)
+}
+
+fn answer(
+    key: &str,
+    cell: &Cell,
+    prompt: &EvalPrompt,
+    chat: &saffron_engine::ChatPrompt,
+    models: &RunModels,
+    judges: &mut [(String, Judge)],
+) -> Result<Record, EvalError> {
+    let model_error = |e: &dyn std::fmt::Display| EvalError::Model(e.to_string());
+    let policy = models.policy;
+    let context = policy.encode_chat(chat).map_err(|e| model_error(&e))?;
+    let mut mrm = (models.make_mrm)();
+    let hidden =
+        if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
+    let mut tree = PrefixTree::new(policy, TreeOptions { hidden, ..models.options }).map_err(|e| model_error(&e))?;
+    let mut prm = match models.prm {
+        Some(g) => Some(BoundGuard::new(g, &prompt.prompt, models.options, |t| policy.detokenize(t))?),
+        None => None,
+    };
+    let start = Instant::now();
+    let outcome = {
+        let mut search_models =
+            Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_deref_mut().map(|m| m as _) };
+        search(&cell.search, &mut search_models, &context, &mut NoTrace).map_err(|e| model_error(&e))?
+    };
+    let wall_seconds = start.elapsed().as_secs_f64();
+    let text = policy.detokenize(&outcome.tokens);
+    let mut verdicts = BTreeMap::new();
+    for (name, judge) in judges.iter_mut() {
+        verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &text)?);
+    }
+    Ok(Record {
+        cell: key.to_owned(),
+        prompt_id: prompt.id.clone(),
+        harmful: prompt.harmful,
+        new_tokens: outcome.tokens.len(),
+        finish: serde_json::to_value(outcome.finish)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        tflop: outcome.cost.tflop(),
+        reward_calls: outcome.cost.reward_calls(),
+        cost: outcome.cost,
+        wall_seconds,
+        text,
+        verdicts,
+    })
+}

@@ -45,6 +45,10 @@ pub enum Command {
     /// corpus (partial supervision), with its unseen-token mask and its
     /// fidelity to the PRM on held-out prompts.
     TrainMrm(TrainMrmArgs),
+    /// Run an experiment grid: prefill attacks on real datasets, each
+    /// defended by each strategy at each width, judged, with ASR against
+    /// compute. Resumable; writes records.jsonl, summary.json and summary.csv.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +330,28 @@ pub struct TrainMrmArgs {
     /// Seed of the split, the initialisation and the shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The experiment grid (TOML: policy, guard, mrm, judges, datasets,
+    /// attacks, strategies with widths, seeds, length; see docs/eval.md).
+    #[arg(value_name = "GRID")]
+    pub grid: PathBuf,
+
+    /// The run directory [default: runs/<grid file name>]. A run there with
+    /// the same grid is resumed.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Start over when the run directory holds another grid (its records
+    /// are moved aside, not deleted).
+    #[arg(long)]
+    pub force_new: bool,
 
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]

@@ -219,3 +219,59 @@ fn guard_training_and_judging_need_their_data() {
     let out = saffron(&real_home(), &["judge-eval", "--judge", "/nonexistent/guard.gguf"]);
     assert_clean_failure(&out, "does not exist");
 }
+
+#[test]
+fn eval_resumes_a_killed_run_without_losing_or_duplicating_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.toml");
+    let smollm2 = smollm2_path();
+    std::fs::write(
+        &grid,
+        format!(
+            "policy = {smollm2:?}\nguard = {smollm2:?}\njudges = [\"refusal\", {smollm2:?}]\n\
+             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
+             [[datasets]]\nset = \"advbench\"\nlimit = 2\n\
+             [[datasets]]\nset = \"rho-benign\"\nlimit = 1\n\
+             [[strategies]]\nname = \"sample\"\n\
+             [[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2"];
+        args.extend_from_slice(extra);
+        saffron(&real_home(), &args)
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let records = out.join("records.jsonl");
+    let text = std::fs::read_to_string(&records).unwrap();
+    // 2 harmful prompts under the prefill + 1 benign prompt asked plainly, for 2 cells each.
+    assert_eq!(text.lines().count(), 6);
+    // A crash: the last record is lost halfway through being written.
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = format!("{}\n{}", lines[..5].join("\n"), &lines[5][..lines[5].len() / 2]);
+    std::fs::write(&records, torn).unwrap();
+    let second = run(&[]);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let again = std::fs::read_to_string(&records).unwrap();
+    let keys: Vec<(String, String)> = again
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| (v["cell"].as_str().unwrap().to_owned(), v["prompt_id"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!((keys.len(), distinct.len()), (6, 6), "{again}");
+    assert_eq!(again.lines().take(5).collect::<Vec<_>>(), lines[..5], "finished records are kept as they were");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 4);
+    assert!(summary[0]["asr"]["refusal"]["value"].is_number());
+    assert!(summary[2]["over_refusal"]["value"].is_number(), "{summary}");
+    // The grid changed: refused without --force-new.
+    std::fs::write(&grid, std::fs::read_to_string(&grid).unwrap().replace("limit = 2", "limit = 3")).unwrap();
+    assert_clean_failure(&run(&[]), "--force-new");
+}

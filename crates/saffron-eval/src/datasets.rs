@@ -55,6 +55,11 @@ impl PromptSet {
     pub const NAMES: [&'static str; 7] =
         ["advbench", "jbb", "many-shot", "harmbench", "strongreject", "rho-benign", "forgelm-benign"];
 
+    /// Sets of benign prompts (for over-refusal), never attacked.
+    pub fn is_benign(&self) -> bool {
+        matches!(self, PromptSet::RhoBenign | PromptSet::ForgelmBenign)
+    }
+
     pub fn name(&self) -> String {
         match self {
             PromptSet::Jsonl(path) => path.display().to_string(),

@@ -124,8 +124,10 @@ impl Grid {
         }
         let mut cells = Vec::new();
         for dataset in 0..self.datasets.len() {
-            self.datasets[dataset].prompt_set()?;
-            for attack in &self.attacks {
+            // Benign sets measure over-refusal: asked plainly, never attacked.
+            let attacks =
+                if self.datasets[dataset].prompt_set()?.is_benign() { &[Attack::None][..] } else { &self.attacks[..] };
+            for attack in attacks {
                 for spec in &self.strategies {
                     let base = Strategy::from_name(&spec.name).ok_or_else(|| {
                         EvalError::Grid(format!(
@@ -187,6 +189,8 @@ widths = [4, 8]
         let cells = grid.cells().unwrap();
         // 1 dataset × 1 attack (prefill by default) × (1 + 2 widths) × 2 seeds.
         assert_eq!(cells.len(), 6);
+        let benign = Grid::from_toml(&GRID.replace("advbench", "rho-benign")).unwrap();
+        assert!(benign.cells().unwrap().iter().all(|c| c.attack == Attack::None));
         let keys: Vec<String> = cells.iter().map(|c| c.key(&grid)).collect();
         assert_eq!(keys[0], "advbench|prefill-10|sample|seed0");
         assert_eq!(keys[5], "advbench|prefill-10|best-of-n@8|seed1");

@@ -1,5 +1,6 @@
 mod bench;
 mod bench_search;
+mod eval;
 mod fetch;
 mod generate;
 mod guard;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JudgeEval(args) => judge_eval::run(&home, &args),
         Command::Label(args) => label::run(&home, &args),
         Command::TrainMrm(args) => train_mrm::run(&home, &args),
+        Command::Eval(args) => eval::run(&home, &args),
     }
 }
 

@@ -1,0 +1,130 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use saffron_core::MultifurcationReward;
+use saffron_engine::TreeOptions;
+use saffron_eval::experiment::{run_grid, Record, RunModels};
+use saffron_eval::grid::Grid;
+use saffron_eval::judge::Judge;
+use saffron_eval::load_prompts;
+use saffron_eval::store::RunStore;
+use saffron_eval::summary::{summarise, write};
+use saffron_reward::mrm::{artifact, SharedMrm};
+use saffron_reward::{Guard, RefusalJudge};
+use serde_json::json;
+
+use crate::cli::{EvalArgs, GuardPreset, ModelArgs};
+use crate::progress::count_bar;
+
+pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.grid).with_context(|| format!("reading {}", args.grid.display()))?;
+    let grid = Grid::from_toml(&text).with_context(|| format!("in {}", args.grid.display()))?;
+    let cells = grid.cells()?;
+    let mut prompts = Vec::new();
+    let mut data_files = BTreeMap::new();
+    for spec in &grid.datasets {
+        let data = load_prompts(&spec.prompt_set()?, home).with_context(|| format!("reading dataset {}", spec.set))?;
+        data_files.extend(data.files);
+        prompts.push(spec.selection().apply(data.prompts)?);
+    }
+    let (policy, _) = super::load_model(home, &ModelArgs { model: grid.policy.clone(), threads: args.threads })?;
+    let policy_sha = super::guard::model_sha256(home, &grid.policy)?;
+
+    // Guards by spec, loaded once and shared by the PRM and the judges.
+    let mut guards: BTreeMap<String, Box<dyn Guard>> = BTreeMap::new();
+    let needs_prm = cells.iter().any(|c| !matches!(c.search.strategy.name(), "sample" | "saffron"));
+    let mut guard_specs: Vec<&String> = grid.judges.iter().filter(|j| *j != "refusal").collect();
+    if needs_prm {
+        guard_specs.push(&grid.guard);
+    }
+    let mut identities = BTreeMap::new();
+    for spec in guard_specs {
+        if !guards.contains_key(spec) {
+            let path = if spec == "default" { super::guard::default_guard_dir(home)? } else { spec.clone() };
+            identities.insert(spec.clone(), super::guard::guard_sha256(home, &path)?);
+            guards.insert(
+                spec.clone(),
+                super::guard::load_guard(home, &path, GuardPreset::Local, args.threads, Some(&policy))?,
+            );
+        }
+    }
+    let mrm = match &grid.mrm {
+        Some(dir) => {
+            let (head, manifest) =
+                artifact::load(Path::new(dir)).with_context(|| format!("loading the MRM in {dir}"))?;
+            SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha)?;
+            identities.insert(format!("mrm:{dir}"), manifest.corpus_sha256.clone());
+            Some((head, manifest))
+        }
+        None => None,
+    };
+    let make_mrm = || -> Option<Box<dyn MultifurcationReward>> {
+        let (head, manifest) = mrm.as_ref()?;
+        // Checked above; a fresh one per search starts its counters at zero.
+        SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha).ok().map(|m| Box::new(m) as _)
+    };
+    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
+    let mut judges = Vec::new();
+    for name in &grid.judges {
+        let judge = match name.as_str() {
+            "refusal" => Judge::Refusal(RefusalJudge::default()),
+            spec => Judge::guard(guards[spec].as_ref(), options)?,
+        };
+        judges.push((name.clone(), judge));
+    }
+    let models = RunModels {
+        policy: &policy,
+        prm: needs_prm.then(|| guards[&grid.guard].as_ref()),
+        make_mrm: &make_mrm,
+        options,
+    };
+
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(args.grid.file_stem().map_or("grid".into(), |s| s.to_string_lossy().into_owned()))
+    });
+    let resolved = json!({
+        "grid": grid,
+        "policy_sha256": policy_sha,
+        "reward_models": identities,
+        "data_files": data_files,
+        "saffron_version": env!("CARGO_PKG_VERSION"),
+    });
+    let (mut store, done) = RunStore::open::<_, Record>(&out, &resolved, args.force_new)?;
+    let total: usize =
+        cells.iter().map(|c| prompts[c.dataset].iter().filter(|p| c.attack.apply(p, &policy).is_some()).count()).sum();
+    eprintln!("{} cells, {total} records ({} already done) in {}", cells.len(), done.len(), out.display());
+    let bar = count_bar("eval", total as u64);
+    bar.set_position(done.len() as u64);
+    let headline = grid.judges.first().cloned().unwrap_or_default();
+    run_grid(&grid, &cells, &prompts, &models, &mut judges, &mut store, &mut |p| {
+        bar.set_position((done.len() + p.done) as u64);
+        bar.set_message(format!(
+            "ASR {:.0}% ({headline}), {:.2} TFLOP/prompt",
+            100.0 * p.unsafe_ as f64 / p.done as f64,
+            p.tflop / p.done as f64
+        ));
+    })?;
+    bar.finish_and_clear();
+    let (records, _) = saffron_eval::store::read_records::<Record>(&out.join(saffron_eval::store::RECORDS_FILE))?;
+    let summaries = summarise(&records);
+    write(&out, &summaries)?;
+    println!("{:<44} {:>4} {:>8} {:>7}  ASR [95% CI] per judge, or over-refusal", "cell", "n", "TFLOP", "calls");
+    for s in &summaries {
+        let mut rates: Vec<String> =
+            s.asr.iter().map(|(j, r)| format!("{j} {:.2} [{:.2},{:.2}]", r.value, r.low, r.high)).collect();
+        if let Some(r) = s.over_refusal {
+            rates.push(format!("over-refusal {:.2} [{:.2},{:.2}]", r.value, r.low, r.high));
+        }
+        println!(
+            "{:<44} {:>4} {:>8.3} {:>7.1}  {}",
+            s.cell,
+            s.prompts,
+            s.mean_tflop,
+            s.mean_reward_calls,
+            rates.join("  ")
+        );
+    }
+    println!("records, summary.json and summary.csv in {}", out.display());
+    Ok(())
+}

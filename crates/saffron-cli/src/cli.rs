@@ -194,6 +194,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub guard: Option<String>,
 
+    /// Measure one call of this MRM (a `saffron train-mrm` directory for
+    /// --model) against one PRM call (--guard, default: the built-in guard)
+    /// and one policy token forward.
+    #[arg(long, value_name = "DIR", conflicts_with = "strategy")]
+    pub mrm: Option<PathBuf>,
+
     /// Prefilled prompts per (strategy, width); results are per prompt.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub prompts: usize,

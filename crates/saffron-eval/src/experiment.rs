@@ -20,6 +20,12 @@ use crate::{EvalError, EvalPrompt};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub cell: String,
+    /// The cell's parts, for reports.
+    pub dataset: String,
+    pub attack: String,
+    pub strategy: String,
+    pub width: Option<usize>,
+    pub seed: u64,
     pub prompt_id: String,
     pub harmful: bool,
     pub text: String,
@@ -75,7 +81,8 @@ pub fn run_grid(
                 continue;
             }
             let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
-            let record = answer(&key, cell, prompt, &chat, models, judges)?;
+            let mut record = answer(&key, cell, prompt, &chat, models, judges)?;
+            record.dataset = grid.datasets[cell.dataset].set.clone();
             counts.done += 1;
             counts.tflop += record.tflop;
             counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
@@ -119,6 +126,11 @@ fn answer(
     }
     Ok(Record {
         cell: key.to_owned(),
+        dataset: String::new(),
+        attack: cell.attack.name(),
+        strategy: cell.search.strategy.name().to_owned(),
+        width: cell.search.strategy.width(),
+        seed: cell.search.seed,
         prompt_id: prompt.id.clone(),
         harmful: prompt.harmful,
         new_tokens: outcome.tokens.len(),

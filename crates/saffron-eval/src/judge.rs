@@ -21,14 +21,14 @@ pub struct Verdict {
 /// A judge with its own scoring tree.
 pub enum Judge<'g> {
     Refusal(RefusalJudge),
-    Guard { guard: &'g dyn Guard, tree: PrefixTree },
+    Guard { guard: &'g dyn Guard, tree: Box<PrefixTree> },
 }
 
 impl<'g> Judge<'g> {
     pub fn guard(guard: &'g dyn Guard, options: TreeOptions) -> Result<Judge<'g>, EvalError> {
         let tree =
             PrefixTree::new(guard.model(), guard.tree_options(options)).map_err(|e| EvalError::Model(e.to_string()))?;
-        Ok(Judge::Guard { guard, tree })
+        Ok(Judge::Guard { guard, tree: Box::new(tree) })
     }
 
     pub fn judge(&mut self, prompt: &str, answer: &str) -> Result<Verdict, EvalError> {

@@ -15,6 +15,10 @@ use crate::EvalError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellSummary {
     pub cell: String,
+    pub dataset: String,
+    pub attack: String,
+    pub strategy: String,
+    pub width: Option<usize>,
     pub prompts: usize,
     /// Judge → share of harmful prompts whose answer it calls unsafe.
     pub asr: BTreeMap<String, Rate>,
@@ -61,6 +65,10 @@ pub fn summarise(records: &[Record]) -> Vec<CellSummary> {
             let mean = |f: &dyn Fn(&Record) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / n;
             CellSummary {
                 cell: cell.to_owned(),
+                dataset: rs[0].dataset.clone(),
+                attack: rs[0].attack.clone(),
+                strategy: rs[0].strategy.clone(),
+                width: rs[0].width,
                 prompts: rs.len(),
                 asr,
                 over_refusal: (!refusals.is_empty()).then(|| Rate::of(&refusals, 0)),
@@ -127,6 +135,11 @@ mod tests {
         ]);
         Record {
             cell: cell.into(),
+            dataset: "advbench".into(),
+            attack: "prefill-10".into(),
+            strategy: "best-of-n".into(),
+            width: Some(4),
+            seed: 0,
             prompt_id: format!("p{id}"),
             harmful,
             text: String::new(),

@@ -167,7 +167,7 @@ impl DataArchive {
     /// The text of the file at `member` and its sha256 (for provenance).
     pub fn read_hashed(&mut self, member: &str) -> Result<(String, String), FetchError> {
         let text = self.read(member)?;
-        let sha = crate::sha::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        let sha = crate::sha::sha256_bytes(text.as_bytes());
         Ok((text, sha))
     }
 

@@ -4,6 +4,9 @@ use std::path::Path;
 use crate::cli::BenchArgs;
 
 pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.mrm {
+        return super::bench_mrm::run(home, args, dir);
+    }
     if !args.strategy.is_empty() {
         return super::bench_search::run(home, args);
     }

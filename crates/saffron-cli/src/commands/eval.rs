@@ -41,11 +41,10 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let mut identities = BTreeMap::new();
     for spec in guard_specs {
         if !guards.contains_key(spec) {
-            let path = if spec == "default" { super::guard::default_guard_dir(home)? } else { spec.clone() };
-            identities.insert(spec.clone(), super::guard::guard_sha256(home, &path)?);
+            identities.insert(spec.clone(), super::guard::guard_sha256(home, spec)?);
             guards.insert(
                 spec.clone(),
-                super::guard::load_guard(home, &path, GuardPreset::Local, args.threads, Some(&policy))?,
+                super::guard::load_guard(home, spec, GuardPreset::Local, args.threads, Some(&policy))?,
             );
         }
     }

@@ -5,13 +5,16 @@ use std::path::Path;
 
 use anyhow::Context;
 use saffron_engine::Model;
-use saffron_fetch::{sha256_file, ModelRef};
-use saffron_reward::probe::artifact;
+use saffron_fetch::{sha256_bytes, sha256_file, ModelRef};
+use saffron_reward::probe::artifact::{self, ProbeManifest};
+use saffron_reward::probe::default::{default_guard, default_guard_weights};
+use saffron_reward::probe::head::LinearHead;
 use saffron_reward::{Guard, ProbeGuard, VerdictGuard, VerdictGuardConfig};
 
 use crate::cli::{GuardPreset, ModelArgs};
 
-/// Loads `spec` as a guard, reusing `policy`'s weights when it is the same
+/// Loads `spec` as a guard: `default` (built in), a probe guard directory,
+/// or a GGUF verdict guard; reuses `policy`'s weights when it is the same
 /// file.
 pub fn load_guard(
     home: &Path,
@@ -20,8 +23,16 @@ pub fn load_guard(
     threads: Option<u32>,
     policy: Option<&Model>,
 ) -> anyhow::Result<Box<dyn Guard>> {
-    if artifact::is_artifact(Path::new(spec)) {
-        return Ok(Box::new(load_probe(home, Path::new(spec), threads, policy)?));
+    if spec == "default" {
+        let (head, manifest) = default_guard()?;
+        return Ok(Box::new(probe_on_backbone(home, head, manifest, threads, policy).context("the default guard")?));
+    }
+    let dir = Path::new(spec);
+    if artifact::is_artifact(dir) {
+        let (head, manifest) = artifact::load(dir)?;
+        let guard = probe_on_backbone(home, head, manifest, threads, policy)
+            .with_context(|| format!("the guard in {}", dir.display()))?;
+        return Ok(Box::new(guard));
     }
     let model = load_or_reuse(home, spec, threads, policy)?.0;
     let config = match preset {
@@ -31,17 +42,18 @@ pub fn load_guard(
     Ok(Box::new(VerdictGuard::new(model, &config).with_context(|| format!("using `{spec}` as a guard"))?))
 }
 
-/// A probe guard artifact on the backbone its manifest names (a catalog name
-/// or a GGUF path), checked by sha256.
-pub fn load_probe(home: &Path, dir: &Path, threads: Option<u32>, policy: Option<&Model>) -> anyhow::Result<ProbeGuard> {
-    let (head, manifest) = artifact::load(dir)?;
-    let (model, model_ref) = load_or_reuse(home, &manifest.backbone.name, threads, policy)
-        .with_context(|| format!("loading the backbone of the guard in {}", dir.display()))?;
-    let sha256 = match model_ref {
-        // Verified when it was fetched.
-        ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
-        ModelRef::File(_) => model_sha256(home, &manifest.backbone.name)?,
-    };
+/// A probe head on the backbone its manifest names (a catalog name or a
+/// GGUF path), checked by sha256.
+fn probe_on_backbone(
+    home: &Path,
+    head: LinearHead,
+    manifest: ProbeManifest,
+    threads: Option<u32>,
+    policy: Option<&Model>,
+) -> anyhow::Result<ProbeGuard> {
+    let (model, _) = load_or_reuse(home, &manifest.backbone.name, threads, policy)
+        .with_context(|| format!("loading its backbone `{}`", manifest.backbone.name))?;
+    let sha256 = model_sha256(home, &manifest.backbone.name)?;
     Ok(ProbeGuard::new(head, manifest, model, &sha256)?)
 }
 
@@ -59,16 +71,6 @@ fn load_or_reuse(
     Ok((model, model_ref))
 }
 
-/// The default probe guard's directory: trained by `saffron train-guard`
-/// into the cache.
-pub fn default_guard_dir(home: &Path) -> anyhow::Result<String> {
-    let dir = home.join("guards").join("probe-smollm2");
-    if !artifact::is_artifact(&dir) {
-        anyhow::bail!("the default guard is not trained yet ({} is missing): run `saffron train-guard`", dir.display());
-    }
-    Ok(dir.display().to_string())
-}
-
 /// sha256 of a model given by name (recorded in the catalog, verified at
 /// fetch) or path (hashed now).
 pub fn model_sha256(home: &Path, spec: &str) -> anyhow::Result<String> {
@@ -78,9 +80,12 @@ pub fn model_sha256(home: &Path, spec: &str) -> anyhow::Result<String> {
     })
 }
 
-/// sha256 identifying a guard: its head's weights file for a probe guard,
-/// the GGUF for a verdict guard.
+/// sha256 identifying a guard: its head's weights for a probe guard, the
+/// GGUF for a verdict guard.
 pub fn guard_sha256(home: &Path, spec: &str) -> anyhow::Result<String> {
+    if spec == "default" {
+        return Ok(sha256_bytes(default_guard_weights()));
+    }
     let dir = Path::new(spec);
     if artifact::is_artifact(dir) {
         let weights = dir.join(artifact::WEIGHTS_FILE);

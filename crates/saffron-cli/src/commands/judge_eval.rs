@@ -26,8 +26,7 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
             items.iter().map(|i| judge.is_unsafe(&i.response)).collect()
         }
         spec => {
-            let spec = if spec == "default" { super::guard::default_guard_dir(home)? } else { spec.into() };
-            let guard = super::guard::load_guard(home, &spec, args.guard_format, args.threads, None)?;
+            let guard = super::guard::load_guard(home, spec, args.guard_format, args.threads, None)?;
             let rewards = score(
                 guard.as_ref(),
                 items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect(),

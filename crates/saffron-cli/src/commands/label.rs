@@ -22,9 +22,8 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let (policy, policy_path) =
         super::load_model(home, &ModelArgs { model: args.policy.clone(), threads: args.threads })?;
     let policy_sha = super::guard::model_sha256(home, &args.policy)?;
-    let guard_spec = if args.guard == "default" { super::guard::default_guard_dir(home)? } else { args.guard.clone() };
-    let guard = super::guard::load_guard(home, &guard_spec, GuardPreset::Local, args.threads, Some(&policy))?;
-    let guard_sha = super::guard::guard_sha256(home, &guard_spec)?;
+    let guard = super::guard::load_guard(home, &args.guard, GuardPreset::Local, args.threads, Some(&policy))?;
+    let guard_sha = super::guard::guard_sha256(home, &args.guard)?;
     let settings = LabelSettings {
         samples: args.samples,
         length: LengthLimits {

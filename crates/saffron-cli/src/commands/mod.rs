@@ -1,4 +1,5 @@
 mod bench;
+mod bench_mrm;
 mod bench_search;
 mod eval;
 mod fetch;

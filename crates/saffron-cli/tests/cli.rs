@@ -275,3 +275,51 @@ fn eval_resumes_a_killed_run_without_losing_or_duplicating_records() {
     std::fs::write(&grid, std::fs::read_to_string(&grid).unwrap().replace("limit = 2", "limit = 3")).unwrap();
     assert_clean_failure(&run(&[]), "--force-new");
 }
+
+#[test]
+fn label_writes_one_reward_per_response_token_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.jsonl");
+    let smollm2 = smollm2_path();
+    let args = [
+        "label",
+        "--policy",
+        "smollm2",
+        "--guard",
+        smollm2.to_str().unwrap(),
+        "--harmful",
+        "1",
+        "--benign",
+        "1",
+        "--samples",
+        "1",
+        "--max-tokens",
+        "4",
+        "--threads",
+        "2",
+        "--out",
+        corpus.to_str().unwrap(),
+    ];
+    let out = saffron(&real_home(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["kind"], "saffron-token-corpus");
+    // One harmful prompt plainly and prefilled, one benign prompt plainly.
+    assert_eq!(lines.len(), 4);
+    let prefilled: Vec<bool> = lines[1..].iter().map(|l| l["prefilled"].as_bool().unwrap()).collect();
+    assert_eq!(prefilled.iter().filter(|&&p| p).count(), 1);
+    for l in &lines[1..] {
+        let n = l["response"].as_array().unwrap().len();
+        assert!(n >= 1 && n <= 4);
+        assert_eq!(l["rewards"].as_array().unwrap().len(), n);
+    }
+    // Run again: nothing to do, nothing duplicated.
+    let again = saffron(&real_home(), &args);
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(&corpus).unwrap(), text);
+    // Other settings on the same file are refused.
+    let mut other = args.to_vec();
+    other[10] = "2";
+    assert_clean_failure(&saffron(&real_home(), &other), "other settings");
+}

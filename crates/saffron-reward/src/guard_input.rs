@@ -23,6 +23,20 @@ pub enum GuardFormat {
     UserTurn(String),
 }
 
+/// How the template's text meets the prompt and response at their slots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundary {
+    /// As tokenising the whole rendered text would: a space that ends the
+    /// template before a slot joins the slot's first word (`User: How` →
+    /// `User`, `:`, ` How`). What a pretrained guard saw in training.
+    Natural,
+    /// Template pieces and slots tokenised apart (`:`, ` `, `How`). The
+    /// first probe guards were trained this way; an artifact records which.
+    #[default]
+    Split,
+}
+
 /// The task and the conversation, shared by the two local guard formats.
 macro_rules! guard_task {
     () => {
@@ -57,10 +71,14 @@ pub const PROBE_GUARD_INSTRUCTION: &str = guard_task!();
 pub struct GuardInput {
     model: Model,
     format: GuardFormat,
+    boundary: Boundary,
     instruction: Option<Environment<'static>>,
     /// The guard input with the pair left out: template tokens around the
     /// places where the prompt and the response go.
     segments: Vec<Segment>,
+    /// With [`Boundary::Natural`]: slots whose text takes the space that
+    /// ended the template before them.
+    lead: SlotLead,
 }
 
 /// A piece of the guard input.
@@ -71,8 +89,15 @@ enum Segment {
     Response,
 }
 
+/// Which slot, and whether its text starts with the template's space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SlotLead {
+    prompt: bool,
+    response: bool,
+}
+
 impl GuardInput {
-    pub fn new(model: Model, format: &GuardFormat) -> Result<GuardInput, RewardError> {
+    pub fn new(model: Model, format: &GuardFormat, boundary: Boundary) -> Result<GuardInput, RewardError> {
         let instruction = match format {
             GuardFormat::ChatTemplate => None,
             GuardFormat::UserTurn(source) => {
@@ -81,8 +106,15 @@ impl GuardInput {
                 Some(env)
             }
         };
-        let mut input = GuardInput { model, format: format.clone(), instruction, segments: Vec::new() };
-        input.segments = input.split_template()?;
+        let mut input = GuardInput {
+            model,
+            format: format.clone(),
+            boundary,
+            instruction,
+            segments: Vec::new(),
+            lead: SlotLead::default(),
+        };
+        (input.segments, input.lead) = input.split_template()?;
         Ok(input)
     }
 
@@ -92,6 +124,10 @@ impl GuardInput {
 
     pub fn format(&self) -> &GuardFormat {
         &self.format
+    }
+
+    pub fn boundary(&self) -> Boundary {
+        self.boundary
     }
 
     /// The guard's input text for one (prompt, response) pair.
@@ -115,33 +151,57 @@ impl GuardInput {
     /// Renders the template once with markers in place of the pair and
     /// splits it there. Only the template's own special tokens are parsed:
     /// special-token text inside a prompt or response stays text.
-    fn split_template(&self) -> Result<Vec<Segment>, RewardError> {
+    fn split_template(&self) -> Result<(Vec<Segment>, SlotLead), RewardError> {
         const P: &str = "\u{E000}saffron-prompt\u{E000}";
         const R: &str = "\u{E000}saffron-response\u{E000}";
         let skeleton = self.render(P, R)?;
         let mut segments = Vec::new();
+        let mut lead = SlotLead::default();
         let mut rest = skeleton.as_str();
         while let Some((at, marker, slot)) = [(rest.find(P), P, Segment::Prompt), (rest.find(R), R, Segment::Response)]
             .into_iter()
             .filter_map(|(at, m, slot)| at.map(|a| (a, m, slot)))
             .min_by_key(|(a, ..)| *a)
         {
-            segments.push(Segment::Template(self.model.tokenize(&rest[..at], SpecialText::Parse)));
+            let mut before = &rest[..at];
+            if self.boundary == Boundary::Natural && before.ends_with(' ') {
+                before = &before[..before.len() - 1];
+                match slot {
+                    Segment::Prompt => lead.prompt = true,
+                    _ => lead.response = true,
+                }
+            }
+            segments.push(Segment::Template(self.model.tokenize(before, SpecialText::Parse)));
             segments.push(slot);
             rest = &rest[at + marker.len()..];
         }
         segments.push(Segment::Template(self.model.tokenize(rest, SpecialText::Parse)));
-        Ok(segments)
+        Ok((segments, lead))
     }
 
     /// Guard tokens of a pair.
     pub fn encode(&self, prompt: &str, response: &str) -> Vec<TokenId> {
-        self.encode_tokens(&self.tokenize(prompt), &self.tokenize(response))
+        self.encode_tokens(&self.prompt_tokens(prompt), &self.response_tokens(response))
     }
 
-    /// Text as guard tokens (special-token text stays text).
-    pub fn tokenize(&self, text: &str) -> Vec<TokenId> {
-        self.model.tokenize(text, SpecialText::Literal)
+    /// A prompt as the guard tokens of its slot.
+    pub fn prompt_tokens(&self, prompt: &str) -> Vec<TokenId> {
+        self.slot_tokens(prompt, self.lead.prompt)
+    }
+
+    /// A response as the guard tokens of its slot (cut these to read a
+    /// prefix of it).
+    pub fn response_tokens(&self, response: &str) -> Vec<TokenId> {
+        self.slot_tokens(response, self.lead.response)
+    }
+
+    /// Special-token text stays text.
+    fn slot_tokens(&self, text: &str, lead: bool) -> Vec<TokenId> {
+        if lead {
+            self.model.tokenize(&format!(" {text}"), SpecialText::Literal)
+        } else {
+            self.model.tokenize(text, SpecialText::Literal)
+        }
     }
 
     /// Guard tokens of a pair already in guard tokens (callers truncate

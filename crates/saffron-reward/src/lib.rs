@@ -21,7 +21,7 @@ mod verdict;
 
 pub use error::RewardError;
 pub use guard::{BoundGuard, Guard};
-pub use guard_input::{GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
+pub use guard_input::{Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
 pub use metrics::BinaryMetrics;
 pub use policy_logits_mrm::PolicyLogitsMrm;
 pub use probe::ProbeGuard;

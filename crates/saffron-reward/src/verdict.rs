@@ -19,7 +19,7 @@ use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::{Model, PrefixTree, SpecialText};
 use serde::{Deserialize, Serialize};
 
-use crate::guard_input::{GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION};
+use crate::guard_input::{Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION};
 use crate::{Guard, RewardError};
 
 /// A verdict guard's format and verdict words.
@@ -61,7 +61,7 @@ impl VerdictGuard {
     pub fn new(model: Model, config: &VerdictGuardConfig) -> Result<VerdictGuard, RewardError> {
         let safe = single_token(&model, &config.safe_word)?;
         let unsafe_ = single_token(&model, &config.unsafe_word)?;
-        Ok(VerdictGuard { input: GuardInput::new(model, &config.format)?, safe, unsafe_ })
+        Ok(VerdictGuard { input: GuardInput::new(model, &config.format, Boundary::Natural)?, safe, unsafe_ })
     }
 
     /// The guard's input text for one (prompt, response) pair.

@@ -10,7 +10,7 @@ use saffron_reward::probe::artifact::{Backbone, ProbeManifest};
 use saffron_reward::probe::features::ProbeInputs;
 use saffron_reward::probe::head::LinearHead;
 use saffron_reward::probe::train::{train, TrainOptions};
-use saffron_reward::{Guard, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
+use saffron_reward::{Boundary, Guard, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
 
 fn smollm2() -> Model {
     let home = saffron_fetch::saffron_home();
@@ -45,7 +45,7 @@ fn tiny_data() -> JudgeData {
 fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
     let model = smollm2();
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
-    let input = GuardInput::new(model.clone(), &format).unwrap();
+    let input = GuardInput::new(model.clone(), &format, Boundary::Natural).unwrap();
     let mut tree = PrefixTree::new(&model, options()).unwrap();
     let data = tiny_data();
     let inputs = ProbeInputs { max_prompt_tokens: 64, prefix_lengths: vec![4, 64] };
@@ -59,7 +59,7 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
     assert_eq!(record.cross_validation.len(), 4);
 
     let backbone = Backbone { name: "smollm2".into(), sha256: sha(), hidden_size: head.dim() };
-    let manifest = ProbeManifest::new(backbone, format, inputs, record);
+    let manifest = ProbeManifest::new(backbone, (format, Boundary::Natural), inputs, record);
     let guard = ProbeGuard::new(head, manifest, model.clone(), &sha()).unwrap();
     let pairs: Vec<(&str, &str)> = data.items.iter().map(|l| (l.prompt.as_str(), l.response.as_str())).collect();
     let mut scoring_tree = PrefixTree::new(&model, options()).unwrap();
@@ -104,7 +104,7 @@ fn a_head_for_another_backbone_is_refused() {
     let manifest = |sha256: String, d: usize| {
         ProbeManifest::new(
             Backbone { name: "qwen".into(), sha256, hidden_size: d },
-            format.clone(),
+            (format.clone(), Boundary::Split),
             inputs.clone(),
             record.clone(),
         )

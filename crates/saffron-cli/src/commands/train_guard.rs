@@ -7,7 +7,7 @@ use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::judge_data::{training_data, JudgeData};
 use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest};
 use saffron_reward::probe::train::{train, TrainOptions};
-use saffron_reward::{GuardFormat, GuardInput, PROBE_GUARD_INSTRUCTION};
+use saffron_reward::{Boundary, GuardFormat, GuardInput, PROBE_GUARD_INSTRUCTION};
 
 use crate::cli::{ModelArgs, TrainGuardArgs};
 use crate::progress::count_bar;
@@ -21,7 +21,7 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     let sha256 = super::guard::model_sha256(home, &args.backbone)?;
     let backbone = Backbone { name: args.backbone.clone(), sha256, hidden_size: model.shape().d_model as usize };
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
-    let input = GuardInput::new(model.clone(), &format)?;
+    let input = GuardInput::new(model.clone(), &format, Boundary::Natural)?;
     let mut tree = PrefixTree::new(
         &model,
         TreeOptions { hidden: HiddenStates::Keep, threads: args.threads, ..TreeOptions::default() },
@@ -47,7 +47,7 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| home.join("guards").join(format!("probe-{}", artifact_name(&args.backbone))));
-    let manifest = ProbeManifest::new(backbone, format, options.inputs.clone(), record);
+    let manifest = ProbeManifest::new(backbone, (format, input.boundary()), options.inputs.clone(), record);
     artifact::save(&out, &head, &manifest)?;
     println!("cross-validation ({} folds, grouped by prompt; training data only):", manifest.training.folds);
     println!("{:>8}  {:>14}  {:>14}  {:>8}  {:>8}", "l2", "accuracy whole", "accuracy cuts", "fpr", "fnr");

@@ -12,7 +12,7 @@ use super::cross_validation::CvScore;
 use super::features::ProbeInputs;
 use super::head::{HeadTraining, LinearHead};
 use crate::tensors::{self, io, read_f32, write_atomically};
-use crate::{GuardFormat, RewardError};
+use crate::{Boundary, GuardFormat, RewardError};
 
 pub const WEIGHTS_FILE: &str = "guard.safetensors";
 pub const MANIFEST_FILE: &str = "guard.json";
@@ -50,17 +50,27 @@ pub struct ProbeManifest {
     pub kind: String,
     pub backbone: Backbone,
     pub format: GuardFormat,
+    /// How template and slots were tokenised in training (artifacts
+    /// without the field were trained split).
+    #[serde(default)]
+    pub boundary: Boundary,
     pub inputs: ProbeInputs,
     pub training: TrainingRecord,
     pub saffron_version: String,
 }
 
 impl ProbeManifest {
-    pub fn new(backbone: Backbone, format: GuardFormat, inputs: ProbeInputs, training: TrainingRecord) -> Self {
+    pub fn new(
+        backbone: Backbone,
+        (format, boundary): (GuardFormat, Boundary),
+        inputs: ProbeInputs,
+        training: TrainingRecord,
+    ) -> Self {
         ProbeManifest {
             kind: KIND.into(),
             backbone,
             format,
+            boundary,
             inputs,
             training,
             saffron_version: env!("CARGO_PKG_VERSION").into(),
@@ -143,7 +153,7 @@ mod tests {
         let backbone = Backbone { name: "smollm2".into(), sha256: "cd".repeat(32), hidden_size: 2 };
         let manifest = ProbeManifest::new(
             backbone,
-            GuardFormat::UserTurn("{{ prompt }}".into()),
+            (GuardFormat::UserTurn("{{ prompt }}".into()), Boundary::Natural),
             ProbeInputs::default(),
             training,
         );

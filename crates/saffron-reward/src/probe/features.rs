@@ -36,7 +36,7 @@ impl ProbeInputs {
     /// The guard tokens the probe reads for a pair, the response cut at
     /// `response_tokens`.
     pub fn encode(&self, input: &GuardInput, prompt: &str, response: &[TokenId]) -> Vec<TokenId> {
-        let prompt = input.tokenize(prompt);
+        let prompt = input.prompt_tokens(prompt);
         let prompt = &prompt[..prompt.len().min(self.max_prompt_tokens)];
         let response = &response[..response.len().min(self.max_response_tokens())];
         input.encode_tokens(prompt, response)
@@ -80,7 +80,7 @@ pub fn extract(
         let mut paths = Vec::new();
         let mut keys = Vec::new();
         for (i, (prompt, response)) in group.iter().enumerate() {
-            let response = input.tokenize(response);
+            let response = input.response_tokens(response);
             let cuts = inputs.cuts(response.len().min(inputs.max_response_tokens()));
             let last = *cuts.last().unwrap_or(&0);
             for cut in cuts {

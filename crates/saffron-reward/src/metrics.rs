@@ -34,9 +34,40 @@ impl BinaryMetrics {
     }
 }
 
+/// Area under the ROC curve of `positive` scores against `negative` ones:
+/// the chance a random positive scores above a random negative (ties count
+/// half). `None` when either side is empty.
+pub fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for p in positive {
+        for n in negative {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (positive.len() * negative.len()) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auc_by_hand() {
+        assert_eq!(auc(&[3.0, 2.0], &[1.0, 0.0]), Some(1.0));
+        assert_eq!(auc(&[1.0], &[1.0]), Some(0.5));
+        // 2 of 4 pairs won, one tie: (2 + 0.5) / 4
+        assert_eq!(auc(&[2.0, 0.5], &[1.0, 0.5]), Some(0.625));
+        assert_eq!(auc(&[], &[1.0]), None);
+    }
 
     #[test]
     fn hand_computed_confusion() {

@@ -27,6 +27,9 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
         }
         spec => {
             let guard = super::guard::load_guard(home, spec, args.guard_format, args.threads, None)?;
+            if args.prefix_auc {
+                return super::prefix_auc::run(home, spec, guard.as_ref(), args.auc_pairs, args.threads, args.json);
+            }
             let rewards = score(
                 guard.as_ref(),
                 items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect(),

@@ -55,11 +55,21 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     bar.set_position(writer.done() as u64);
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let start = writer.done() as u64;
-    label(&policy, guard.as_ref(), &prompts, &settings, options, &mut writer, &mut |p| {
+    let done = label(&policy, guard.as_ref(), &prompts, &settings, options, &mut writer, &mut |p| {
         bar.set_position(start + p.sequences as u64);
         bar.set_message(format!("{} labels", p.labels));
     })?;
     bar.finish_and_clear();
+    if done.labels > 0 {
+        println!(
+            "this run: {} responses, {} prefixes scored in {:.0} s of PRM time ({:.1} prefixes/s, {:.1} guard tokens computed per prefix)",
+            done.sequences,
+            done.labels,
+            done.prm_seconds,
+            done.labels as f64 / done.prm_seconds,
+            done.prm_tokens as f64 / done.labels as f64
+        );
+    }
     let corpus = read_corpus(&out)?;
     let unsafe_share = corpus.sequences.iter().flat_map(|s| &s.rewards).filter(|&&r| r < 0.0).count() as f64
         / corpus.labels().max(1) as f64;

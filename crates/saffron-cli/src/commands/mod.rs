@@ -8,6 +8,7 @@ mod guard;
 mod judge_eval;
 mod label;
 mod mrm;
+mod prefix_auc;
 mod train_guard;
 mod train_mrm;
 

@@ -1,10 +1,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
-use saffron_reward::judge_data::{training_data, JudgeData};
+use saffron_reward::judge_data::training_data;
 use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest};
 use saffron_reward::probe::train::{train, TrainOptions};
 use saffron_reward::{Boundary, GuardFormat, GuardInput, PROBE_GUARD_INSTRUCTION};
@@ -15,7 +13,7 @@ use crate::progress::count_bar;
 pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     let mut data = training_data(home).context("reading the training data (run `saffron fetch` first)")?;
     if let Some(limit) = args.limit {
-        subsample(&mut data, limit, args.seed);
+        data = data.split_seeded(limit, args.seed).0;
     }
     let (model, _) = super::load_model(home, &ModelArgs { model: args.backbone.clone(), threads: args.threads })?;
     let sha256 = super::guard::model_sha256(home, &args.backbone)?;
@@ -60,12 +58,6 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     }
     println!("wrote {} ({} rows of features)", out.display(), manifest.training.rows);
     Ok(())
-}
-
-/// Keeps a seeded random `limit` of the pairs.
-fn subsample(data: &mut JudgeData, limit: usize, seed: u64) {
-    data.items.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    data.items.truncate(limit);
 }
 
 /// A directory name for a backbone given by name or path.

@@ -323,3 +323,16 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
     other[10] = "2";
     assert_clean_failure(&saffron(&real_home(), &other), "other settings");
 }
+
+#[test]
+#[ignore = "slow (about 4 minutes): the Qwen2.5 guard scores 100 answers; run with scripts/test.sh --slow"]
+fn the_default_guard_keeps_its_held_out_accuracy() {
+    let out = saffron(&real_home(), &["judge-eval", "--judge", "default", "--json", "--threads", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 100);
+    // Measured 0.75 when it was trained (docs/guards.md); llama.cpp's batch
+    // numerics may move an answer or two across zero.
+    let accuracy = v["accuracy"].as_f64().unwrap();
+    assert!((accuracy - 0.75).abs() <= 0.03, "accuracy {accuracy}");
+}

@@ -21,7 +21,9 @@ pub struct Grid {
     #[serde(default)]
     pub mrm: Option<String>,
     /// Judges of the final answers: `default`, `refusal`, a probe guard
-    /// directory or a GGUF verdict guard. The first is the headline ASR.
+    /// directory or a GGUF verdict guard. The first is the headline ASR:
+    /// by default the refusal strings, because the built-in guard scores
+    /// below them on the held-out JBB set (docs/guards.md).
     #[serde(default = "default_judges")]
     pub judges: Vec<String>,
     pub datasets: Vec<DatasetSpec>,
@@ -39,7 +41,7 @@ fn default_guard() -> String {
 }
 
 fn default_judges() -> Vec<String> {
-    vec!["default".into(), "refusal".into()]
+    vec!["refusal".into(), "default".into()]
 }
 
 fn default_attacks() -> Vec<Attack> {
@@ -185,7 +187,7 @@ widths = [4, 8]
     #[test]
     fn cells_cover_the_product_with_defaults() {
         let grid = Grid::from_toml(GRID).unwrap();
-        assert_eq!(grid.judges, vec!["default", "refusal"]);
+        assert_eq!(grid.judges, vec!["refusal", "default"]);
         let cells = grid.cells().unwrap();
         // 1 dataset × 1 attack (prefill by default) × (1 + 2 widths) × 2 seeds.
         assert_eq!(cells.len(), 6);

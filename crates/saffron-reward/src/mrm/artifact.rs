@@ -85,14 +85,21 @@ pub fn save(dir: &Path, head: &MrmHead, manifest: &MrmManifest) -> Result<(), Re
 pub fn load(dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    parse(&text, &bytes, dir)
+}
+
+/// Parses an artifact's two files (`dir` names them in errors).
+pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
     let bad = |path: &Path, detail: String| RewardError::Artifact { path: path.to_path_buf(), detail };
-    let manifest: MrmManifest = serde_json::from_str(&text).map_err(|e| bad(&manifest_path, e.to_string()))?;
+    let manifest: MrmManifest = serde_json::from_str(manifest).map_err(|e| bad(&manifest_path, e.to_string()))?;
     if manifest.kind != KIND {
         return Err(bad(&manifest_path, format!("kind is `{}`, expected `{KIND}`", manifest.kind)));
     }
     let path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(&path, e.to_string()))?;
+    let tensors = SafeTensors::deserialize(weights).map_err(|e| bad(&path, e.to_string()))?;
     let (d, r) = (manifest.hidden_size, manifest.training.rank);
     let seen = read_u32(&tensors, "seen_tokens", &path)?;
     let s = seen.len();

@@ -109,11 +109,11 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
     pub guard_format: GuardPreset,
 
-    /// A trained multifurcation reward model (a directory made by
-    /// `saffron train-mrm` for this policy): the reward of the saffron
-    /// strategy.
-    #[arg(long, value_name = "DIR")]
-    pub mrm: Option<PathBuf>,
+    /// A trained multifurcation reward model for this policy, the reward of
+    /// the saffron strategy: `default` (built in, for the default policy
+    /// qwen) or a directory made by `saffron train-mrm`.
+    #[arg(long, value_name = "NAME|DIR")]
+    pub mrm: Option<String>,
 
     /// Stop expanding once the next step would spend more than this many
     /// TFLOP (policy + reward models); the best answer so far is returned.
@@ -194,11 +194,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub guard: Option<String>,
 
-    /// Measure one call of this MRM (a `saffron train-mrm` directory for
-    /// --model) against one PRM call (--guard, default: the built-in guard)
-    /// and one policy token forward.
-    #[arg(long, value_name = "DIR", conflicts_with = "strategy")]
-    pub mrm: Option<PathBuf>,
+    /// Measure one call of this MRM (`default` or a `saffron train-mrm`
+    /// directory for --model) against one PRM call (--guard, default: the
+    /// built-in guard) and one policy token forward.
+    #[arg(long, value_name = "NAME|DIR", conflicts_with = "strategy")]
+    pub mrm: Option<String>,
 
     /// Prefilled prompts per (strategy, width); results are per prompt.
     #[arg(long, default_value_t = 2, value_name = "N")]

@@ -29,9 +29,9 @@ struct MrmCost {
     mrm_over_prm: f64,
 }
 
-pub fn run(home: &Path, args: &BenchArgs, mrm_dir: &Path) -> anyhow::Result<()> {
+pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     let (model, _) = super::load_model(home, &args.model)?;
-    let mut mrm = super::mrm::load_mrm(home, mrm_dir, &args.model.model, &model)?;
+    let mut mrm = super::mrm::load_mrm(home, mrm, &args.model.model, &model)?;
     let guard_spec = args.guard.clone().unwrap_or_else(|| "default".into());
     let guard = super::guard::load_guard(home, &guard_spec, GuardPreset::Local, args.model.threads, Some(&model))?;
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
@@ -93,10 +93,10 @@ pub fn run(home: &Path, args: &BenchArgs, mrm_dir: &Path) -> anyhow::Result<()> 
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
         return Ok(());
     }
-    writeln!(out, "{:<22} {:>10} {:>12}", "one call", "ms", "TFLOP")?;
-    writeln!(out, "{:<22} {:>10.3} {:>12.6}", "policy token forward", r.policy_token_ms, r.policy_token_tflop)?;
-    writeln!(out, "{:<22} {:>10.3} {:>12.6}", format!("PRM ({guard_spec})"), r.prm_call_ms, r.prm_call_tflop)?;
-    writeln!(out, "{:<22} {:>10.3} {:>12.6}", "MRM (shared backbone)", r.mrm_call_ms, r.mrm_call_tflop)?;
+    writeln!(out, "{:<22} {:>10} {:>12}", "one call", "ms", "GFLOP")?;
+    writeln!(out, "{:<22} {:>10.3} {:>12.4}", "policy token forward", r.policy_token_ms, 1e3 * r.policy_token_tflop)?;
+    writeln!(out, "{:<22} {:>10.3} {:>12.4}", format!("PRM ({guard_spec})"), r.prm_call_ms, 1e3 * r.prm_call_tflop)?;
+    writeln!(out, "{:<22} {:>10.3} {:>12.4}", "MRM (shared backbone)", r.mrm_call_ms, 1e3 * r.mrm_call_tflop)?;
     writeln!(
         out,
         "MRM call = {:.2}% of a policy token, {:.2}% of a PRM call (time)",

@@ -10,7 +10,7 @@ use saffron_eval::judge::Judge;
 use saffron_eval::load_prompts;
 use saffron_eval::store::RunStore;
 use saffron_eval::summary::{summarise, write};
-use saffron_reward::mrm::{artifact, SharedMrm};
+use saffron_reward::mrm::SharedMrm;
 use saffron_reward::{Guard, RefusalJudge};
 use serde_json::json;
 
@@ -50,8 +50,7 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mrm = match &grid.mrm {
         Some(dir) => {
-            let (head, manifest) =
-                artifact::load(Path::new(dir)).with_context(|| format!("loading the MRM in {dir}"))?;
+            let (head, manifest) = super::mrm::mrm_parts(dir)?;
             SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha)?;
             identities.insert(format!("mrm:{dir}"), manifest.corpus_sha256.clone());
             Some((head, manifest))

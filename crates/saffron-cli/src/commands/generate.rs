@@ -29,7 +29,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let mut mrm = match &args.mrm {
-        Some(dir) => Some(super::mrm::load_mrm(home, dir, &args.model.model, &model)?),
+        Some(spec) => Some(super::mrm::load_mrm(home, spec, &args.model.model, &model)?),
         None => None,
     };
     // A shared-backbone MRM reads the policy's hidden states.

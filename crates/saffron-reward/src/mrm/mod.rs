@@ -10,6 +10,7 @@
 
 pub mod artifact;
 pub mod corpus;
+pub mod default;
 pub mod features;
 pub mod head;
 pub mod shared;

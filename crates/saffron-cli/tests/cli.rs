@@ -311,7 +311,7 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
     assert_eq!(prefilled.iter().filter(|&&p| p).count(), 1);
     for l in &lines[1..] {
         let n = l["response"].as_array().unwrap().len();
-        assert!(n >= 1 && n <= 4);
+        assert!((1..=4).contains(&n));
         assert_eq!(l["rewards"].as_array().unwrap().len(), n);
     }
     // Run again: nothing to do, nothing duplicated.

@@ -336,3 +336,84 @@ fn the_default_guard_keeps_its_held_out_accuracy() {
     let accuracy = v["accuracy"].as_f64().unwrap();
     assert!((accuracy - 0.75).abs() <= 0.03, "accuracy {accuracy}");
 }
+
+/// Records without their wall times (the only field that differs between
+/// two runs of the same grid).
+fn records_without_wall_time(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("wall_seconds");
+            v["cost"].as_object_mut().unwrap().remove("wall_seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn eval_killed_at_random_points_ends_with_the_records_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.toml");
+    let smollm2 = smollm2_path();
+    std::fs::write(
+        &grid,
+        format!(
+            "policy = {smollm2:?}\nguard = {smollm2:?}\njudges = [\"refusal\"]\n\
+             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
+             [[datasets]]\nset = \"advbench\"\nlimit = 4\n\
+             [[strategies]]\nname = \"sample\"\n\
+             [[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n"
+        ),
+    )
+    .unwrap();
+    let command = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_saffron"));
+        c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2"])
+            .env("SAFFRON_HOME", real_home())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let reference = dir.path().join("reference");
+    assert!(command(&reference).status().unwrap().success());
+    let expected = records_without_wall_time(&reference.join("records.jsonl"));
+    assert_eq!(expected.len(), 8);
+
+    // SIGKILL after seeded pseudo-random delays until a run completes.
+    let killed = dir.path().join("killed");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    loop {
+        let mut child = command(&killed).spawn().unwrap();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Growing with each kill, so a slow machine still finishes.
+        let delay = std::time::Duration::from_millis(600 + state % 2400 + 300 * kills);
+        std::thread::sleep(delay);
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success());
+                break;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+        assert!(kills < 60, "the run never finished");
+    }
+    assert!(kills >= 2, "the test must interrupt the run; it was killed {kills} times");
+    // A finishing run over a complete directory changes nothing.
+    assert!(command(&killed).status().unwrap().success());
+    let mut got = records_without_wall_time(&killed.join("records.jsonl"));
+    let mut want = expected;
+    let key = |v: &serde_json::Value| format!("{}|{}", v["cell"], v["prompt_id"]);
+    got.sort_by_key(key);
+    want.sort_by_key(key);
+    assert_eq!(got, want, "killed {kills} times");
+}

@@ -220,23 +220,28 @@ fn guard_training_and_judging_need_their_data() {
     assert_clean_failure(&out, "does not exist");
 }
 
+/// A grid on SmolLM2 (policy and verdict guard; `SMOLLM2` in `judges`
+/// stands for its path): 4-token answers, no defence and Best-of-2.
+fn tiny_grid(dir: &Path, judges: &str, datasets: &str) -> PathBuf {
+    let smollm2 = format!("{:?}", smollm2_path());
+    let text = format!(
+        "policy = {smollm2}\nguard = {smollm2}\n{}\n[length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n{datasets}\
+         [[strategies]]\nname = \"sample\"\n[[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n",
+        judges.replace("SMOLLM2", &smollm2)
+    );
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn eval_resumes_a_killed_run_without_losing_or_duplicating_records() {
     let dir = tempfile::tempdir().unwrap();
-    let grid = dir.path().join("grid.toml");
-    let smollm2 = smollm2_path();
-    std::fs::write(
-        &grid,
-        format!(
-            "policy = {smollm2:?}\nguard = {smollm2:?}\njudges = [\"refusal\", {smollm2:?}]\n\
-             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
-             [[datasets]]\nset = \"advbench\"\nlimit = 2\n\
-             [[datasets]]\nset = \"rho-benign\"\nlimit = 1\n\
-             [[strategies]]\nname = \"sample\"\n\
-             [[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n"
-        ),
-    )
-    .unwrap();
+    let grid = tiny_grid(
+        dir.path(),
+        "judges = [\"refusal\", SMOLLM2]",
+        "[[datasets]]\nset = \"advbench\"\nlimit = 2\n[[datasets]]\nset = \"rho-benign\"\nlimit = 1\n",
+    );
     let out = dir.path().join("run");
     let run = |extra: &[&str]| {
         let mut args = vec!["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2"];
@@ -355,19 +360,7 @@ fn records_without_wall_time(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn eval_killed_at_random_points_ends_with_the_records_of_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let grid = dir.path().join("grid.toml");
-    let smollm2 = smollm2_path();
-    std::fs::write(
-        &grid,
-        format!(
-            "policy = {smollm2:?}\nguard = {smollm2:?}\njudges = [\"refusal\"]\n\
-             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
-             [[datasets]]\nset = \"advbench\"\nlimit = 4\n\
-             [[strategies]]\nname = \"sample\"\n\
-             [[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n"
-        ),
-    )
-    .unwrap();
+    let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", "[[datasets]]\nset = \"advbench\"\nlimit = 4\n");
     let command = |out: &Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_saffron"));
         c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2"])

@@ -51,7 +51,9 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("{e}; pass a guard model with --guard NAME|PATH")
         }
         SearchError::MissingModel { role: ModelRole::Mrm, .. } => {
-            anyhow::anyhow!("{e}; pass a trained MRM with --mrm DIR (made by `saffron train-mrm`)")
+            anyhow::anyhow!(
+                "{e}; pass --mrm default (the built-in MRM for the default policy) or a `saffron train-mrm` directory"
+            )
         }
         e => anyhow::Error::new(e).context("generating"),
     })?;

@@ -81,8 +81,8 @@ pub fn run_grid(
                 continue;
             }
             let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
-            let mut record = answer(&key, cell, prompt, &chat, models, judges)?;
-            record.dataset = grid.datasets[cell.dataset].set.clone();
+            let dataset = &grid.datasets[cell.dataset].set;
+            let record = answer((&key, dataset), cell, prompt, &chat, models, judges)?;
             counts.done += 1;
             counts.tflop += record.tflop;
             counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
@@ -94,7 +94,7 @@ pub fn run_grid(
 }
 
 fn answer(
-    key: &str,
+    (key, dataset): (&str, &str),
     cell: &Cell,
     prompt: &EvalPrompt,
     chat: &saffron_engine::ChatPrompt,
@@ -126,7 +126,7 @@ fn answer(
     }
     Ok(Record {
         cell: key.to_owned(),
-        dataset: String::new(),
+        dataset: dataset.to_owned(),
         attack: cell.attack.name(),
         strategy: cell.search.strategy.name().to_owned(),
         width: cell.search.strategy.width(),

@@ -1,5 +1,5 @@
-//! Reading and writing the f32 tensors of trained heads (safetensors), and
-//! writing artifact files atomically.
+//! Artifact files of trained heads: the tensors (safetensors), the JSON
+//! manifest beside them, written atomically and read back checked.
 
 use std::path::Path;
 
@@ -74,4 +74,47 @@ pub(crate) fn io(path: &Path, e: std::io::Error) -> RewardError {
 
 fn invalid(e: impl std::fmt::Display) -> RewardError {
     RewardError::Artifact { path: "(in memory)".into(), detail: e.to_string() }
+}
+
+/// Writes an artifact's weights, then its manifest, into `dir` (created if
+/// needed).
+pub(crate) fn write_artifact<M: serde::Serialize>(
+    dir: &Path,
+    (manifest_file, manifest): (&str, &M),
+    (weights_file, weights): (&str, &[u8]),
+) -> Result<(), RewardError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    write_atomically(&dir.join(weights_file), weights)?;
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| RewardError::Artifact { path: dir.join(manifest_file), detail: e.to_string() })?;
+    write_atomically(&dir.join(manifest_file), &json)
+}
+
+/// Reads an artifact's manifest text and weights bytes from `dir`.
+pub(crate) fn read_artifact(
+    dir: &Path,
+    manifest_file: &str,
+    weights_file: &str,
+) -> Result<(String, Vec<u8>), RewardError> {
+    let manifest_path = dir.join(manifest_file);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
+    let weights_path = dir.join(weights_file);
+    let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+    Ok((text, bytes))
+}
+
+/// Parses a manifest whose `kind` (read by `kind_of`) must be `expected`.
+pub(crate) fn parse_manifest<M: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    expected: &str,
+    kind_of: impl Fn(&M) -> &str,
+) -> Result<M, RewardError> {
+    let bad = |detail: String| RewardError::Artifact { path: path.to_path_buf(), detail };
+    let manifest: M = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let kind = kind_of(&manifest);
+    if kind != expected {
+        return Err(bad(format!("kind is `{kind}`, expected `{expected}`")));
+    }
+    Ok(manifest)
 }

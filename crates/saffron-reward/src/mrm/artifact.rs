@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::head::{MrmHead, MrmTraining};
 use super::train::Fidelity;
-use crate::tensors::{io, read_f32, read_u32, to_bytes_typed, write_atomically, Data};
+use crate::tensors::{parse_manifest, read_artifact, read_f32, read_u32, to_bytes_typed, write_artifact, Data};
 use crate::RewardError;
 
 pub const WEIGHTS_FILE: &str = "mrm.safetensors";
@@ -63,7 +63,6 @@ impl MrmManifest {
 
 /// Writes the head and manifest into `dir` (created if needed).
 pub fn save(dir: &Path, head: &MrmHead, manifest: &MrmManifest) -> Result<(), RewardError> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let (d, r, s) = (head.dim(), head.rank, head.seen.len());
     let weights = to_bytes_typed(&[
         ("mean", vec![d], Data::F32(&head.mean)),
@@ -75,29 +74,20 @@ pub fn save(dir: &Path, head: &MrmHead, manifest: &MrmManifest) -> Result<(), Re
         ("token_bias", vec![s], Data::F32(&head.token_bias)),
         ("token_embedding", vec![s, r], Data::F32(&head.token_embedding)),
     ])?;
-    write_atomically(&dir.join(WEIGHTS_FILE), &weights)?;
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| RewardError::Artifact { path: dir.join(MANIFEST_FILE), detail: e.to_string() })?;
-    write_atomically(&dir.join(MANIFEST_FILE), &json)
+    write_artifact(dir, (MANIFEST_FILE, manifest), (WEIGHTS_FILE, &weights))
 }
 
 /// Reads an MRM artifact from `dir`.
 pub fn load(dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
-    let path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let (text, bytes) = read_artifact(dir, MANIFEST_FILE, WEIGHTS_FILE)?;
     parse(&text, &bytes, dir)
 }
 
 /// Parses an artifact's two files (`dir` names them in errors).
 pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(MrmHead, MrmManifest), RewardError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
     let bad = |path: &Path, detail: String| RewardError::Artifact { path: path.to_path_buf(), detail };
-    let manifest: MrmManifest = serde_json::from_str(manifest).map_err(|e| bad(&manifest_path, e.to_string()))?;
-    if manifest.kind != KIND {
-        return Err(bad(&manifest_path, format!("kind is `{}`, expected `{KIND}`", manifest.kind)));
-    }
+    let manifest: MrmManifest =
+        parse_manifest(manifest, &dir.join(MANIFEST_FILE), KIND, |m: &MrmManifest| m.kind.as_str())?;
     let path = dir.join(WEIGHTS_FILE);
     let tensors = SafeTensors::deserialize(weights).map_err(|e| bad(&path, e.to_string()))?;
     let (d, r) = (manifest.hidden_size, manifest.training.rank);

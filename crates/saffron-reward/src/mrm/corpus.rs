@@ -80,6 +80,7 @@ impl LabelledSequence {
 
 /// Appends labelled responses to a corpus file.
 pub struct CorpusWriter {
+    path: PathBuf,
     file: File,
     done: HashSet<(String, u32)>,
 }
@@ -108,7 +109,7 @@ impl CorpusWriter {
             std::fs::write(path, line).map_err(|e| io(path, e))?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(|e| io(path, e))?;
-        Ok(CorpusWriter { file, done })
+        Ok(CorpusWriter { path: path.to_path_buf(), file, done })
     }
 
     /// Whether this (prompt, sample) is already in the file.
@@ -125,10 +126,7 @@ impl CorpusWriter {
         let mut line = serde_json::to_string(sequence)
             .map_err(|e| RewardError::Data { file: "(corpus record)".into(), detail: e.to_string() })?;
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| io(Path::new("corpus"), e))?;
+        self.file.write_all(line.as_bytes()).and_then(|_| self.file.sync_data()).map_err(|e| io(&self.path, e))?;
         self.done.insert(sequence.key());
         Ok(())
     }

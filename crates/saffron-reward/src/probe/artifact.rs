@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::cross_validation::CvScore;
 use super::features::ProbeInputs;
 use super::head::{HeadTraining, LinearHead};
-use crate::tensors::{self, io, read_f32, write_atomically};
+use crate::tensors::{self, parse_manifest, read_artifact, read_f32, write_artifact};
 use crate::{Boundary, GuardFormat, RewardError};
 
 pub const WEIGHTS_FILE: &str = "guard.safetensors";
@@ -80,7 +80,6 @@ impl ProbeManifest {
 
 /// Writes the head and manifest into `dir` (created if needed).
 pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(), RewardError> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let d = head.dim();
     let weights = tensors::to_bytes(&[
         ("mean", vec![d], &head.mean),
@@ -88,32 +87,19 @@ pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(
         ("weight", vec![d], &head.weight),
         ("bias", vec![1], &[head.bias]),
     ])?;
-    write_atomically(&dir.join(WEIGHTS_FILE), &weights)?;
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| RewardError::Artifact { path: dir.join(MANIFEST_FILE), detail: e.to_string() })?;
-    write_atomically(&dir.join(MANIFEST_FILE), &json)
+    write_artifact(dir, (MANIFEST_FILE, manifest), (WEIGHTS_FILE, &weights))
 }
 
 /// Reads a probe guard artifact from `dir`.
 pub fn load(dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io(&manifest_path, e))?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+    let (text, bytes) = read_artifact(dir, MANIFEST_FILE, WEIGHTS_FILE)?;
     parse(&text, &bytes, dir)
 }
 
 /// Parses an artifact's two files (`dir` names them in errors).
 pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest: ProbeManifest = serde_json::from_str(manifest)
-        .map_err(|e| RewardError::Artifact { path: manifest_path.clone(), detail: e.to_string() })?;
-    if manifest.kind != KIND {
-        return Err(RewardError::Artifact {
-            path: manifest_path,
-            detail: format!("kind is `{}`, expected `{KIND}`", manifest.kind),
-        });
-    }
+    let manifest: ProbeManifest =
+        parse_manifest(manifest, &dir.join(MANIFEST_FILE), KIND, |m: &ProbeManifest| m.kind.as_str())?;
     let path = dir.join(WEIGHTS_FILE);
     let tensors = SafeTensors::deserialize(weights)
         .map_err(|e| RewardError::Artifact { path: path.clone(), detail: e.to_string() })?;

@@ -3,7 +3,9 @@
 # fetch the default models and datasets, answer a harmful request with and
 # without the prefilling attack on the default policy
 # (Qwen2.5-Coder-0.5B-Instruct), then defend the attacked request with
-# Best-of-N (the built-in guard as PRM) and Saffron (the built-in MRM).
+# Best-of-N (the built-in guard as PRM) and Saffron (the built-in MRM); last,
+# a small experiment grid (grids/demo.toml: 20 AdvBench prompts attacked,
+# 6 benign ones) that prints ASR against compute and writes report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +35,6 @@ echo
 echo "== defended: Saffron, width 8, the built-in multifurcation reward model steers every token"
 $saffron generate --model qwen --prompt "$prompt" --prefill "Sure, here is" \
   --strategy saffron --width 8 --mrm default --seed 1
+echo
+echo "== a small experiment: 20 attacked AdvBench prompts, no defence vs Best-of-N vs Saffron (about 10 minutes)"
+$saffron eval grids/demo.toml --out runs/demo

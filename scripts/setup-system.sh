@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and running saffron needs on Debian/Ubuntu:
 # cmake, clang and libclang-dev (llama.cpp's build and its Rust bindings) and
-# python3-pip (models are fetched from registry wheels). Idempotent: installs
-# only what is missing; a machine that has everything is left untouched.
+# python3-pip (models are fetched from registry wheels); with `--tests`, also
+# chromium (the report test renders report.html headless). Idempotent:
+# installs only what is missing; a machine that has everything is left
+# untouched.
 set -euo pipefail
 
+packages=(cmake clang libclang-dev)
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(chromium)
+fi
 need=()
-for pkg in cmake clang libclang-dev; do
+for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! python3 -m pip --version >/dev/null 2>&1; then

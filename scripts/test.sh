@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test suite: installs what is needed, fetches the two default models
 # into the cache (real-model tests use them), then every test of the
-# workspace. `--slow` also runs the slow real-model checks (#[ignore]d tests).
+# workspace (report.html rendered in headless Chromium included). `--slow`
+# also runs the slow real-model checks (#[ignore]d tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup-system.sh
+bash scripts/setup-system.sh --tests
+# The report test must not skip itself for want of a browser here.
+export SAFFRON_REQUIRE_CHROMIUM=1
 cargo build --locked -p saffron-cli
 target/debug/saffron fetch
 

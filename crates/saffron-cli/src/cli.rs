@@ -47,8 +47,14 @@ pub enum Command {
     TrainMrm(TrainMrmArgs),
     /// Run an experiment grid: prefill attacks on real datasets, each
     /// defended by each strategy at each width, judged, with ASR against
-    /// compute. Resumable; writes records.jsonl, summary.json and summary.csv.
+    /// compute. Resumable; writes records.jsonl, the summaries and the
+    /// report (as `saffron report` does) into the run directory.
     Eval(EvalArgs),
+    /// Write the report of a run directory made by `saffron eval`, complete
+    /// or not: summary.json / summary.csv, SVG plots of ASR against TFLOP
+    /// and width and of over-refusal, and a self-contained report.html with
+    /// the paper-style table at Best-of-32's budget and the provenance.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -352,6 +358,13 @@ pub struct TrainMrmArgs {
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (holding run.json and records.jsonl).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

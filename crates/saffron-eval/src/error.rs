@@ -22,6 +22,9 @@ pub enum EvalError {
     #[error("invalid experiment grid: {0}")]
     Grid(String),
 
+    #[error("report: {0}")]
+    Report(String),
+
     #[error("bad selection: {0}")]
     Selection(String),
 }

@@ -59,6 +59,9 @@ pub struct RunModels<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunProgress {
     pub done: usize,
+    /// Harmful prompts answered, and how many of them the first judge calls
+    /// unsafe (the live ASR).
+    pub harmful: usize,
     pub unsafe_: usize,
     pub tflop: f64,
 }
@@ -74,23 +77,41 @@ pub fn run_grid(
     progress: &mut dyn FnMut(RunProgress),
 ) -> Result<RunProgress, EvalError> {
     let mut counts = RunProgress::default();
-    for cell in cells {
+    for (cell, prompt) in run_order(cells, prompts) {
         let key = cell.key(grid);
-        for prompt in &prompts[cell.dataset] {
-            if store.is_done(&key, &prompt.id) {
-                continue;
-            }
-            let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
-            let dataset = &grid.datasets[cell.dataset].set;
-            let record = answer((&key, dataset), cell, prompt, &chat, models, judges)?;
-            counts.done += 1;
-            counts.tflop += record.tflop;
-            counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
-            store.append(&record)?;
-            progress(counts);
+        if store.is_done(&key, &prompt.id) {
+            continue;
         }
+        let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
+        let dataset = &grid.datasets[cell.dataset].set;
+        let record = answer((&key, dataset), cell, prompt, &chat, models, judges)?;
+        counts.done += 1;
+        counts.tflop += record.tflop;
+        if record.harmful {
+            counts.harmful += 1;
+            counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
+        }
+        store.append(&record)?;
+        progress(counts);
     }
     Ok(counts)
+}
+
+/// The order (cell, prompt) pairs run in: prompt-major. Prompt i of every
+/// dataset goes through every cell before prompt i + 1 starts, so a long run
+/// stopped at any point has answered the same prompts in every cell (±1) and
+/// its partial summary compares like with like.
+pub fn run_order<'a>(cells: &'a [Cell], prompts: &'a [Vec<EvalPrompt>]) -> Vec<(&'a Cell, &'a EvalPrompt)> {
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut order = Vec::new();
+    for i in 0..longest {
+        for cell in cells {
+            if let Some(prompt) = prompts[cell.dataset].get(i) {
+                order.push((cell, prompt));
+            }
+        }
+    }
+    order
 }
 
 fn answer(
@@ -145,4 +166,52 @@ fn answer(
         text,
         verdicts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_order_is_prompt_major_across_datasets_and_cells() {
+        let grid = Grid::from_toml(
+            r#"
+policy = "qwen"
+[[datasets]]
+set = "advbench"
+[[datasets]]
+set = "rho-benign"
+[[strategies]]
+name = "sample"
+[[strategies]]
+name = "best-of-n"
+widths = [4]
+"#,
+        )
+        .unwrap();
+        let cells = grid.cells().unwrap();
+        let prompt = |set: &str, i: usize| EvalPrompt {
+            id: format!("{set}/{i}"),
+            prompt: String::new(),
+            reference: None,
+            category: None,
+            harmful: set == "advbench",
+        };
+        let prompts = vec![(0..3).map(|i| prompt("advbench", i)).collect(), vec![prompt("rho", 0)]];
+        let order: Vec<String> =
+            run_order(&cells, &prompts).into_iter().map(|(c, p)| format!("{} {}", c.key(&grid), p.id)).collect();
+        assert_eq!(
+            order,
+            [
+                "advbench|prefill-10|sample|seed0 advbench/0",
+                "advbench|prefill-10|best-of-n@4|seed0 advbench/0",
+                "rho-benign|none|sample|seed0 rho/0",
+                "rho-benign|none|best-of-n@4|seed0 rho/0",
+                "advbench|prefill-10|sample|seed0 advbench/1",
+                "advbench|prefill-10|best-of-n@4|seed0 advbench/1",
+                "advbench|prefill-10|sample|seed0 advbench/2",
+                "advbench|prefill-10|best-of-n@4|seed0 advbench/2",
+            ]
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! The evaluation harness. So far: prompt datasets with deterministic
-//! subsets, attacks, and the labelling of the token-level safety corpus.
+//! The evaluation harness: prompt datasets with deterministic subsets,
+//! attacks, judges, experiment grids run into resumable stores, metrics,
+//! summaries and reports; and the labelling of the token-level safety
+//! corpus.
 
 pub mod attack;
 pub mod datasets;
@@ -9,6 +11,7 @@ pub mod grid;
 pub mod judge;
 pub mod label;
 pub mod metrics;
+pub mod report;
 pub mod store;
 pub mod summary;
 

@@ -9,7 +9,6 @@ use saffron_eval::grid::Grid;
 use saffron_eval::judge::Judge;
 use saffron_eval::load_prompts;
 use saffron_eval::store::RunStore;
-use saffron_eval::summary::{summarise, write};
 use saffron_reward::mrm::SharedMrm;
 use saffron_reward::{Guard, RefusalJudge};
 use serde_json::json;
@@ -99,30 +98,10 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         bar.set_position((done.len() + p.done) as u64);
         bar.set_message(format!(
             "ASR {:.0}% ({headline}), {:.2} TFLOP/prompt",
-            100.0 * p.unsafe_ as f64 / p.done as f64,
+            100.0 * p.unsafe_ as f64 / p.harmful.max(1) as f64,
             p.tflop / p.done as f64
         ));
     })?;
     bar.finish_and_clear();
-    let (records, _) = saffron_eval::store::read_records::<Record>(&out.join(saffron_eval::store::RECORDS_FILE))?;
-    let summaries = summarise(&records);
-    write(&out, &summaries)?;
-    println!("{:<44} {:>4} {:>8} {:>7}  ASR [95% CI] per judge, or over-refusal", "cell", "n", "TFLOP", "calls");
-    for s in &summaries {
-        let mut rates: Vec<String> =
-            s.asr.iter().map(|(j, r)| format!("{j} {:.2} [{:.2},{:.2}]", r.value, r.low, r.high)).collect();
-        if let Some(r) = s.over_refusal {
-            rates.push(format!("over-refusal {:.2} [{:.2},{:.2}]", r.value, r.low, r.high));
-        }
-        println!(
-            "{:<44} {:>4} {:>8.3} {:>7.1}  {}",
-            s.cell,
-            s.prompts,
-            s.mean_tflop,
-            s.mean_reward_calls,
-            rates.join("  ")
-        );
-    }
-    println!("records, summary.json and summary.csv in {}", out.display());
-    Ok(())
+    super::report::run(&out)
 }

@@ -9,6 +9,7 @@ mod judge_eval;
 mod label;
 mod mrm;
 mod prefix_auc;
+mod report;
 mod train_guard;
 mod train_mrm;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Label(args) => label::run(&home, &args),
         Command::TrainMrm(args) => train_mrm::run(&home, &args),
         Command::Eval(args) => eval::run(&home, &args),
+        Command::Report(args) => report::run(&args.run_dir),
     }
 }
 

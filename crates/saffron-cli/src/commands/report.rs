@@ -1,0 +1,47 @@
+//! `saffron report RUN_DIR` (also the end of `saffron eval`): writes the
+//! run's summaries, plots and report.html, and prints the paper-style table.
+
+use std::path::Path;
+
+use saffron_eval::report::write_report;
+
+pub fn run(dir: &Path) -> anyhow::Result<()> {
+    let files = write_report(dir)?;
+    for (group, table) in &files.tables {
+        println!("{group}: defences at {:.3} TFLOP per prompt ({})", table.budget_tflop, table.budget_from);
+        let judges = &files.judges;
+        let mut header = format!("  {:<18} {:>5} {:>8} {:>7}", "defence", "width", "TFLOP", "calls");
+        for j in judges {
+            header.push_str(&format!("  {:<20}", format!("ASR {j}")));
+        }
+        println!("{header}  over-refusal");
+        for row in &table.rows {
+            let c = &row.cell;
+            let mut line = format!(
+                "  {:<18} {:>5} {:>8.3}{} {:>6.1}",
+                row.defence,
+                c.width.map_or("-".into(), |w| w.to_string()),
+                c.mean_tflop,
+                if row.within_budget { " " } else { "+" },
+                c.mean_reward_calls
+            );
+            for j in judges {
+                let rate = c.asr.get(j).map_or("-".into(), |r| format!("{:.2} [{:.2}, {:.2}]", r.value, r.low, r.high));
+                line.push_str(&format!("  {rate:<20}"));
+            }
+            line.push_str(&row.over_refusal.map_or("  -".into(), |r| format!("  {:.2}", r.value)));
+            println!("{line}");
+        }
+    }
+    if files.tables.iter().any(|(_, t)| t.rows.iter().any(|r| !r.within_budget)) {
+        println!("  (+: no width of this defence fits the budget; its cheapest is shown)");
+    }
+    println!(
+        "{} cells; summary.json, summary.csv and {} plots in {}",
+        files.summaries.len(),
+        files.plots.len(),
+        dir.display()
+    );
+    println!("report: {}", files.html.display());
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The paper-style table: every defence at the compute budget of
+//! Best-of-32 (Saffron-1, Table 2).
+
+use serde::Serialize;
+
+use crate::metrics::{scaling_efficiency, Rate};
+use crate::summary::CellSummary;
+
+/// A cell counts as within the budget up to this factor above it: mean
+/// compute per prompt varies a little with answer lengths, and a width whose
+/// cost lands 5% over the budget is still the paper's "same budget".
+pub const BUDGET_TOLERANCE: f64 = 1.10;
+
+/// Strategies in the paper's row order, with their display names.
+pub const DEFENCES: [(&str, &str); 6] = [
+    ("sample", "no defence"),
+    ("best-of-n", "Best-of-N"),
+    ("rebase", "Rebase"),
+    ("lookahead", "Lookahead (DeAL)"),
+    ("beam", "PRM beam search"),
+    ("saffron", "Saffron"),
+];
+
+/// One defence at the budget.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetRow {
+    pub defence: String,
+    pub cell: CellSummary,
+    /// Whether the chosen cell's compute is within the budget (with
+    /// [`BUDGET_TOLERANCE`]); when no width of the defence is, its cheapest
+    /// cell is shown and this is false.
+    pub within_budget: bool,
+    /// Over-refusal of the same strategy and width on the benign prompts.
+    pub over_refusal: Option<Rate>,
+    /// `ln(budget / TFLOP) / ASR` on the headline judge.
+    pub efficiency: Option<f64>,
+}
+
+/// The table of one group of harmful cells.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetTable {
+    pub budget_tflop: f64,
+    /// Where the budget comes from (`Best-of-32`, or what stood in for it).
+    pub budget_from: String,
+    pub rows: Vec<BudgetRow>,
+}
+
+/// Each defence's widest cell within the budget, the budget being
+/// Best-of-32's mean compute (else the widest Best-of-N's, else the most
+/// expensive cell's). `benign` gives the over-refusal at the same strategy
+/// and width. `None` when `harmful` is empty.
+pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &str) -> Option<BudgetTable> {
+    let widest_bon = harmful.iter().filter(|c| c.strategy == "best-of-n").max_by_key(|c| c.width);
+    let (budget_tflop, budget_from) = match widest_bon {
+        Some(c) if c.width == Some(32) => (c.mean_tflop, "Best-of-32".to_owned()),
+        Some(c) => (c.mean_tflop, format!("Best-of-{} (the run has no Best-of-32)", c.width.unwrap_or(0))),
+        None => (
+            harmful.iter().map(|c| c.mean_tflop).fold(f64::NAN, f64::max),
+            "the most expensive cell (the run has no Best-of-N)".to_owned(),
+        ),
+    };
+    if !budget_tflop.is_finite() {
+        return None;
+    }
+    let rows = DEFENCES
+        .iter()
+        .filter_map(|(strategy, name)| {
+            let cells: Vec<&&CellSummary> = harmful.iter().filter(|c| c.strategy == *strategy).collect();
+            let within = cells
+                .iter()
+                .filter(|c| c.mean_tflop <= budget_tflop * BUDGET_TOLERANCE)
+                .max_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop));
+            let (cell, within_budget) = match within {
+                Some(c) => (*c, true),
+                None => (*cells.iter().min_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop))?, false),
+            };
+            let over_refusal = benign
+                .iter()
+                .find(|b| b.strategy == cell.strategy && b.width == cell.width)
+                .and_then(|b| b.over_refusal);
+            let efficiency =
+                cell.asr.get(headline).and_then(|r| scaling_efficiency(budget_tflop, cell.mean_tflop, r.value));
+            Some(BudgetRow {
+                defence: name.to_string(),
+                cell: (*cell).clone(),
+                within_budget,
+                over_refusal,
+                efficiency,
+            })
+        })
+        .collect();
+    Some(BudgetTable { budget_tflop, budget_from, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn cell(strategy: &str, width: Option<usize>, tflop: f64, asr: f64) -> CellSummary {
+        let rate = |v| Rate { value: v, low: v, high: v, n: 10 };
+        CellSummary {
+            cell: format!("advbench|prefill-10|{strategy}@{width:?}|seed0"),
+            dataset: "advbench".into(),
+            attack: "prefill-10".into(),
+            strategy: strategy.into(),
+            width,
+            prompts: 10,
+            asr: BTreeMap::from([("refusal".to_string(), rate(asr))]),
+            over_refusal: None,
+            benign_flagged: BTreeMap::new(),
+            mean_tflop: tflop,
+            mean_new_tokens: 32.0,
+            mean_reward_calls: 1.0,
+            mean_wall_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn each_defence_gets_its_widest_cell_within_best_of_32() {
+        let cells = [
+            cell("sample", None, 0.08, 0.9),
+            cell("best-of-n", Some(4), 0.4, 0.8),
+            cell("best-of-n", Some(32), 2.4, 0.6),
+            cell("saffron", Some(16), 0.5, 0.5),
+            cell("saffron", Some(32), 1.0, 0.3),
+            cell("beam", Some(2), 1.2, 0.7),
+            cell("beam", Some(4), 2.6, 0.6),      // within 10% of the budget
+            cell("lookahead", Some(1), 3.0, 0.8), // over it: shown, flagged
+        ];
+        let mut benign = cell("saffron", Some(32), 1.0, 0.0);
+        benign.over_refusal = Some(Rate { value: 0.1, low: 0.0, high: 0.2, n: 10 });
+        let refs: Vec<&CellSummary> = cells.iter().collect();
+        let table = at_budget(&refs, &[&benign], "refusal").unwrap();
+        assert_eq!((table.budget_tflop, table.budget_from.as_str()), (2.4, "Best-of-32"));
+        let picked: Vec<(&str, Option<usize>, bool)> =
+            table.rows.iter().map(|r| (r.defence.as_str(), r.cell.width, r.within_budget)).collect();
+        assert_eq!(
+            picked,
+            [
+                ("no defence", None, true),
+                ("Best-of-N", Some(32), true),
+                ("Lookahead (DeAL)", Some(1), false),
+                ("PRM beam search", Some(4), true),
+                ("Saffron", Some(32), true),
+            ]
+        );
+        let saffron = &table.rows[4];
+        assert_eq!(saffron.over_refusal.unwrap().value, 0.1);
+        assert!((saffron.efficiency.unwrap() - (2.4f64 / 1.0).ln() / 0.3).abs() < 1e-12);
+        assert_eq!(table.rows[1].efficiency, Some(0.0), "Best-of-32 spends the whole budget");
+        assert!(at_budget(&[], &[], "refusal").is_none());
+    }
+}

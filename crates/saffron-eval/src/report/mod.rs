@@ -1,0 +1,207 @@
+//! `saffron report RUN_DIR`: the summaries, SVG plots and one
+//! self-contained `report.html` of a run directory made by `saffron eval`.
+//!
+//! - `summary.json` / `summary.csv`: one row per cell, plus pooled rows over
+//!   all harmful (and all benign) sets when there are several;
+//! - `report/*.svg`: ASR against TFLOP and against width per harmful group
+//!   (a dataset under an attack, and the pool), over-refusal against TFLOP;
+//! - `report.html`: the plots inline, the paper-style table at Best-of-32's
+//!   budget per group, every cell, and the run's provenance. No network.
+
+mod budget_table;
+mod page;
+mod plots;
+
+use std::path::{Path, PathBuf};
+
+pub use budget_table::{at_budget, BudgetRow, BudgetTable, BUDGET_TOLERANCE, DEFENCES};
+pub use plots::{line_chart, Chart, Point, Series, XAxis};
+
+use crate::experiment::Record;
+use crate::metrics::Rate;
+use crate::store::{read_records, CONFIG_FILE, RECORDS_FILE};
+use crate::summary::{pooled, summarise, CellSummary};
+use crate::EvalError;
+
+/// What `write_report` wrote.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub html: PathBuf,
+    pub plots: Vec<PathBuf>,
+    pub summaries: Vec<CellSummary>,
+    /// The run's judges, headline first.
+    pub judges: Vec<String>,
+    /// The paper-style table of each harmful group, by group name.
+    pub tables: Vec<(String, BudgetTable)>,
+}
+
+/// A figure of the report.
+pub(crate) struct Figure {
+    pub file: String,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// Harmful cells of one dataset under one attack.
+pub(crate) struct Group<'a> {
+    pub name: String,
+    pub cells: Vec<&'a CellSummary>,
+}
+
+/// Reads the run in `dir` and writes its summaries, plots and page.
+pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
+    let data_err = |file: &Path, detail: String| EvalError::Data { file: file.display().to_string(), detail };
+    let config_path = dir.join(CONFIG_FILE);
+    let config_text = std::fs::read_to_string(&config_path).map_err(|e| {
+        data_err(&config_path, format!("{e}; is {} a run directory made by `saffron eval`?", dir.display()))
+    })?;
+    let run: serde_json::Value =
+        serde_json::from_str(&config_text).map_err(|e| data_err(&config_path, e.to_string()))?;
+    let records_path = dir.join(RECORDS_FILE);
+    let (records, _) = read_records::<Record>(&records_path)?;
+    if records.is_empty() {
+        return Err(EvalError::Report(format!(
+            "{} has no records yet; run `saffron eval` on its grid first",
+            records_path.display()
+        )));
+    }
+    let judges = judges_of(&run, &records);
+    let headline = judges[0].clone();
+
+    let mut summaries = summarise(&records);
+    summaries.extend(summarise(&pooled(&records)));
+    crate::summary::write(dir, &summaries)?;
+
+    let harmful_groups = harmful_groups(&summaries);
+    let benign: Vec<&CellSummary> = benign_cells(&summaries);
+    let mut figures = Vec::new();
+    let mut tables = Vec::new();
+    for group in &harmful_groups {
+        figures.extend(group_figures(group, &headline)?);
+        if let Some(table) = at_budget(&group.cells, &benign, &headline) {
+            tables.push((group.name.clone(), table));
+        }
+    }
+    if !benign.is_empty() {
+        let series = series_of(&benign, |c| Some(point(c.mean_tflop, c.over_refusal?)));
+        let svg = line_chart(
+            &Chart {
+                title: "Over-refusal on benign prompts against compute",
+                x: XAxis::Tflop,
+                y_label: "over-refusal",
+            },
+            &series,
+        )?;
+        figures.push(Figure {
+            file: "over-refusal-tflop.svg".into(),
+            caption: format!(
+                "Over-refusal (refusal strings) on {} against mean TFLOP per prompt, 95% bootstrap intervals.",
+                benign[0].dataset
+            ),
+            svg,
+        });
+    }
+
+    let plot_dir = dir.join("report");
+    std::fs::create_dir_all(&plot_dir).map_err(|e| data_err(&plot_dir, e.to_string()))?;
+    let mut plots = Vec::new();
+    for f in &figures {
+        let path = plot_dir.join(&f.file);
+        std::fs::write(&path, &f.svg).map_err(|e| data_err(&path, e.to_string()))?;
+        plots.push(path);
+    }
+    let html = page::render(&page::PageData {
+        run: &run,
+        records: records.len(),
+        judges: &judges,
+        summaries: &summaries,
+        tables: &tables,
+        figures: &figures,
+    })?;
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, html).map_err(|e| data_err(&html_path, e.to_string()))?;
+    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables })
+}
+
+/// The run's judges, headline first: from its grid, else from the records.
+fn judges_of(run: &serde_json::Value, records: &[Record]) -> Vec<String> {
+    let from_grid: Vec<String> = run["grid"]["judges"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|j| j.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if from_grid.is_empty() {
+        records[0].verdicts.keys().cloned().collect()
+    } else {
+        from_grid
+    }
+}
+
+/// Harmful cells grouped by (dataset, attack), in order of appearance.
+fn harmful_groups(summaries: &[CellSummary]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group> = Vec::new();
+    for s in summaries.iter().filter(|s| !s.asr.is_empty()) {
+        let name = format!("{}, {}", s.dataset, s.attack);
+        match groups.iter_mut().find(|g| g.name == name) {
+            Some(g) => g.cells.push(s),
+            None => groups.push(Group { name, cells: vec![s] }),
+        }
+    }
+    groups
+}
+
+/// Benign cells for over-refusal: the pool over all benign sets when there
+/// are several, else the one set's cells.
+fn benign_cells(summaries: &[CellSummary]) -> Vec<&CellSummary> {
+    let benign: Vec<&CellSummary> = summaries.iter().filter(|s| s.over_refusal.is_some()).collect();
+    let pooled: Vec<&CellSummary> =
+        benign.iter().copied().filter(|s| s.dataset == crate::summary::POOLED_BENIGN).collect();
+    if pooled.is_empty() {
+        benign
+    } else {
+        pooled
+    }
+}
+
+fn point(x: f64, rate: Rate) -> Point {
+    Point { x, y: rate.value, low: rate.low, high: rate.high }
+}
+
+/// One series per strategy, in the paper's order.
+fn series_of(cells: &[&CellSummary], point_of: impl Fn(&CellSummary) -> Option<Point>) -> Vec<Series> {
+    DEFENCES
+        .iter()
+        .filter_map(|(strategy, _)| {
+            let points: Vec<Point> =
+                cells.iter().filter(|c| c.strategy == *strategy).filter_map(|c| point_of(c)).collect();
+            (!points.is_empty()).then(|| Series { name: strategy.to_string(), points })
+        })
+        .collect()
+}
+
+fn group_figures(group: &Group, headline: &str) -> Result<Vec<Figure>, EvalError> {
+    let slug: String =
+        group.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let asr = |c: &CellSummary| c.asr.get(headline).copied();
+    let by_tflop = series_of(&group.cells, |c| Some(point(c.mean_tflop, asr(c)?)));
+    let by_width = series_of(&group.cells, |c| Some(point(c.width.unwrap_or(1) as f64, asr(c)?)));
+    let n = group.cells.iter().map(|c| c.prompts).max().unwrap_or(0);
+    let what = format!("ASR ({headline} judge) on {} ({n} prompts)", group.name);
+    Ok(vec![
+        Figure {
+            file: format!("asr-tflop-{slug}.svg"),
+            caption: format!("{what} against mean TFLOP per prompt; bars are 95% bootstrap intervals."),
+            svg: line_chart(
+                &Chart { title: &format!("ASR against compute: {}", group.name), x: XAxis::Tflop, y_label: "ASR" },
+                &by_tflop,
+            )?,
+        },
+        Figure {
+            file: format!("asr-width-{slug}.svg"),
+            caption: format!("{what} against search width."),
+            svg: line_chart(
+                &Chart { title: &format!("ASR against width: {}", group.name), x: XAxis::Width, y_label: "ASR" },
+                &by_width,
+            )?,
+        },
+    ])
+}

@@ -1,0 +1,123 @@
+//! `report.html`: one self-contained page (inline SVG and CSS, no scripts,
+//! no network), rendered from `report.html.j2` with minijinja.
+
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+
+use super::{BudgetTable, Figure, BUDGET_TOLERANCE};
+use crate::metrics::Rate;
+use crate::summary::CellSummary;
+use crate::EvalError;
+
+const TEMPLATE: &str = include_str!("report.html.j2");
+
+pub(crate) struct PageData<'a> {
+    pub run: &'a serde_json::Value,
+    pub records: usize,
+    pub judges: &'a [String],
+    pub summaries: &'a [CellSummary],
+    pub tables: &'a [(String, BudgetTable)],
+    pub figures: &'a [Figure],
+}
+
+#[derive(Serialize)]
+struct TableView {
+    group: String,
+    budget: String,
+    rows: Vec<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct FigureView {
+    caption: String,
+    file: String,
+    svg: Value,
+}
+
+fn rate(r: Option<&Rate>) -> String {
+    r.map_or("–".into(), |r| format!("{:.2} [{:.2}, {:.2}]", r.value, r.low, r.high))
+}
+
+fn width(w: Option<usize>) -> String {
+    w.map_or("–".into(), |w| w.to_string())
+}
+
+pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
+    let tables: Vec<TableView> = data
+        .tables
+        .iter()
+        .map(|(group, t)| TableView {
+            group: group.clone(),
+            budget: format!("{:.3} TFLOP per prompt, from {}", t.budget_tflop, t.budget_from),
+            rows: t
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut row = vec![
+                        r.defence.clone(),
+                        width(r.cell.width),
+                        format!("{:.3}{}", r.cell.mean_tflop, if r.within_budget { "" } else { " (over)" }),
+                        format!("{:.1}", r.cell.mean_reward_calls),
+                    ];
+                    row.extend(data.judges.iter().map(|j| rate(r.cell.asr.get(j))));
+                    row.push(r.efficiency.map_or("–".into(), |e| format!("{e:.2}")));
+                    row.push(rate(r.over_refusal.as_ref()));
+                    row
+                })
+                .collect(),
+        })
+        .collect();
+    let cells: Vec<Vec<String>> = data
+        .summaries
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                s.cell.clone(),
+                s.prompts.to_string(),
+                format!("{:.3}", s.mean_tflop),
+                format!("{:.1}", s.mean_reward_calls),
+                format!("{:.1}", s.mean_new_tokens),
+                format!("{:.1}", s.mean_wall_seconds),
+            ];
+            row.extend(data.judges.iter().map(|j| rate(s.asr.get(j))));
+            row.push(rate(s.over_refusal.as_ref()));
+            row.extend(data.judges.iter().map(|j| rate(s.benign_flagged.get(j))));
+            row
+        })
+        .collect();
+    let figures: Vec<FigureView> = data
+        .figures
+        .iter()
+        .map(|f| FigureView {
+            caption: f.caption.clone(),
+            file: f.file.clone(),
+            // Our own plotters output; everything else on the page is escaped.
+            svg: Value::from_safe_string(f.svg.clone()),
+        })
+        .collect();
+    let run = data.run;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let map = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default()
+    };
+    let mut env = Environment::new();
+    env.add_template("report.html", TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
+    let template = env.get_template("report.html").map_err(|e| EvalError::Report(e.to_string()))?;
+    template
+        .render(context! {
+            policy => text(&run["grid"]["policy"]),
+            policy_sha256 => text(&run["policy_sha256"]),
+            version => text(&run["saffron_version"]),
+            reward_models => map(&run["reward_models"]),
+            data_files => map(&run["data_files"]),
+            grid => serde_json::to_string_pretty(&run["grid"]).unwrap_or_default(),
+            records => data.records,
+            judges => data.judges,
+            headline => &data.judges[0],
+            tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
+            tables => tables,
+            cells => cells,
+            figures => figures,
+        })
+        .map_err(|e| EvalError::Report(format!("rendering report.html: {e}")))
+}

@@ -1,0 +1,160 @@
+//! SVG line charts of rates (with their 95% intervals) per strategy, drawn
+//! with plotters' SVG backend. Text is left to the viewer's fonts, so no
+//! font library is needed.
+
+use plotters::prelude::*;
+
+use crate::EvalError;
+
+/// One point of a series: a rate with its interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// One line of a chart: a strategy's points, drawn in `x` order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+/// How the x axis is scaled and labelled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum XAxis {
+    /// Compute per prompt, log scale.
+    Tflop,
+    /// Search width, log2 scale with a tick per power of two.
+    Width,
+}
+
+/// A chart's titles.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x: XAxis,
+    pub y_label: &'a str,
+}
+
+const SIZE: (u32, u32) = (760, 460);
+
+/// The colour of a strategy, the same in every chart.
+fn colour(strategy: &str) -> RGBColor {
+    match strategy {
+        "sample" => RGBColor(110, 110, 110),
+        "best-of-n" => RGBColor(31, 119, 180),
+        "beam" => RGBColor(255, 127, 14),
+        "rebase" => RGBColor(44, 160, 44),
+        "lookahead" => RGBColor(148, 103, 189),
+        "saffron" => RGBColor(214, 39, 40),
+        _ => RGBColor(140, 86, 75),
+    }
+}
+
+/// Draws `series` as one SVG document.
+pub fn line_chart(chart: &Chart, series: &[Series]) -> Result<String, EvalError> {
+    let mut svg = String::new();
+    draw(&mut svg, chart, series).map_err(|e| EvalError::Report(format!("drawing `{}`: {e}", chart.title)))?;
+    Ok(svg)
+}
+
+fn draw(svg: &mut String, chart: &Chart, series: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(chart.title, ("sans-serif", 18)).margin(12).x_label_area_size(44).y_label_area_size(56);
+    let y_range = 0f64..1.0;
+    match chart.x {
+        XAxis::Tflop => {
+            let (lo, hi) = points().fold((f64::INFINITY, 0f64), |(lo, hi), p| (lo.min(p.x), hi.max(p.x)));
+            let (lo, hi) = if lo.is_finite() && lo > 0.0 { (lo / 1.6, hi * 1.6) } else { (0.01, 10.0) };
+            let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), y_range)?;
+            ctx.configure_mesh()
+                .x_desc("TFLOP per prompt (log scale)")
+                .y_desc(chart.y_label)
+                .light_line_style(TRANSPARENT)
+                .x_labels(8)
+                .x_label_formatter(&|x| format!("{}", significant(*x)))
+                .draw()?;
+            plot_series(&mut ctx, series, |x| x)?;
+        }
+        XAxis::Width => {
+            let hi = points().fold(1f64, |hi, p| hi.max(p.x)).log2().ceil().max(1.0);
+            let mut ctx = builder.build_cartesian_2d(-0.3f64..hi + 0.3, y_range)?;
+            ctx.configure_mesh()
+                .x_desc("width (log2 scale; no defence at 1)")
+                .y_desc(chart.y_label)
+                .light_line_style(TRANSPARENT)
+                .x_labels(hi as usize + 1)
+                .x_label_formatter(&|x| format!("{}", 2f64.powf(x.round())))
+                .draw()?;
+            plot_series(&mut ctx, series, f64::log2)?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// `x` rounded to two significant digits (log-axis tick labels).
+fn significant(x: f64) -> f64 {
+    if x <= 0.0 {
+        return x;
+    }
+    let scale = 10f64.powf(x.log10().floor() - 1.0);
+    (x / scale).round() * scale
+}
+
+fn plot_series<'a, X>(
+    ctx: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    series: &[Series],
+    map_x: impl Fn(f64) -> f64,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    X: Ranged<ValueType = f64>,
+{
+    for s in series {
+        let style = colour(&s.name);
+        let mut points = s.points.clone();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let xy: Vec<(f64, f64)> = points.iter().map(|p| (map_x(p.x), p.y)).collect();
+        ctx.draw_series(LineSeries::new(xy.clone(), style.stroke_width(2)))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(2)));
+        ctx.draw_series(xy.iter().map(|&p| Circle::new(p, 4, style.filled())))?;
+        ctx.draw_series(
+            points.iter().map(|p| ErrorBar::new_vertical(map_x(p.x), p.low, p.y, p.high, style.stroke_width(1), 8)),
+        )?;
+    }
+    ctx.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.85)).draw()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, xs: &[f64]) -> Series {
+        Series { name: name.into(), points: xs.iter().map(|&x| Point { x, y: 0.5, low: 0.4, high: 0.6 }).collect() }
+    }
+
+    #[test]
+    fn charts_are_svg_with_title_legend_and_one_marker_per_point() {
+        let data = [series("best-of-n", &[0.4, 1.1, 2.4]), series("saffron", &[0.2, 0.5])];
+        for x in [XAxis::Tflop, XAxis::Width] {
+            let svg = line_chart(&Chart { title: "ASR against compute", x, y_label: "ASR" }, &data).unwrap();
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+            assert!(svg.contains("ASR against compute") && svg.contains("best-of-n") && svg.contains("saffron"));
+            // Five data points: five filled circles (the legend uses lines;
+            // plotters outlines each filled circle in a second element).
+            let filled = svg.lines().filter(|l| l.starts_with("<circle") && !l.contains("fill=\"none\"")).count();
+            assert_eq!(filled, 5, "{svg}");
+        }
+        assert_eq!(significant(0.123456), 0.12);
+        assert_eq!(significant(2.0), 2.0);
+        let empty = line_chart(&Chart { title: "nothing", x: XAxis::Tflop, y_label: "ASR" }, &[]).unwrap();
+        assert!(empty.contains("nothing"));
+    }
+}

@@ -21,19 +21,71 @@ pub enum Attack {
         tokens: usize,
     },
     /// A jailbreak template: `{prompt}` in it is replaced by the prompt.
-    Template { template: String },
+    /// The text is given inline (`template`) or read from `file` (relative
+    /// to the grid file) when the grid is loaded; the run's configuration
+    /// records the text either way.
+    Template {
+        /// Names the attack in cell keys and reports.
+        #[serde(default = "template_name")]
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 fn prefill_tokens() -> usize {
     PREFILL_TOKENS
 }
 
+fn template_name() -> String {
+    "template".into()
+}
+
+/// The placeholder a template must hold.
+pub const PROMPT_PLACEHOLDER: &str = "{prompt}";
+
 impl Attack {
     pub fn name(&self) -> String {
         match self {
             Attack::None => "none".into(),
             Attack::Prefill { tokens } => format!("prefill-{tokens}"),
-            Attack::Template { .. } => "template".into(),
+            Attack::Template { name, .. } => name.clone(),
+        }
+    }
+
+    /// Reads a template's `file` (relative to `base`) into its text, and
+    /// checks the attack: a template needs exactly one of `template` and
+    /// `file`, and must hold `{prompt}`; a prefill needs at least one token.
+    pub fn resolve(&mut self, base: &std::path::Path) -> Result<(), String> {
+        match self {
+            Attack::None => Ok(()),
+            Attack::Prefill { tokens } => {
+                if *tokens == 0 {
+                    return Err("a prefill attack needs tokens >= 1".into());
+                }
+                Ok(())
+            }
+            Attack::Template { name, template, file } => {
+                match (template.as_ref(), file.as_ref()) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!("template attack `{name}`: give `template` or `file`, not both"))
+                    }
+                    (None, None) => return Err(format!("template attack `{name}` needs `template` or `file`")),
+                    (None, Some(path)) => {
+                        let path = base.join(path);
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| format!("template attack `{name}`: cannot read {}: {e}", path.display()))?;
+                        *template = Some(text);
+                    }
+                    (Some(_), None) => {}
+                }
+                if !template.as_deref().unwrap_or_default().contains(PROMPT_PLACEHOLDER) {
+                    return Err(format!("template attack `{name}` has no {PROMPT_PLACEHOLDER} placeholder"));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -48,7 +100,10 @@ impl Attack {
                 let prefill = policy.detokenize(&ids[..ids.len().min(*tokens)]);
                 Some(ChatPrompt { prefill: Some(prefill), ..ChatPrompt::user(&prompt.prompt) })
             }
-            Attack::Template { template } => Some(ChatPrompt::user(template.replace("{prompt}", &prompt.prompt))),
+            // Unresolved (no text yet): not applicable; `Grid` resolves every attack.
+            Attack::Template { template, .. } => {
+                Some(ChatPrompt::user(template.as_deref()?.replace(PROMPT_PLACEHOLDER, &prompt.prompt)))
+            }
         }
     }
 }

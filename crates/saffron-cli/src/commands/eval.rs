@@ -18,7 +18,8 @@ use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.grid).with_context(|| format!("reading {}", args.grid.display()))?;
-    let grid = Grid::from_toml(&text).with_context(|| format!("in {}", args.grid.display()))?;
+    let base = args.grid.parent().unwrap_or(Path::new("."));
+    let grid = Grid::from_toml_at(&text, base).with_context(|| format!("in {}", args.grid.display()))?;
     let cells = grid.cells()?;
     let mut prompts = Vec::new();
     let mut data_files = BTreeMap::new();

@@ -384,6 +384,13 @@ pub struct EvalArgs {
     #[arg(long)]
     pub force_new: bool,
 
+    /// Prompts answered at once. Each job holds its own llama.cpp contexts
+    /// (policy, PRM, judges; docs/eval.md gives their memory) and gets an
+    /// equal share of the CPU threads; the weights are shared. Records are
+    /// the same whatever the number of jobs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,

@@ -357,23 +357,34 @@ fn records_without_wall_time(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A run killed at random points, and a run of two parallel jobs, both end
+/// with exactly the records of one uninterrupted single-job run.
 #[test]
-fn eval_killed_at_random_points_ends_with_the_records_of_an_uninterrupted_run() {
+fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", "[[datasets]]\nset = \"advbench\"\nlimit = 4\n");
-    let command = |out: &Path| {
+    let command_with = |out: &Path, jobs: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_saffron"));
-        c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2"])
+        c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2", "--jobs", jobs])
             .env("SAFFRON_HOME", real_home())
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         c
     };
+    let command = |out: &Path| command_with(out, "1");
+    let key = |v: &serde_json::Value| format!("{}|{}", v["cell"], v["prompt_id"]);
     let reference = dir.path().join("reference");
     assert!(command(&reference).status().unwrap().success());
-    let expected = records_without_wall_time(&reference.join("records.jsonl"));
+    let mut expected = records_without_wall_time(&reference.join("records.jsonl"));
     assert_eq!(expected.len(), 8);
+    expected.sort_by_key(key);
+
+    let parallel = dir.path().join("parallel");
+    assert!(command_with(&parallel, "2").status().unwrap().success());
+    let mut got = records_without_wall_time(&parallel.join("records.jsonl"));
+    got.sort_by_key(key);
+    assert_eq!(got, expected, "two jobs");
 
     // SIGKILL after seeded pseudo-random delays until a run completes.
     let killed = dir.path().join("killed");
@@ -404,9 +415,6 @@ fn eval_killed_at_random_points_ends_with_the_records_of_an_uninterrupted_run() 
     // A finishing run over a complete directory changes nothing.
     assert!(command(&killed).status().unwrap().success());
     let mut got = records_without_wall_time(&killed.join("records.jsonl"));
-    let mut want = expected;
-    let key = |v: &serde_json::Value| format!("{}|{}", v["cell"], v["prompt_id"]);
     got.sort_by_key(key);
-    want.sort_by_key(key);
-    assert_eq!(got, want, "killed {kills} times");
+    assert_eq!(got, expected, "killed {kills} times");
 }

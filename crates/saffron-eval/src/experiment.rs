@@ -3,6 +3,8 @@
 //! appended per (cell, prompt) as soon as it completes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use saffron_core::{Cost, MultifurcationReward};
@@ -46,14 +48,17 @@ impl Keyed for Record {
     }
 }
 
-/// The models of a run. `make_mrm` gives a fresh MRM per search (its cost
-/// counters start at zero).
+/// The models of a run, shared by its jobs. `make_mrm` gives a fresh MRM
+/// per search (its cost counters start at zero).
 pub struct RunModels<'a> {
     pub policy: &'a Model,
-    pub prm: Option<&'a dyn Guard>,
-    pub make_mrm: &'a dyn Fn() -> Option<Box<dyn MultifurcationReward>>,
+    pub prm: Option<&'a (dyn Guard + Sync)>,
+    pub make_mrm: &'a (dyn Fn() -> Option<Box<dyn MultifurcationReward>> + Sync),
     pub options: TreeOptions,
 }
+
+/// Makes one job's judges (each job scores in its own prefix trees).
+pub type MakeJudges<'a, 'g> = &'a (dyn Fn() -> Result<Vec<(String, Judge<'g>)>, EvalError> + Sync);
 
 /// Progress after each record.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,35 +71,81 @@ pub struct RunProgress {
     pub tflop: f64,
 }
 
-/// Runs every (cell, prompt) not yet in `store`.
+impl RunProgress {
+    fn add(&mut self, record: &Record, headline: Option<&str>) {
+        self.done += 1;
+        self.tflop += record.tflop;
+        if record.harmful {
+            self.harmful += 1;
+            self.unsafe_ += headline.map_or(0, |j| record.verdicts[j].unsafe_ as usize);
+        }
+    }
+}
+
+/// Runs every (cell, prompt) not yet in `store`, `jobs` at a time: each job
+/// is a thread with its own prefix trees and judges, taking the next pair in
+/// [`run_order`]; this thread appends each record as it arrives. A record
+/// does not depend on which job made it or when (every search starts from a
+/// fresh tree and draws its tokens from its own seeded streams). On an error
+/// the jobs stop taking work, finished records are kept, and the first error
+/// is returned.
 pub fn run_grid(
     grid: &Grid,
-    cells: &[Cell],
-    prompts: &[Vec<EvalPrompt>],
+    (cells, prompts): (&[Cell], &[Vec<EvalPrompt>]),
     models: &RunModels,
-    judges: &mut [(String, Judge)],
+    make_judges: MakeJudges,
+    jobs: usize,
     store: &mut RunStore,
     progress: &mut dyn FnMut(RunProgress),
 ) -> Result<RunProgress, EvalError> {
+    let headline = grid.judges.first().map(String::as_str);
+    let todo: Vec<(&Cell, &EvalPrompt)> =
+        run_order(cells, prompts).into_iter().filter(|(c, p)| !store.is_done(&c.key(grid), &p.id)).collect();
+    let queue = Mutex::new(todo.into_iter());
+    let stop = AtomicBool::new(false);
+    let (send, receive) = mpsc::channel::<Result<Record, EvalError>>();
     let mut counts = RunProgress::default();
-    for (cell, prompt) in run_order(cells, prompts) {
-        let key = cell.key(grid);
-        if store.is_done(&key, &prompt.id) {
-            continue;
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let send = send.clone();
+            let (queue, stop) = (&queue, &stop);
+            scope.spawn(move || {
+                let mut judges = match make_judges() {
+                    Ok(judges) => judges,
+                    Err(e) => return drop(send.send(Err(e))),
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let Some((cell, prompt)) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                    let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
+                    let key = cell.key(grid);
+                    let dataset = &grid.datasets[cell.dataset].set;
+                    let result = answer((&key, dataset), cell, prompt, &chat, models, &mut judges);
+                    if send.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
-        let dataset = &grid.datasets[cell.dataset].set;
-        let record = answer((&key, dataset), cell, prompt, &chat, models, judges)?;
-        counts.done += 1;
-        counts.tflop += record.tflop;
-        if record.harmful {
-            counts.harmful += 1;
-            counts.unsafe_ += judges.first().map_or(0, |(name, _)| record.verdicts[name].unsafe_ as usize);
+        drop(send);
+        for result in receive {
+            let appended = result.and_then(|record| store.append(&record).map(|()| record));
+            match appended {
+                Ok(record) => {
+                    counts.add(&record, headline);
+                    progress(counts);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        store.append(&record)?;
-        progress(counts);
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(counts),
     }
-    Ok(counts)
 }
 
 /// The order (cell, prompt) pairs run in: prompt-major. Prompt i of every

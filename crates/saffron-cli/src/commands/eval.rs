@@ -32,7 +32,7 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let policy_sha = super::guard::model_sha256(home, &grid.policy)?;
 
     // Guards by spec, loaded once and shared by the PRM and the judges.
-    let mut guards: BTreeMap<String, Box<dyn Guard>> = BTreeMap::new();
+    let mut guards: BTreeMap<String, Box<dyn Guard + Sync>> = BTreeMap::new();
     let needs_prm = cells.iter().any(|c| !matches!(c.search.strategy.name(), "sample" | "saffron"));
     let mut guard_specs: Vec<&String> = grid.judges.iter().filter(|j| *j != "refusal").collect();
     if needs_prm {
@@ -62,18 +62,23 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         // Checked above; a fresh one per search starts its counters at zero.
         SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha).ok().map(|m| Box::new(m) as _)
     };
-    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
-    let mut judges = Vec::new();
-    for name in &grid.judges {
-        let judge = match name.as_str() {
-            "refusal" => Judge::Refusal(RefusalJudge::default()),
-            spec => Judge::guard(guards[spec].as_ref(), options)?,
-        };
-        judges.push((name.clone(), judge));
-    }
+    let jobs = args.jobs.max(1);
+    let options = TreeOptions { threads: threads_per_job(args.threads, jobs), ..TreeOptions::default() };
+    let make_judges = || -> Result<Vec<(String, Judge)>, saffron_eval::EvalError> {
+        grid.judges
+            .iter()
+            .map(|name| {
+                let judge = match name.as_str() {
+                    "refusal" => Judge::Refusal(RefusalJudge::default()),
+                    spec => Judge::guard(guards[spec].as_ref(), options)?,
+                };
+                Ok((name.clone(), judge))
+            })
+            .collect()
+    };
     let models = RunModels {
         policy: &policy,
-        prm: needs_prm.then(|| guards[&grid.guard].as_ref()),
+        prm: needs_prm.then(|| guards[&grid.guard].as_ref() as &(dyn Guard + Sync)),
         make_mrm: &make_mrm,
         options,
     };
@@ -95,7 +100,13 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let bar = count_bar("eval", total as u64);
     bar.set_position(done.len() as u64);
     let headline = grid.judges.first().cloned().unwrap_or_default();
-    run_grid(&grid, &cells, &prompts, &models, &mut judges, &mut store, &mut |p| {
+    if jobs > 1 {
+        eprintln!(
+            "{jobs} jobs, {} llama.cpp threads each",
+            options.threads.map_or("default".into(), |t| t.to_string())
+        );
+    }
+    run_grid(&grid, (&cells, &prompts), &models, &make_judges, jobs, &mut store, &mut |p| {
         bar.set_position((done.len() + p.done) as u64);
         bar.set_message(format!(
             "ASR {:.0}% ({headline}), {:.2} TFLOP/prompt",
@@ -105,4 +116,14 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     super::report::run(&out)
+}
+
+/// llama.cpp threads for each of `jobs` jobs: the cores (or `--threads`)
+/// shared out, at least one each.
+fn threads_per_job(threads: Option<u32>, jobs: usize) -> Option<u32> {
+    if jobs <= 1 {
+        return threads;
+    }
+    let total = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    Some((total / jobs as u32).max(1))
 }

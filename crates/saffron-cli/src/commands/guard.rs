@@ -22,7 +22,7 @@ pub fn load_guard(
     preset: GuardPreset,
     threads: Option<u32>,
     policy: Option<&Model>,
-) -> anyhow::Result<Box<dyn Guard>> {
+) -> anyhow::Result<Box<dyn Guard + Sync>> {
     if spec == "default" {
         let (head, manifest) = default_guard()?;
         return Ok(Box::new(probe_on_backbone(home, head, manifest, threads, policy).context("the default guard")?));

@@ -170,10 +170,10 @@ fn point(x: f64, rate: Rate) -> Point {
 fn series_of(cells: &[&CellSummary], point_of: impl Fn(&CellSummary) -> Option<Point>) -> Vec<Series> {
     DEFENCES
         .iter()
-        .filter_map(|(strategy, _)| {
+        .filter_map(|(strategy, label)| {
             let points: Vec<Point> =
                 cells.iter().filter(|c| c.strategy == *strategy).filter_map(|c| point_of(c)).collect();
-            (!points.is_empty()).then(|| Series { name: strategy.to_string(), points })
+            (!points.is_empty()).then(|| Series { strategy: strategy.to_string(), label: label.to_string(), points })
         })
         .collect()
 }

@@ -18,7 +18,10 @@ pub struct Point {
 /// One line of a chart: a strategy's points, drawn in `x` order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
-    pub name: String,
+    /// The strategy (its colour is the same in every chart).
+    pub strategy: String,
+    /// The legend's label.
+    pub label: String,
     pub points: Vec<Point>,
 }
 
@@ -71,6 +74,7 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) -> Result<(), Box<dy
         XAxis::Tflop => {
             let (lo, hi) = points().fold((f64::INFINITY, 0f64), |(lo, hi), p| (lo.min(p.x), hi.max(p.x)));
             let (lo, hi) = if lo.is_finite() && lo > 0.0 { (lo / 1.6, hi * 1.6) } else { (0.01, 10.0) };
+            let corner = emptiest_corner(points().map(|p| ((p.x / lo).ln() / (hi / lo).ln(), p.y)));
             let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), y_range)?;
             ctx.configure_mesh()
                 .x_desc("TFLOP per prompt (log scale)")
@@ -79,10 +83,11 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) -> Result<(), Box<dy
                 .x_labels(8)
                 .x_label_formatter(&|x| format!("{}", significant(*x)))
                 .draw()?;
-            plot_series(&mut ctx, series, |x| x)?;
+            plot_series(&mut ctx, series, |x| x, corner)?;
         }
         XAxis::Width => {
             let hi = points().fold(1f64, |hi, p| hi.max(p.x)).log2().ceil().max(1.0);
+            let corner = emptiest_corner(points().map(|p| ((p.x.log2() + 0.3) / (hi + 0.6), p.y)));
             let mut ctx = builder.build_cartesian_2d(-0.3f64..hi + 0.3, y_range)?;
             ctx.configure_mesh()
                 .x_desc("width (log2 scale; no defence at 1)")
@@ -91,7 +96,7 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) -> Result<(), Box<dy
                 .x_labels(hi as usize + 1)
                 .x_label_formatter(&|x| format!("{}", 2f64.powf(x.round())))
                 .draw()?;
-            plot_series(&mut ctx, series, f64::log2)?;
+            plot_series(&mut ctx, series, f64::log2, corner)?;
         }
     }
     root.present()?;
@@ -107,28 +112,50 @@ fn significant(x: f64) -> f64 {
     (x / scale).round() * scale
 }
 
+/// The corner of the plot with the fewest points near it (points in
+/// plot-relative coordinates, 0..1 both ways), for the legend.
+fn emptiest_corner(points: impl Iterator<Item = (f64, f64)>) -> SeriesLabelPosition {
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0, 1.0),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+        (SeriesLabelPosition::LowerRight, 1.0, 0.0),
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0),
+    ];
+    let mut crowd = [0usize; 4];
+    for (x, y) in points {
+        for (i, (_, cx, cy)) in corners.iter().enumerate() {
+            if (x - cx).abs() < 0.4 && (y - cy).abs() < 0.4 {
+                crowd[i] += 1;
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&i| crowd[i]).unwrap_or(0);
+    corners[best].0.clone()
+}
+
 fn plot_series<'a, X>(
     ctx: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
     series: &[Series],
     map_x: impl Fn(f64) -> f64,
+    legend: SeriesLabelPosition,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     X: Ranged<ValueType = f64>,
 {
     for s in series {
-        let style = colour(&s.name);
+        let style = colour(&s.strategy);
         let mut points = s.points.clone();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
         let xy: Vec<(f64, f64)> = points.iter().map(|p| (map_x(p.x), p.y)).collect();
         ctx.draw_series(LineSeries::new(xy.clone(), style.stroke_width(2)))?
-            .label(s.name.clone())
+            .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(2)));
         ctx.draw_series(xy.iter().map(|&p| Circle::new(p, 4, style.filled())))?;
         ctx.draw_series(
             points.iter().map(|p| ErrorBar::new_vertical(map_x(p.x), p.low, p.y, p.high, style.stroke_width(1), 8)),
         )?;
     }
-    ctx.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.85)).draw()?;
+    ctx.configure_series_labels().position(legend).border_style(BLACK).background_style(WHITE.mix(0.85)).draw()?;
     Ok(())
 }
 
@@ -137,7 +164,11 @@ mod tests {
     use super::*;
 
     fn series(name: &str, xs: &[f64]) -> Series {
-        Series { name: name.into(), points: xs.iter().map(|&x| Point { x, y: 0.5, low: 0.4, high: 0.6 }).collect() }
+        Series {
+            strategy: name.into(),
+            label: format!("{name} label"),
+            points: xs.iter().map(|&x| Point { x, y: 0.5, low: 0.4, high: 0.6 }).collect(),
+        }
     }
 
     #[test]
@@ -146,13 +177,20 @@ mod tests {
         for x in [XAxis::Tflop, XAxis::Width] {
             let svg = line_chart(&Chart { title: "ASR against compute", x, y_label: "ASR" }, &data).unwrap();
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
-            assert!(svg.contains("ASR against compute") && svg.contains("best-of-n") && svg.contains("saffron"));
+            assert!(
+                svg.contains("ASR against compute") && svg.contains("best-of-n label") && svg.contains("saffron label")
+            );
+            assert!(svg.contains("#1F77B4") && svg.contains("#D62728"), "each strategy in its colour");
             // Five data points: five filled circles (the legend uses lines;
             // plotters outlines each filled circle in a second element).
             let filled = svg.lines().filter(|l| l.starts_with("<circle") && !l.contains("fill=\"none\"")).count();
             assert_eq!(filled, 5, "{svg}");
         }
         assert_eq!(significant(0.123456), 0.12);
+        let high_left = [(0.1, 0.9), (0.2, 0.95), (0.9, 0.9)];
+        assert!(matches!(emptiest_corner(high_left.into_iter()), SeriesLabelPosition::LowerLeft));
+        let low = [(0.1, 0.1), (0.9, 0.05)];
+        assert!(matches!(emptiest_corner(low.into_iter()), SeriesLabelPosition::UpperRight));
         assert_eq!(significant(2.0), 2.0);
         let empty = line_chart(&Chart { title: "nothing", x: XAxis::Tflop, y_label: "ASR" }, &[]).unwrap();
         assert!(empty.contains("nothing"));

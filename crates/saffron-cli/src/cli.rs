@@ -336,7 +336,15 @@ pub struct TrainMrmArgs {
     #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
     pub policy: String,
 
-    /// Where to write the artifact [default: $SAFFRON_HOME/mrm/<policy>-shared].
+    /// Train a separate-backbone head: read this model's final hidden state
+    /// over (prompt, response so far) in the probe guard's format, instead
+    /// of the policy's own. For comparison with the shared-backbone head; a
+    /// search pays the backbone's forward pass at every call.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub backbone: Option<String>,
+
+    /// Where to write the artifact [default: $SAFFRON_HOME/mrm/<policy>-shared,
+    /// or <policy>-on-<backbone> with --backbone].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 

@@ -48,12 +48,15 @@ impl Keyed for Record {
     }
 }
 
-/// The models of a run, shared by its jobs. `make_mrm` gives a fresh MRM
-/// per search (its cost counters start at zero).
+/// Makes the MRM of one search on a prompt (fresh cost counters); `None`
+/// when the run has no MRM.
+pub type MakeMrm<'a> = &'a (dyn Fn(&str) -> Result<Option<Box<dyn MultifurcationReward + 'a>>, EvalError> + Sync);
+
+/// The models of a run, shared by its jobs.
 pub struct RunModels<'a> {
     pub policy: &'a Model,
     pub prm: Option<&'a (dyn Guard + Sync)>,
-    pub make_mrm: &'a (dyn Fn() -> Option<Box<dyn MultifurcationReward>> + Sync),
+    pub make_mrm: MakeMrm<'a>,
     pub options: TreeOptions,
 }
 
@@ -176,7 +179,7 @@ fn answer(
     let model_error = |e: &dyn std::fmt::Display| EvalError::Model(e.to_string());
     let policy = models.policy;
     let context = policy.encode_chat(chat).map_err(|e| model_error(&e))?;
-    let mut mrm = (models.make_mrm)();
+    let mut mrm = (models.make_mrm)(&prompt.prompt)?;
     let hidden =
         if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
     let mut tree = PrefixTree::new(policy, TreeOptions { hidden, ..models.options }).map_err(|e| model_error(&e))?;

@@ -18,7 +18,7 @@ pub enum RewardError {
     #[error("cannot read dataset file {file}: {detail}")]
     Data { file: String, detail: String },
 
-    #[error("the guard backbone does not match the artifact: it was trained on {expected}, given {actual}; pass the backbone named in its guard.json")]
+    #[error("the model does not match the artifact: it was trained on {expected}, given {actual}; pass the model its manifest (guard.json or mrm.json) names")]
     WrongBackbone { expected: String, actual: String },
 
     #[error("bad guard artifact {path}: {detail}")]

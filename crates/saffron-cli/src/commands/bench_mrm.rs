@@ -6,8 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use saffron_core::{MultifurcationReward, ProcessReward, SequenceOutputs, TokenId, WantedOutputs};
+use saffron_core::{ProcessReward, SequenceOutputs, TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
+use saffron_reward::mrm::artifact::MrmBackbone;
 use saffron_reward::BoundGuard;
 use serde::Serialize;
 
@@ -31,7 +32,7 @@ struct MrmCost {
 
 pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     let (model, _) = super::load_model(home, &args.model)?;
-    let mut mrm = super::mrm::load_mrm(home, mrm, &args.model.model, &model)?;
+    let loaded = super::mrm::Mrm::load(home, mrm, (&args.model.model, &model), args.model.threads)?;
     let guard_spec = args.guard.clone().unwrap_or_else(|| "default".into());
     let guard = super::guard::load_guard(home, &guard_spec, GuardPreset::Local, args.model.threads, Some(&model))?;
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
@@ -57,14 +58,19 @@ pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     }
     let policy_flops = (tree.cost().flops - before.flops) / STEPS as f64;
 
-    // MRM: one call per node, on the hidden states just computed.
+    // MRM: one call per node, on the hidden states just computed. The first
+    // call is left out, as for the PRM: a separate backbone computes its
+    // instruction and the prompt there, once per search.
+    let mut mrm = loaded.bind(&model, PROMPT, options)?;
     let response = &path[context.len()..];
+    mrm.rewards(&[&response[..1]], &outputs[..1])?;
+    let before = mrm.cost();
     let start = Instant::now();
-    for (i, o) in outputs.iter().enumerate() {
+    for (i, o) in outputs.iter().enumerate().skip(1) {
         mrm.rewards(&[&response[..=i]], std::slice::from_ref(o))?;
     }
-    let mrm_secs = start.elapsed().as_secs_f64();
-    let mrm_flops = mrm.cost().flops / STEPS as f64;
+    let mrm_secs = start.elapsed().as_secs_f64() * STEPS as f64 / (STEPS - 1) as f64;
+    let mrm_flops = (mrm.cost().flops - before.flops) / (STEPS - 1) as f64;
 
     // PRM: one call per node, each prefix one token longer (the prefix
     // tree re-computes the tail after the response).
@@ -96,7 +102,11 @@ pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     writeln!(out, "{:<22} {:>10} {:>12}", "one call", "ms", "GFLOP")?;
     writeln!(out, "{:<22} {:>10.3} {:>12.4}", "policy token forward", r.policy_token_ms, 1e3 * r.policy_token_tflop)?;
     writeln!(out, "{:<22} {:>10.3} {:>12.4}", format!("PRM ({guard_spec})"), r.prm_call_ms, 1e3 * r.prm_call_tflop)?;
-    writeln!(out, "{:<22} {:>10.3} {:>12.4}", "MRM (shared backbone)", r.mrm_call_ms, 1e3 * r.mrm_call_tflop)?;
+    let kind = match loaded.manifest().backbone_kind {
+        MrmBackbone::SharedPolicy => "shared backbone".to_owned(),
+        MrmBackbone::Separate => format!("on {}", loaded.manifest().backbone.name),
+    };
+    writeln!(out, "{:<22} {:>10.3} {:>12.4}", format!("MRM ({kind})"), r.mrm_call_ms, 1e3 * r.mrm_call_tflop)?;
     writeln!(
         out,
         "MRM call = {:.2}% of a policy token, {:.2}% of a PRM call (time)",

@@ -9,7 +9,6 @@ use saffron_eval::grid::Grid;
 use saffron_eval::judge::Judge;
 use saffron_eval::load_prompts;
 use saffron_eval::store::RunStore;
-use saffron_reward::mrm::SharedMrm;
 use saffron_reward::{Guard, RefusalJudge};
 use serde_json::json;
 
@@ -49,21 +48,21 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         }
     }
     let mrm = match &grid.mrm {
-        Some(dir) => {
-            let (head, manifest) = super::mrm::mrm_parts(dir)?;
-            SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha)?;
-            identities.insert(format!("mrm:{dir}"), manifest.corpus_sha256.clone());
-            Some((head, manifest))
+        Some(spec) => {
+            let mrm = super::mrm::Mrm::load(home, spec, (&grid.policy, &policy), args.threads)?;
+            identities.insert(format!("mrm:{spec}"), mrm.manifest().corpus_sha256.clone());
+            Some(mrm)
         }
         None => None,
     };
-    let make_mrm = || -> Option<Box<dyn MultifurcationReward>> {
-        let (head, manifest) = mrm.as_ref()?;
-        // Checked above; a fresh one per search starts its counters at zero.
-        SharedMrm::new(head.clone(), manifest.clone(), &policy, &policy_sha).ok().map(|m| Box::new(m) as _)
-    };
     let jobs = args.jobs.max(1);
     let options = TreeOptions { threads: threads_per_job(args.threads, jobs), ..TreeOptions::default() };
+    let make_mrm = |prompt: &str| -> Result<Option<Box<dyn MultifurcationReward + '_>>, saffron_eval::EvalError> {
+        Ok(match &mrm {
+            Some(m) => Some(m.bind(&policy, prompt, options)?),
+            None => None,
+        })
+    };
     let make_judges = || -> Result<Vec<(String, Judge)>, saffron_eval::EvalError> {
         grid.judges
             .iter()

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
-use saffron_core::{ModelRole, MultifurcationReward};
+use saffron_core::ModelRole;
 use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::BoundGuard;
 use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
@@ -28,10 +28,11 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         );
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
-    let mut mrm = match &args.mrm {
-        Some(spec) => Some(super::mrm::load_mrm(home, spec, &args.model.model, &model)?),
+    let loaded_mrm = match &args.mrm {
+        Some(spec) => Some(super::mrm::Mrm::load(home, spec, (&args.model.model, &model), args.model.threads)?),
         None => None,
     };
+    let mut mrm = loaded_mrm.as_ref().map(|m| m.bind(&model, &args.prompt, options)).transpose()?;
     // A shared-backbone MRM reads the policy's hidden states.
     let hidden =
         if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
@@ -44,7 +45,8 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         Some(g) => Some(BoundGuard::new(g.as_ref(), &args.prompt, options, |t| model.detokenize(t))?),
         None => None,
     };
-    let mut models = Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_mut().map(|m| m as _) };
+    let mut models =
+        Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_deref_mut().map(|m| m as _) };
     let mut trace = Trace::default();
     let outcome = search(&config, &mut models, &context, &mut trace).map_err(|e| match e {
         SearchError::MissingModel { role: ModelRole::Prm, .. } => {

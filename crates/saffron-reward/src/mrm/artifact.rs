@@ -53,6 +53,34 @@ pub struct MrmManifest {
     pub fidelity_train: Fidelity,
     pub fidelity_held_out: Fidelity,
     pub saffron_version: String,
+    /// How a separate backbone reads (prompt, response); absent for a
+    /// shared-backbone head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<super::separate::SeparateInput>,
+}
+
+/// Refuses a head made for another policy (by sha256), vocabulary size or,
+/// for a shared backbone, hidden size.
+pub fn check_policy(
+    manifest: &MrmManifest,
+    policy: &saffron_engine::Model,
+    policy_sha256: &str,
+) -> Result<(), RewardError> {
+    let mismatch = |expected: String, actual: String| Err(RewardError::WrongBackbone { expected, actual });
+    if manifest.policy.sha256 != policy_sha256 {
+        return mismatch(
+            format!("policy {} (sha256 {})", manifest.policy.name, manifest.policy.sha256),
+            format!("{} (sha256 {policy_sha256})", policy.path().display()),
+        );
+    }
+    let shared = manifest.backbone_kind == MrmBackbone::SharedPolicy;
+    if manifest.vocab_size != policy.vocab_size() || (shared && manifest.hidden_size as u64 != policy.shape().d_model) {
+        return mismatch(
+            format!("vocabulary {} and hidden size {}", manifest.vocab_size, manifest.hidden_size),
+            format!("vocabulary {} and hidden size {}", policy.vocab_size(), policy.shape().d_model),
+        );
+    }
+    Ok(())
 }
 
 impl MrmManifest {
@@ -151,6 +179,7 @@ mod tests {
             fidelity_train: f,
             fidelity_held_out: f,
             saffron_version: "0".into(),
+            input: None,
         };
         (head, manifest)
     }

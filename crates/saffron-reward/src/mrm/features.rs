@@ -2,7 +2,7 @@
 //! at every node of every corpus response, with the token that followed and
 //! the PRM's reward of the extended prefix.
 
-use saffron_core::{TokenId, WantedOutputs};
+use saffron_core::{SequenceOutputs, TokenId, WantedOutputs};
 use saffron_engine::PrefixTree;
 
 use super::corpus::LabelledSequence;
@@ -29,16 +29,22 @@ pub fn policy_examples(
             (0..seq.response.len()).map(|j| [seq.context.as_slice(), &seq.response[..j]].concat()).collect();
         let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
         let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
-        let examples = outputs
-            .iter()
-            .zip(seq.response.iter().zip(&seq.rewards))
-            .map(|(o, (&token, &reward))| {
-                let hidden = o.hidden.as_deref().ok_or(RewardError::MissingHidden)?;
-                Ok(Example { hidden: hidden.to_vec(), token, reward })
-            })
-            .collect::<Result<Vec<_>, RewardError>>()?;
-        all.push(examples);
+        all.push(examples_at(&outputs, seq)?);
         progress(i + 1);
     }
     Ok(all)
+}
+
+/// One example per node of `seq`: the hidden state in `outputs` (node `j`
+/// = the response cut before token `j`), the token that followed, and the
+/// reward of the extended prefix.
+pub fn examples_at(outputs: &[SequenceOutputs], seq: &LabelledSequence) -> Result<Vec<Example>, RewardError> {
+    outputs
+        .iter()
+        .zip(seq.response.iter().zip(&seq.rewards))
+        .map(|(o, (&token, &reward))| {
+            let hidden = o.hidden.as_deref().ok_or(RewardError::MissingHidden)?;
+            Ok(Example { hidden: hidden.to_vec(), token, reward })
+        })
+        .collect()
 }

@@ -22,8 +22,12 @@
 
 use std::collections::HashMap;
 
-use saffron_core::TokenId;
+use std::sync::Arc;
+
+use saffron_core::{ModelError, SequenceOutputs, TokenId};
 use serde::{Deserialize, Serialize};
+
+use crate::RewardError;
 
 /// A trained MRM head.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +100,18 @@ impl MrmHead {
     /// Index of each seen token in `seen`.
     pub fn seen_index(&self) -> HashMap<TokenId, usize> {
         self.seen.iter().enumerate().map(|(i, &t)| (t, i)).collect()
+    }
+
+    /// The reward vectors at each node's final hidden state (a backbone's
+    /// outputs made with hidden states kept).
+    pub fn rewards_at(&self, outputs: &[SequenceOutputs]) -> Result<Vec<Arc<[f32]>>, ModelError> {
+        outputs
+            .iter()
+            .map(|o| {
+                let hidden = o.hidden.as_deref().ok_or_else(|| ModelError::new(RewardError::MissingHidden))?;
+                Ok(Arc::from(self.rewards(hidden)))
+            })
+            .collect()
     }
 
     pub fn is_unseen(&self, token: TokenId) -> bool {

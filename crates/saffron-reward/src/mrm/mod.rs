@@ -6,14 +6,17 @@
 //! - [`train`]: partial supervision and fidelity;
 //! - [`features`]: the policy's hidden states for the corpus;
 //! - [`artifact`]: safetensors + JSON manifest;
-//! - [`shared`]: the shared-backbone MRM a search uses.
+//! - [`shared`]: the shared-backbone MRM a search uses;
+//! - [`separate`]: the same head on another model's hidden state.
 
 pub mod artifact;
 pub mod corpus;
 pub mod default;
 pub mod features;
 pub mod head;
+pub mod separate;
 pub mod shared;
 pub mod train;
 
+pub use separate::{SeparateBackbone, SeparateMrm};
 pub use shared::SharedMrm;

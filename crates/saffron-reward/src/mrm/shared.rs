@@ -7,7 +7,7 @@ use std::sync::Arc;
 use saffron_core::{ModelCost, ModelError, MultifurcationReward, SequenceOutputs, TokenId};
 use saffron_engine::Model;
 
-use super::artifact::{MrmBackbone, MrmManifest};
+use super::artifact::{check_policy, MrmBackbone, MrmManifest};
 use super::head::MrmHead;
 use crate::RewardError;
 
@@ -31,18 +31,7 @@ impl SharedMrm {
         if manifest.backbone_kind != MrmBackbone::SharedPolicy {
             return mismatch("a separate-backbone MRM".into(), "a shared-backbone loader".into());
         }
-        if manifest.policy.sha256 != policy_sha256 {
-            return mismatch(
-                format!("policy {} (sha256 {})", manifest.policy.name, manifest.policy.sha256),
-                format!("{} (sha256 {policy_sha256})", policy.path().display()),
-            );
-        }
-        if manifest.vocab_size != policy.vocab_size() || manifest.hidden_size as u64 != policy.shape().d_model {
-            return mismatch(
-                format!("vocabulary {} and hidden size {}", manifest.vocab_size, manifest.hidden_size),
-                format!("vocabulary {} and hidden size {}", policy.vocab_size(), policy.shape().d_model),
-            );
-        }
+        check_policy(&manifest, policy, policy_sha256)?;
         Ok(SharedMrm { head, manifest, cost: ModelCost::default() })
     }
 
@@ -67,13 +56,7 @@ impl MultifurcationReward for SharedMrm {
         self.cost.calls += 1;
         self.cost.sequences += responses.len() as u64;
         self.cost.flops += self.flops_per_call() * responses.len() as f64;
-        policy
-            .iter()
-            .map(|o| {
-                let hidden = o.hidden.as_deref().ok_or_else(|| ModelError::new(RewardError::MissingHidden))?;
-                Ok(Arc::from(self.head.rewards(hidden)))
-            })
-            .collect()
+        self.head.rewards_at(policy)
     }
 
     fn is_unseen(&self, token: TokenId) -> bool {

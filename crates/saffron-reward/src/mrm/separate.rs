@@ -1,0 +1,192 @@
+//! The separate-backbone MRM: the same head (value + per-token bias +
+//! low-rank term, indexed by the policy's token ids) on another model's
+//! final hidden state, for comparison with the shared-backbone head.
+//!
+//! The backbone reads what the PRM reads, (prompt, response so far) in the
+//! probe guard's format (the instruction first, so only a short tail follows
+//! the response), with the response re-tokenised from the policy's text. A
+//! call therefore costs a forward pass of the backbone over the new response
+//! tokens and that tail: far more than the shared head's nothing, far less
+//! than one PRM call per child.
+
+use std::sync::Arc;
+
+use saffron_core::{ModelCost, ModelError, MultifurcationReward, SequenceOutputs, TokenId, WantedOutputs};
+use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
+
+use serde::{Deserialize, Serialize};
+
+use super::artifact::{check_policy, MrmBackbone, MrmManifest};
+use super::corpus::LabelledSequence;
+use super::features::examples_at;
+use super::head::MrmHead;
+use super::train::Example;
+use crate::{Boundary, GuardFormat, GuardInput, RewardError, PROBE_GUARD_INSTRUCTION};
+
+/// The input format of every separate-backbone MRM.
+pub fn separate_input(backbone: Model) -> Result<GuardInput, RewardError> {
+    GuardInput::new(backbone, &GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into()), Boundary::Natural)
+}
+
+/// Turns policy tokens into text.
+pub type ResponseText<'a> = &'a dyn Fn(&[TokenId]) -> String;
+
+/// An owned [`ResponseText`].
+type BoxedResponseText<'a> = Box<dyn Fn(&[TokenId]) -> String + 'a>;
+
+/// The backbone tokens for one node: the prompt and the response so far.
+fn node_tokens(input: &GuardInput, prompt: &[TokenId], response: &str) -> Vec<TokenId> {
+    input.encode_tokens(prompt, &input.response_tokens(response))
+}
+
+/// Examples of each sequence (in order) on the backbone of `input`,
+/// computed in `tree` (which must keep hidden states). `prompt_text` gives a
+/// sequence's prompt; the tree is cleared when it changes.
+pub fn separate_examples(
+    tree: &mut PrefixTree,
+    input: &GuardInput,
+    sequences: &[LabelledSequence],
+    prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,
+    response_text: ResponseText,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<Example>>, RewardError> {
+    let mut all = Vec::with_capacity(sequences.len());
+    let mut last_prompt: Option<String> = None;
+    for (i, seq) in sequences.iter().enumerate() {
+        let prompt = prompt_text(seq)?;
+        if last_prompt.as_deref() != Some(prompt.as_str()) {
+            tree.clear();
+        }
+        let prompt_tokens = input.prompt_tokens(&prompt);
+        last_prompt = Some(prompt);
+        let paths: Vec<Vec<TokenId>> = (0..seq.response.len())
+            .map(|j| node_tokens(input, &prompt_tokens, &response_text(&seq.response[..j])))
+            .collect();
+        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+        let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
+        all.push(examples_at(&outputs, seq)?);
+        progress(i + 1);
+    }
+    Ok(all)
+}
+
+/// A trained separate-backbone head with its backbone, checked against the
+/// artifact's manifest; [`bind`](Self::bind) makes the MRM of one search.
+pub struct SeparateBackbone {
+    head: MrmHead,
+    input: GuardInput,
+}
+
+impl SeparateBackbone {
+    /// The head of `manifest` on `backbone` (file sha256 `backbone_sha256`)
+    /// for `policy` (sha256 `policy_sha256`); an artifact made for another
+    /// backbone, policy, vocabulary, hidden size or input format is refused.
+    pub fn new(
+        (head, manifest): (MrmHead, &MrmManifest),
+        (backbone, backbone_sha256): (Model, &str),
+        (policy, policy_sha256): (&Model, &str),
+    ) -> Result<SeparateBackbone, RewardError> {
+        let mismatch = |expected: String, actual: String| Err(RewardError::WrongBackbone { expected, actual });
+        if manifest.backbone_kind != MrmBackbone::Separate {
+            return mismatch("a shared-backbone MRM".into(), "the separate-backbone loader".into());
+        }
+        check_policy(manifest, policy, policy_sha256)?;
+        if manifest.backbone.sha256 != backbone_sha256 || manifest.hidden_size as u64 != backbone.shape().d_model {
+            return mismatch(
+                format!(
+                    "backbone {} (sha256 {}, hidden size {})",
+                    manifest.backbone.name, manifest.backbone.sha256, manifest.hidden_size
+                ),
+                format!(
+                    "{} (sha256 {backbone_sha256}, hidden size {})",
+                    backbone.path().display(),
+                    backbone.shape().d_model
+                ),
+            );
+        }
+        let input = separate_input(backbone)?;
+        if manifest.input.as_ref() != Some(&SeparateInput::of(&input)) {
+            return mismatch(
+                "the input format this artifact was trained with".into(),
+                "this saffron's separate-backbone format (retrain with `saffron train-mrm --backbone`)".into(),
+            );
+        }
+        Ok(SeparateBackbone { head, input })
+    }
+
+    pub fn backbone(&self) -> &Model {
+        self.input.model()
+    }
+
+    /// The MRM of one search on `prompt`: a fresh prefix tree of the
+    /// backbone; `response_text` turns policy tokens into text.
+    pub fn bind<'a>(
+        &'a self,
+        prompt: &str,
+        options: TreeOptions,
+        response_text: impl Fn(&[TokenId]) -> String + 'a,
+    ) -> Result<SeparateMrm<'a>, RewardError> {
+        let tree = PrefixTree::new(self.input.model(), TreeOptions { hidden: HiddenStates::Keep, ..options })?;
+        Ok(SeparateMrm {
+            head: &self.head,
+            input: &self.input,
+            tree,
+            prompt_tokens: self.input.prompt_tokens(prompt),
+            response_text: Box::new(response_text),
+            calls: 0,
+            sequences: 0,
+        })
+    }
+}
+
+/// What a separate-backbone artifact records of its input format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeparateInput {
+    pub format: GuardFormat,
+    pub boundary: Boundary,
+}
+
+impl SeparateInput {
+    pub fn of(input: &GuardInput) -> SeparateInput {
+        SeparateInput { format: input.format().clone(), boundary: input.boundary() }
+    }
+}
+
+/// A separate-backbone MRM bound to one prompt (one search).
+pub struct SeparateMrm<'a> {
+    head: &'a MrmHead,
+    input: &'a GuardInput,
+    tree: PrefixTree,
+    prompt_tokens: Vec<TokenId>,
+    response_text: BoxedResponseText<'a>,
+    calls: u64,
+    sequences: u64,
+}
+
+impl MultifurcationReward for SeparateMrm<'_> {
+    fn rewards(
+        &mut self,
+        responses: &[&[TokenId]],
+        _policy: &[SequenceOutputs],
+    ) -> Result<Vec<Arc<[f32]>>, ModelError> {
+        self.calls += 1;
+        self.sequences += responses.len() as u64;
+        let paths: Vec<Vec<TokenId>> =
+            responses.iter().map(|r| node_tokens(self.input, &self.prompt_tokens, &(self.response_text)(r))).collect();
+        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+        let outputs = self.tree.outputs(&refs, WantedOutputs::Hidden).map_err(ModelError::new)?;
+        self.head.rewards_at(&outputs)
+    }
+
+    fn is_unseen(&self, token: TokenId) -> bool {
+        self.head.is_unseen(token)
+    }
+
+    /// The backbone's forward passes; calls and sequences count MRM calls
+    /// and nodes scored (the head's own arithmetic is negligible beside
+    /// the forward pass and not added).
+    fn cost(&self) -> ModelCost {
+        ModelCost { calls: self.calls, sequences: self.sequences, ..self.tree.cost() }
+    }
+}

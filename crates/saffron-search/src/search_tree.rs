@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 
+use rayon::prelude::*;
 use saffron_core::sampling::{node_key, sample, Decoding};
 use saffron_core::{ModelRole, Policy, SequenceOutputs, TokenId, WantedOutputs};
 
@@ -172,11 +173,20 @@ impl<'c> SearchTree<'c> {
             let paths: Vec<Vec<TokenId>> =
                 active.iter().map(|&i| [self.context, starts[i].0, &rolls[i].tokens].concat()).collect();
             let outputs = self.policy_outputs_of_paths(models, &paths, WantedOutputs::Logits)?;
-            for ((&i, path), output) in active.iter().zip(&paths).zip(&outputs) {
-                let logits = output.logits.as_deref().unwrap_or_default();
-                let key = node_key(self.seed, starts[i].1, path);
-                let generated = path.len() - self.context.len();
-                match sample(logits, decoding, self.banned(generated), key) {
+            // Each draw is keyed by its own path, so drawing them on several
+            // threads (llama.cpp's are idle meanwhile) changes nothing.
+            let drawn: Vec<Option<TokenId>> = active
+                .par_iter()
+                .zip(&paths)
+                .zip(&outputs)
+                .map(|((&i, path), output)| {
+                    let logits = output.logits.as_deref().unwrap_or_default();
+                    let key = node_key(self.seed, starts[i].1, path);
+                    sample(logits, decoding, self.banned(path.len() - self.context.len()), key)
+                })
+                .collect();
+            for (&i, token) in active.iter().zip(drawn) {
+                match token {
                     Some(t) if !self.is_end(t) => rolls[i].tokens.push(t),
                     // No allowed token, or end-of-generation: the rollout ends.
                     _ => rolls[i].ended = true,

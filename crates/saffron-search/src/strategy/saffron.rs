@@ -24,7 +24,8 @@
 
 use std::sync::Arc;
 
-use saffron_core::sampling::nucleus;
+use rayon::prelude::*;
+use saffron_core::sampling::{nucleus, Candidate as Choice};
 use saffron_core::{ModelRole, TokenId, WantedOutputs};
 
 use crate::config::{FinalPick, SaffronConfig, SaffronVariant};
@@ -100,14 +101,23 @@ fn candidates(run: &mut Run, config: &SaffronConfig, active: &[Branch]) -> Resul
     let rewards: Vec<Arc<[f32]>> = mrm.rewards(&responses, &outputs).map_err(SearchError::model(ModelRole::Mrm))?;
     check_length(ModelRole::Mrm, responses.len(), rewards.len())?;
     let vocab = run.models.policy.vocab_size();
+    if let Some(reward) = rewards.iter().find(|r| r.len() != vocab) {
+        return Err(SearchError::WrongLength { role: ModelRole::Mrm, asked: vocab, got: reward.len() });
+    }
+    // The nuclei on several threads (llama.cpp's are idle meanwhile); pooled
+    // in node order below, as if computed one by one.
+    let tree = &run.tree;
+    let nuclei: Vec<Vec<Choice>> = outputs
+        .par_iter()
+        .zip(active)
+        .map(|(output, branch)| {
+            let logits = output.logits.as_deref().unwrap_or_default();
+            nucleus(logits, 1.0, None, config.top_p, tree.banned(branch.tokens.len()))
+        })
+        .collect();
     let mut pooled = Vec::new();
-    for (parent, (output, reward)) in outputs.iter().zip(&rewards).enumerate() {
-        if reward.len() != vocab {
-            return Err(SearchError::WrongLength { role: ModelRole::Mrm, asked: vocab, got: reward.len() });
-        }
-        let logits = output.logits.as_deref().unwrap_or_default();
-        let banned = run.tree.banned(active[parent].tokens.len());
-        for c in nucleus(logits, 1.0, None, config.top_p, banned) {
+    for (parent, (nucleus, reward)) in nuclei.into_iter().zip(&rewards).enumerate() {
+        for c in nucleus {
             let unseen = run.models.mrm.as_ref().is_some_and(|m| m.is_unseen(c.token));
             let value = match (unseen, config.variant) {
                 (true, SaffronVariant::Reference) => REFERENCE_UNSEEN_REWARD,

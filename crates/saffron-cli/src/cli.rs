@@ -393,7 +393,8 @@ pub struct EvalArgs {
     pub force_new: bool,
 
     /// Prompts answered at once. Each job holds its own llama.cpp contexts
-    /// (policy, PRM, judges; docs/eval.md gives their memory) and gets an
+    /// (policy, PRM, judges: about 1.2 GB more per job with the default
+    /// models at width 32; docs/eval.md) and gets an
     /// equal share of the CPU threads; the weights are shared. Records are
     /// the same whatever the number of jobs.
     #[arg(long, value_name = "N", default_value_t = 1)]

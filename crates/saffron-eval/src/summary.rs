@@ -123,23 +123,18 @@ pub fn pooled(records: &[Record]) -> Vec<Record> {
     out
 }
 
-/// Writes `summary.json` and `summary.csv` into `dir`.
-pub fn write(dir: &Path, summaries: &[CellSummary]) -> Result<(), EvalError> {
+/// Writes `summary.json` and `summary.csv` into `dir`; the CSV has
+/// columns for `judges` in that order (the run's, headline first).
+pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result<(), EvalError> {
     let err = |file: &str, e: &dyn std::fmt::Display| EvalError::Data {
         file: dir.join(file).display().to_string(),
         detail: e.to_string(),
     };
     let json = serde_json::to_string_pretty(summaries).map_err(|e| err("summary.json", &e))?;
     std::fs::write(dir.join("summary.json"), json).map_err(|e| err("summary.json", &e))?;
-    let judges: Vec<String> = summaries
-        .iter()
-        .flat_map(|s| s.asr.keys().cloned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let mut csv = Vec::new();
     let mut header = vec!["cell".to_string(), "prompts".into()];
-    for j in &judges {
+    for j in judges {
         header.extend([format!("asr_{j}"), format!("asr_{j}_low"), format!("asr_{j}_high")]);
     }
     header.push("over_refusal".into());
@@ -148,7 +143,7 @@ pub fn write(dir: &Path, summaries: &[CellSummary]) -> Result<(), EvalError> {
     writeln!(csv, "{}", header.join(",")).map_err(|e| err("summary.csv", &e))?;
     for s in summaries {
         let mut row = vec![format!("\"{}\"", s.cell), s.prompts.to_string()];
-        for j in &judges {
+        for j in judges {
             match s.asr.get(j) {
                 Some(r) => row.extend([r.value, r.low, r.high].map(|x| format!("{x:.4}"))),
                 None => row.extend(["".to_string(), "".into(), "".into()]),
@@ -211,7 +206,7 @@ mod tests {
         assert!((s[0].mean_tflop - 12.0 / 6.0).abs() < 1e-12);
         assert_eq!((s[1].cell.as_str(), s[1].asr["default"].value, s[1].over_refusal), ("b", 1.0, None));
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &s).unwrap();
+        write(dir.path(), &s, &["default".into(), "refusal".into()]).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
         assert!(csv.starts_with("cell,prompts,asr_default,asr_default_low,asr_default_high,asr_refusal"), "{csv}");
         assert_eq!(csv.lines().count(), 3);

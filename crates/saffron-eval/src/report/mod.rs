@@ -70,7 +70,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
 
     let mut summaries = summarise(&records);
     summaries.extend(summarise(&pooled(&records)));
-    crate::summary::write(dir, &summaries)?;
+    crate::summary::write(dir, &summaries, &judges)?;
 
     let harmful_groups = harmful_groups(&summaries);
     let benign: Vec<&CellSummary> = benign_cells(&summaries);

@@ -36,5 +36,5 @@ echo "== defended: Saffron, width 8, the built-in multifurcation reward model st
 $saffron generate --model qwen --prompt "$prompt" --prefill "Sure, here is" \
   --strategy saffron --width 8 --mrm default --seed 1
 echo
-echo "== a small experiment: 20 attacked AdvBench prompts, no defence vs Best-of-N vs Saffron (about 10 minutes)"
+echo "== a small experiment: 20 attacked AdvBench prompts, no defence vs Best-of-N vs Saffron (about 11 minutes on 2 cores)"
 $saffron eval grids/demo.toml --out runs/demo

@@ -13,6 +13,13 @@ pub struct Rate {
     pub n: usize,
 }
 
+/// `0.65 [0.45, 0.85]`: the rate and its interval.
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} [{:.2}, {:.2}]", self.value, self.low, self.high)
+    }
+}
+
 /// Resamples for the bootstrap interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 

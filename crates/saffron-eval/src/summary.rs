@@ -3,7 +3,6 @@
 //! of cells across datasets.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -132,7 +131,7 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
     };
     let json = serde_json::to_string_pretty(summaries).map_err(|e| err("summary.json", &e))?;
     std::fs::write(dir.join("summary.json"), json).map_err(|e| err("summary.json", &e))?;
-    let mut csv = Vec::new();
+    let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["cell".to_string(), "prompts".into()];
     for j in judges {
         header.extend([format!("asr_{j}"), format!("asr_{j}_low"), format!("asr_{j}_high")]);
@@ -140,9 +139,9 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
     header.push("over_refusal".into());
     header.extend(judges.iter().map(|j| format!("benign_flagged_{j}")));
     header.extend(["mean_tflop", "mean_new_tokens", "mean_reward_calls", "mean_wall_seconds"].map(String::from));
-    writeln!(csv, "{}", header.join(",")).map_err(|e| err("summary.csv", &e))?;
+    csv.write_record(&header).map_err(|e| err("summary.csv", &e))?;
     for s in summaries {
-        let mut row = vec![format!("\"{}\"", s.cell), s.prompts.to_string()];
+        let mut row = vec![s.cell.clone(), s.prompts.to_string()];
         for j in judges {
             match s.asr.get(j) {
                 Some(r) => row.extend([r.value, r.low, r.high].map(|x| format!("{x:.4}"))),
@@ -154,9 +153,10 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
         row.extend(
             [s.mean_tflop, s.mean_new_tokens, s.mean_reward_calls, s.mean_wall_seconds].map(|x| format!("{x:.6}")),
         );
-        writeln!(csv, "{}", row.join(",")).map_err(|e| err("summary.csv", &e))?;
+        csv.write_record(&row).map_err(|e| err("summary.csv", &e))?;
     }
-    std::fs::write(dir.join("summary.csv"), csv).map_err(|e| err("summary.csv", &e))
+    let bytes = csv.into_inner().map_err(|e| err("summary.csv", &e))?;
+    std::fs::write(dir.join("summary.csv"), bytes).map_err(|e| err("summary.csv", &e))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
                 c.mean_reward_calls
             );
             for j in judges {
-                let rate = c.asr.get(j).map_or("-".into(), |r| format!("{:.2} [{:.2}, {:.2}]", r.value, r.low, r.high));
+                let rate = c.asr.get(j).map_or("-".into(), ToString::to_string);
                 line.push_str(&format!("  {rate:<20}"));
             }
             line.push_str(&row.over_refusal.map_or("  -".into(), |r| format!("  {:.2}", r.value)));

@@ -178,30 +178,49 @@ fn series_of(cells: &[&CellSummary], point_of: impl Fn(&CellSummary) -> Option<P
         .collect()
 }
 
+/// One ASR plot of a harmful group: its x axis, file name part, title and
+/// caption words, and the x of a cell.
+struct AsrAxis {
+    x: XAxis,
+    file: &'static str,
+    title: &'static str,
+    against: &'static str,
+    x_of: fn(&CellSummary) -> f64,
+}
+
+const ASR_AXES: [AsrAxis; 2] = [
+    AsrAxis {
+        x: XAxis::Tflop,
+        file: "tflop",
+        title: "compute",
+        against: "against mean TFLOP per prompt; bars are 95% bootstrap intervals",
+        x_of: |c| c.mean_tflop,
+    },
+    AsrAxis {
+        x: XAxis::Width,
+        file: "width",
+        title: "width",
+        against: "against search width",
+        x_of: |c| c.width.unwrap_or(1) as f64,
+    },
+];
+
 fn group_figures(group: &Group, headline: &str) -> Result<Vec<Figure>, EvalError> {
     let slug: String =
         group.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let asr = |c: &CellSummary| c.asr.get(headline).copied();
-    let by_tflop = series_of(&group.cells, |c| Some(point(c.mean_tflop, asr(c)?)));
-    let by_width = series_of(&group.cells, |c| Some(point(c.width.unwrap_or(1) as f64, asr(c)?)));
     let n = group.cells.iter().map(|c| c.prompts).max().unwrap_or(0);
     let what = format!("ASR ({headline} judge) on {} ({n} prompts)", group.name);
-    Ok(vec![
-        Figure {
-            file: format!("asr-tflop-{slug}.svg"),
-            caption: format!("{what} against mean TFLOP per prompt; bars are 95% bootstrap intervals."),
-            svg: line_chart(
-                &Chart { title: &format!("ASR against compute: {}", group.name), x: XAxis::Tflop, y_label: "ASR" },
-                &by_tflop,
-            )?,
-        },
-        Figure {
-            file: format!("asr-width-{slug}.svg"),
-            caption: format!("{what} against search width."),
-            svg: line_chart(
-                &Chart { title: &format!("ASR against width: {}", group.name), x: XAxis::Width, y_label: "ASR" },
-                &by_width,
-            )?,
-        },
-    ])
+    ASR_AXES
+        .iter()
+        .map(|axis| {
+            let series = series_of(&group.cells, |c| Some(point((axis.x_of)(c), asr(c)?)));
+            let title = format!("ASR against {}: {}", axis.title, group.name);
+            Ok(Figure {
+                file: format!("asr-{}-{slug}.svg", axis.file),
+                caption: format!("{what} {}.", axis.against),
+                svg: line_chart(&Chart { title: &title, x: axis.x, y_label: "ASR" }, &series)?,
+            })
+        })
+        .collect()
 }

@@ -35,7 +35,7 @@ struct FigureView {
 }
 
 fn rate(r: Option<&Rate>) -> String {
-    r.map_or("–".into(), |r| format!("{:.2} [{:.2}, {:.2}]", r.value, r.low, r.high))
+    r.map_or("–".into(), Rate::to_string)
 }
 
 fn width(w: Option<usize>) -> String {

@@ -80,7 +80,15 @@ impl KvContext {
             message: e.to_string(),
         })?;
         // SAFETY: see the field comment on `ctx`.
-        let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+        let mut ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+        if let Some(lora) = model.lora() {
+            let mut adapter = lora.adapter.lock().unwrap_or_else(|e| e.into_inner());
+            ctx.lora_adapter_set(&mut adapter, lora.scale).map_err(|e| EngineError::Context {
+                cells,
+                seqs: MAX_SEQUENCES,
+                message: format!("setting the LoRA adapter {}: {e}", lora.path.display()),
+            })?;
+        }
         let batch = LlamaBatch::new(batch_size as usize, MAX_SEQUENCES as i32);
         Ok(Self { ctx, batch, _model: llama, batch_size: batch_size as usize, cells, hidden })
     }

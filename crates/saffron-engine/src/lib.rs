@@ -5,13 +5,16 @@
 //!   any number of trees;
 //! - [`PrefixTree`]: a llama.cpp context whose KV cache holds a tree of token
 //!   paths; implements [`saffron_core::Policy`];
-//! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula.
+//! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula;
+//! - [`lora`]: LoRA adapters in llama.cpp's GGUF format, applied by
+//!   [`Model::load_with_lora`].
 
 mod backend;
 pub mod bench;
 mod chat;
 mod error;
 mod kv_context;
+pub mod lora;
 mod model;
 mod prefix_tree;
 mod shape;

@@ -6,10 +6,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use saffron_core::TokenId;
 
@@ -38,16 +38,47 @@ struct ModelInner {
     template: ChatTemplate,
     end_of_generation: Vec<TokenId>,
     name: String,
+    arch: String,
+    lora: Option<Lora>,
+}
+
+/// A LoRA adapter every context of the model runs with.
+pub(crate) struct Lora {
+    pub adapter: Mutex<LlamaLoraAdapter>,
+    pub scale: f32,
+    pub path: PathBuf,
 }
 
 impl Model {
     /// Loads a GGUF file after checking that it exists and is a GGUF.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        let path = path.as_ref().to_path_buf();
+        Self::load_inner(path.as_ref(), None)
+    }
+
+    /// Loads a GGUF model with a LoRA adapter (a GGUF adapter file, see
+    /// [`crate::lora`]) applied at `scale` in every context made from it.
+    /// An adapter for another architecture or other tensor shapes is
+    /// refused.
+    pub fn load_with_lora(path: impl AsRef<Path>, adapter: &Path, scale: f32) -> Result<Self, EngineError> {
+        Self::load_inner(path.as_ref(), Some((adapter, scale)))
+    }
+
+    fn load_inner(path: &Path, adapter: Option<(&Path, f32)>) -> Result<Self, EngineError> {
+        let path = path.to_path_buf();
         check_gguf_magic(&path)?;
         let params = LlamaModelParams::default();
-        let llama = LlamaModel::load_from_file(backend()?, &path, &params)
+        let mut llama = LlamaModel::load_from_file(backend()?, &path, &params)
             .map_err(|_| EngineError::ModelLoad { path: path.clone() })?;
+        let lora = match adapter {
+            None => None,
+            Some((adapter_path, scale)) => {
+                check_gguf_magic(adapter_path)?;
+                let adapter = llama
+                    .lora_adapter_init(adapter_path)
+                    .map_err(|_| EngineError::LoraLoad { adapter: adapter_path.to_path_buf(), model: path.clone() })?;
+                Some(Lora { adapter: Mutex::new(adapter), scale, path: adapter_path.to_path_buf() })
+            }
+        };
         let shape = read_shape(&llama, &path)?;
         let template = read_template(&llama, &path)?;
         let vocab = llama.vocab();
@@ -56,7 +87,8 @@ impl Model {
         let name = llama
             .meta_val_str("general.name")
             .unwrap_or_else(|_| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-        let inner = ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name };
+        let arch = llama.meta_val_str("general.architecture").unwrap_or_default();
+        let inner = ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name, arch, lora };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -67,6 +99,39 @@ impl Model {
     /// `general.name` from the GGUF, or the file stem.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// `general.architecture` from the GGUF (`llama`, `qwen2`, ...).
+    pub fn arch(&self) -> &str {
+        &self.inner.arch
+    }
+
+    /// The LoRA adapter file this model runs with, if any.
+    pub fn lora_path(&self) -> Option<&Path> {
+        self.inner.lora.as_ref().map(|l| l.path.as_path())
+    }
+
+    pub(crate) fn lora(&self) -> Option<&Lora> {
+        self.inner.lora.as_ref()
+    }
+
+    /// The beginning-of-sequence token, if the vocabulary has one.
+    pub fn bos(&self) -> Option<TokenId> {
+        let bos = self.inner.llama.vocab().bos();
+        (bos.0 >= 0).then_some(bos.0 as TokenId)
+    }
+
+    /// Whether `other` has the same vocabulary: the same size and the same
+    /// text for every token id (so token ids mean the same in both).
+    pub fn same_vocabulary(&self, other: &Model) -> bool {
+        if self.vocab_size() != other.vocab_size() {
+            return false;
+        }
+        let (a, b) = (self.inner.llama.vocab(), other.inner.llama.vocab());
+        (0..self.vocab_size() as i32).all(|t| {
+            let t = [LlamaToken(t)];
+            a.detokenize(&t, false, true) == b.detokenize(&t, false, true)
+        })
     }
 
     pub fn shape(&self) -> &ModelShape {

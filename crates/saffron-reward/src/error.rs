@@ -21,7 +21,7 @@ pub enum RewardError {
     #[error("the model does not match the artifact: it was trained on {expected}, given {actual}; pass the model its manifest (guard.json or mrm.json) names")]
     WrongBackbone { expected: String, actual: String },
 
-    #[error("bad guard artifact {path}: {detail}")]
+    #[error("bad artifact {path}: {detail}")]
     Artifact { path: std::path::PathBuf, detail: String },
 
     #[error("the prefix tree returned no hidden state; create it with `HiddenStates::Keep` (Guard::tree_options)")]
@@ -29,6 +29,12 @@ pub enum RewardError {
 
     #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over")]
     CorpusMismatch { path: std::path::PathBuf },
+
+    #[error("cannot read the PyTorch file {path}: {message}")]
+    TorchFile { path: std::path::PathBuf, message: String },
+
+    #[error("the prefix tree returned no logits for a node")]
+    MissingLogits,
 
     #[error("guard template failed to render: {0}")]
     Template(String),

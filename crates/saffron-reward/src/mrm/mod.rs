@@ -7,13 +7,16 @@
 //! - [`features`]: the policy's hidden states for the corpus;
 //! - [`artifact`]: safetensors + JSON manifest;
 //! - [`shared`]: the shared-backbone MRM a search uses;
-//! - [`separate`]: the same head on another model's hidden state.
+//! - [`separate`]: the same head on another model's hidden state;
+//! - [`paper`]: the paper's form (guard + LoRA + output bias), loading the
+//!   released Saffron-1 artifacts.
 
 pub mod artifact;
 pub mod corpus;
 pub mod default;
 pub mod features;
 pub mod head;
+pub mod paper;
 pub mod separate;
 pub mod shared;
 pub mod train;

@@ -117,9 +117,16 @@ pub struct GenerateArgs {
 
     /// A trained multifurcation reward model for this policy, the reward of
     /// the saffron strategy: `default` (built in, for the default policy
-    /// qwen) or a directory made by `saffron train-mrm`.
+    /// qwen), a directory made by `saffron train-mrm`, or a released
+    /// Saffron-1 directory (PEFT LoRA, lm_head_bias.pt, unseen_mask.pt; needs
+    /// --mrm-base).
     #[arg(long, value_name = "NAME|DIR")]
     pub mrm: Option<String>,
+
+    /// The guard GGUF a paper-form --mrm adapts (Llama Guard 3 1B for
+    /// Saffron-1-1B); it must share the policy's vocabulary.
+    #[arg(long, value_name = "NAME|PATH", requires = "mrm")]
+    pub mrm_base: Option<String>,
 
     /// Stop expanding once the next step would spend more than this many
     /// TFLOP (policy + reward models); the best answer so far is returned.
@@ -200,11 +207,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub guard: Option<String>,
 
-    /// Measure one call of this MRM (`default` or a `saffron train-mrm`
-    /// directory for --model) against one PRM call (--guard, default: the
-    /// built-in guard) and one policy token forward.
+    /// Measure one call of this MRM (`default`, a `saffron train-mrm`
+    /// directory for --model, or a paper-form directory with --mrm-base)
+    /// against one PRM call (--guard, default: the built-in guard) and one
+    /// policy token forward.
     #[arg(long, value_name = "NAME|DIR", conflicts_with = "strategy")]
     pub mrm: Option<String>,
+
+    /// The guard GGUF a paper-form --mrm adapts.
+    #[arg(long, value_name = "NAME|PATH", requires = "mrm")]
+    pub mrm_base: Option<String>,
 
     /// Prefilled prompts per (strategy, width); results are per prompt.
     #[arg(long, default_value_t = 2, value_name = "N")]

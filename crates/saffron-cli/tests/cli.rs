@@ -418,3 +418,20 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     got.sort_by_key(key);
     assert_eq!(got, expected, "killed {kills} times");
 }
+
+/// A paper-form MRM directory (PEFT LoRA) needs its guard GGUF; a base for
+/// any other MRM is a mistake. Both are one clear error.
+#[test]
+fn paper_form_mrm_needs_its_base_and_only_it_takes_one() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let model = model.to_str().unwrap();
+    let dir = home.path().join("Saffron-1-1B");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("adapter_config.json"), r#"{"r": 4, "lora_alpha": 4}"#).unwrap();
+    let base_args = ["generate", "--model", model, "--prompt", "hi", "--strategy", "saffron", "--mrm"];
+    let out = saffron(home.path(), &[&base_args[..], &[dir.to_str().unwrap()]].concat());
+    assert_clean_failure(&out, "pass the guard's GGUF with --mrm-base");
+    let out = saffron(home.path(), &[&base_args[..], &["default", "--mrm-base", model]].concat());
+    assert_clean_failure(&out, "only for a paper-form MRM directory");
+}

@@ -19,9 +19,15 @@ pub struct Grid {
     /// guard directory or a GGUF verdict guard).
     #[serde(default = "default_guard")]
     pub guard: String,
-    /// The MRM of saffron (a directory made by `saffron train-mrm`).
+    /// The MRM of saffron (a directory made by `saffron train-mrm`, or a
+    /// paper-form directory with `mrm_base`).
     #[serde(default)]
     pub mrm: Option<String>,
+    /// The guard GGUF a paper-form `mrm` adapts (a model name or path).
+    /// Left out of `run.json` when unset, so runs made before it existed
+    /// resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrm_base: Option<String>,
     /// Judges of the final answers: `default`, `refusal`, a probe guard
     /// directory or a GGUF verdict guard. The first is the headline ASR:
     /// by default the refusal strings, because the built-in guard scores

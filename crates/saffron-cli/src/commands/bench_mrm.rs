@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use saffron_core::{ProcessReward, SequenceOutputs, TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
-use saffron_reward::mrm::artifact::MrmBackbone;
 use saffron_reward::BoundGuard;
 use serde::Serialize;
 
@@ -32,7 +31,8 @@ struct MrmCost {
 
 pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     let (model, _) = super::load_model(home, &args.model)?;
-    let loaded = super::mrm::Mrm::load(home, mrm, (&args.model.model, &model), args.model.threads)?;
+    let loaded =
+        super::mrm::Mrm::load(home, (mrm, args.mrm_base.as_deref()), (&args.model.model, &model), args.model.threads)?;
     let guard_spec = args.guard.clone().unwrap_or_else(|| "default".into());
     let guard = super::guard::load_guard(home, &guard_spec, GuardPreset::Local, args.model.threads, Some(&model))?;
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
@@ -102,10 +102,7 @@ pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     writeln!(out, "{:<22} {:>10} {:>12}", "one call", "ms", "GFLOP")?;
     writeln!(out, "{:<22} {:>10.3} {:>12.4}", "policy token forward", r.policy_token_ms, 1e3 * r.policy_token_tflop)?;
     writeln!(out, "{:<22} {:>10.3} {:>12.4}", format!("PRM ({guard_spec})"), r.prm_call_ms, 1e3 * r.prm_call_tflop)?;
-    let kind = match loaded.manifest().backbone_kind {
-        MrmBackbone::SharedPolicy => "shared backbone".to_owned(),
-        MrmBackbone::Separate => format!("on {}", loaded.manifest().backbone.name),
-    };
+    let kind = loaded.describe();
     writeln!(out, "{:<22} {:>10.3} {:>12.4}", format!("MRM ({kind})"), r.mrm_call_ms, 1e3 * r.mrm_call_tflop)?;
     writeln!(
         out,

@@ -49,8 +49,9 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mrm = match &grid.mrm {
         Some(spec) => {
-            let mrm = super::mrm::Mrm::load(home, spec, (&grid.policy, &policy), args.threads)?;
-            identities.insert(format!("mrm:{spec}"), mrm.manifest().corpus_sha256.clone());
+            let mrm =
+                super::mrm::Mrm::load(home, (spec, grid.mrm_base.as_deref()), (&grid.policy, &policy), args.threads)?;
+            identities.insert(format!("mrm:{spec}"), mrm.identity());
             Some(mrm)
         }
         None => None,

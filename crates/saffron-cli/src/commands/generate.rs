@@ -29,7 +29,12 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
     let loaded_mrm = match &args.mrm {
-        Some(spec) => Some(super::mrm::Mrm::load(home, spec, (&args.model.model, &model), args.model.threads)?),
+        Some(spec) => Some(super::mrm::Mrm::load(
+            home,
+            (spec, args.mrm_base.as_deref()),
+            (&args.model.model, &model),
+            args.model.threads,
+        )?),
         None => None,
     };
     let mut mrm = loaded_mrm.as_ref().map(|m| m.bind(&model, &args.prompt, options)).transpose()?;

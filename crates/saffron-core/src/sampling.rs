@@ -99,21 +99,18 @@ pub fn nucleus(
     }
     let inv_t = 1.0 / temperature;
     let weight = |l: f32| exp_nonpositive((l - max) * inv_t);
-    let total_all = lane_sum(logits, weight);
+    // Relative weights below which tokens are first left out.
+    const LN_THRESHOLDS: [f32; 5] = [-3.0, -7.0, -14.0, -28.0, f32::NEG_INFINITY];
+    let (total_all, first_head) = lane_sum_and_head(logits, weight, max + LN_THRESHOLDS[0] * temperature, allowed);
     let mut banned_seen: Vec<TokenId> = banned.iter().copied().filter(|&b| (b as usize) < logits.len()).collect();
     banned_seen.sort_unstable();
     banned_seen.dedup();
     let banned_mass: f64 = banned_seen.iter().map(|&b| weight(logits[b as usize]) as f64).sum();
     let total_allowed = total_all - banned_mass;
-    // Relative weights below which tokens are first left out.
-    for ln_threshold in [-3.0f32, -7.0, -14.0, -28.0, f32::NEG_INFINITY] {
+    let mut first_head = Some(first_head);
+    for ln_threshold in LN_THRESHOLDS {
         let cutoff = max + ln_threshold * temperature;
-        let mut head: Vec<(f32, TokenId)> = logits
-            .iter()
-            .enumerate()
-            .filter(|&(i, &l)| l >= cutoff && allowed(i))
-            .map(|(i, &l)| (weight(l), i as TokenId))
-            .collect();
+        let mut head = first_head.take().unwrap_or_else(|| head_above(logits, cutoff, weight, allowed));
         head.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let everything = ln_threshold == f32::NEG_INFINITY;
         let total = match top_k {
@@ -155,6 +152,68 @@ fn lane_max(xs: &[f32]) -> f32 {
     acc.iter().chain(rest).copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
+/// Tokens of logit at least `cutoff` (and allowed), with their weights, in
+/// token order. Blocks whose largest logit is below the cutoff (nearly all
+/// of the vocabulary) are passed over after one vectorised comparison.
+fn head_above(
+    logits: &[f32],
+    cutoff: f32,
+    weight: impl Fn(f32) -> f32,
+    allowed: impl Fn(usize) -> bool,
+) -> Vec<(f32, TokenId)> {
+    const BLOCK: usize = 8 * LANES;
+    let mut head = Vec::new();
+    for (b, block) in logits.chunks(BLOCK).enumerate() {
+        if lane_max(block) < cutoff {
+            continue;
+        }
+        for (j, &l) in block.iter().enumerate() {
+            let i = b * BLOCK + j;
+            if l >= cutoff && allowed(i) {
+                head.push((weight(l), i as TokenId));
+            }
+        }
+    }
+    head
+}
+
+/// [`lane_sum`] and [`head_above`] in one pass over the vocabulary, with
+/// the same results bit for bit (the weights are added in the same order).
+fn lane_sum_and_head(
+    logits: &[f32],
+    weight: impl Fn(f32) -> f32,
+    cutoff: f32,
+    allowed: impl Fn(usize) -> bool,
+) -> (f64, Vec<(f32, TokenId)>) {
+    const BLOCK: usize = 8 * LANES;
+    let mut acc = [0.0f64; LANES];
+    let mut head = Vec::new();
+    let whole = logits.len() - logits.len() % LANES;
+    for (b, block) in logits[..whole].chunks(BLOCK).enumerate() {
+        for c in block.chunks_exact(LANES) {
+            for i in 0..LANES {
+                acc[i] += weight(c[i]) as f64;
+            }
+        }
+        if lane_max(block) >= cutoff {
+            for (j, &l) in block.iter().enumerate() {
+                let i = b * BLOCK + j;
+                if l >= cutoff && allowed(i) {
+                    head.push((weight(l), i as TokenId));
+                }
+            }
+        }
+    }
+    let rest = &logits[whole..];
+    for (j, &l) in rest.iter().enumerate() {
+        if l >= cutoff && allowed(whole + j) {
+            head.push((weight(l), (whole + j) as TokenId));
+        }
+    }
+    (acc.iter().sum::<f64>() + rest.iter().map(|&x| weight(x) as f64).sum::<f64>(), head)
+}
+
+#[cfg(test)]
 fn lane_sum(xs: &[f32], weight: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0.0f64; LANES];
     let chunks = xs.chunks_exact(LANES);
@@ -359,5 +418,22 @@ mod tests {
         assert!(Decoding::Sample { temperature: 1.0, top_k: None, top_p: 1.5 }.validate().is_err());
         assert!(Decoding::Sample { temperature: 1.0, top_k: Some(0), top_p: 0.8 }.validate().is_err());
         assert!(Decoding::default().validate().is_ok());
+    }
+
+    /// The fused pass gives the separate passes' sum bit for bit and the
+    /// same head, for lengths around the block and lane sizes.
+    #[test]
+    fn fused_pass_equals_the_separate_passes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for len in [1, 7, 8, 63, 64, 65, 200, 1001] {
+            let logits: Vec<f32> = (0..len).map(|_| rng.gen_range(-20.0..10.0)).collect();
+            let max = lane_max(&logits);
+            let weight = |l: f32| exp_nonpositive(l - max);
+            let allowed = |i: usize| i % 5 != 1;
+            let (sum, head) = lane_sum_and_head(&logits, weight, max - 3.0, allowed);
+            assert_eq!(sum.to_bits(), lane_sum(&logits, weight).to_bits(), "length {len}");
+            assert_eq!(head, head_above(&logits, max - 3.0, weight, allowed), "length {len}");
+        }
     }
 }

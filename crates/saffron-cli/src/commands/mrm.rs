@@ -96,7 +96,10 @@ impl Mrm {
         let cached = home.join("mrm").join("adapters").join(format!("{}.gguf", &adapter_sha[..16]));
         let model = PaperMrmModel::load(dir, &base_path, &cached, policy)
             .with_context(|| format!("loading the paper-form MRM {} on {}", dir.display(), base_path.display()))?;
-        let identity = format!("adapter {adapter_sha}, bias {bias_sha}");
+        let mask = dir.join(saffron_reward::mrm::paper::UNSEEN_MASK_FILE);
+        let mask_sha = saffron_fetch::sha256_file(&mask).with_context(|| format!("hashing {}", mask.display()))?;
+        let base_sha = super::guard::model_sha256(home, base)?;
+        let identity = format!("adapter {adapter_sha}, bias {bias_sha}, unseen mask {mask_sha}, base {base_sha}");
         Ok(Mrm { kind: MrmKind::Paper { model: Box::new(model), identity } })
     }
 

@@ -21,6 +21,9 @@ pub enum EngineError {
     #[error("llama.cpp could not apply the LoRA adapter {adapter} to {model}: the adapter was made for another base model (architecture or tensor shapes differ) or is corrupt; llama.cpp's log names the tensor at fault")]
     LoraLoad { adapter: PathBuf, model: PathBuf },
 
+    #[error("a LoRA adapter can only be applied to {model} right after it is loaded, before it is shared or runs a context; load it again")]
+    LoraOnSharedModel { model: PathBuf },
+
     #[error("model {path} lacks GGUF metadata key `{key}`, which saffron needs to {purpose}")]
     MissingMetadata { path: PathBuf, key: String, purpose: &'static str },
 

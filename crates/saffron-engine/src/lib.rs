@@ -7,7 +7,7 @@
 //!   paths; implements [`saffron_core::Policy`];
 //! - [`ModelShape`]: hyper-parameters and the forward-FLOPs formula;
 //! - [`lora`]: LoRA adapters in llama.cpp's GGUF format, applied by
-//!   [`Model::load_with_lora`].
+//!   [`Model::with_lora`].
 
 mod backend;
 pub mod bench;

@@ -7,7 +7,7 @@
 //! named after the base weight they adapt: `blk.3.attn_q.weight.lora_a`
 //! (shape `[n_in, rank]` in GGUF order, fastest dimension first) and
 //! `...lora_b` (`[rank, n_out]`). llama.cpp checks these shapes against the
-//! model when the adapter is loaded ([`Model::load_with_lora`](crate::Model::load_with_lora)).
+//! model when the adapter is loaded ([`Model::with_lora`](crate::Model::with_lora)).
 //!
 //! This module writes such a file (GGUF version 3, f32 tensors, 32-byte
 //! alignment). Converting another format (PEFT safetensors) into

@@ -52,33 +52,11 @@ pub(crate) struct Lora {
 impl Model {
     /// Loads a GGUF file after checking that it exists and is a GGUF.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        Self::load_inner(path.as_ref(), None)
-    }
-
-    /// Loads a GGUF model with a LoRA adapter (a GGUF adapter file, see
-    /// [`crate::lora`]) applied at `scale` in every context made from it.
-    /// An adapter for another architecture or other tensor shapes is
-    /// refused.
-    pub fn load_with_lora(path: impl AsRef<Path>, adapter: &Path, scale: f32) -> Result<Self, EngineError> {
-        Self::load_inner(path.as_ref(), Some((adapter, scale)))
-    }
-
-    fn load_inner(path: &Path, adapter: Option<(&Path, f32)>) -> Result<Self, EngineError> {
-        let path = path.to_path_buf();
+        let path = path.as_ref().to_path_buf();
         check_gguf_magic(&path)?;
         let params = LlamaModelParams::default();
-        let mut llama = LlamaModel::load_from_file(backend()?, &path, &params)
+        let llama = LlamaModel::load_from_file(backend()?, &path, &params)
             .map_err(|_| EngineError::ModelLoad { path: path.clone() })?;
-        let lora = match adapter {
-            None => None,
-            Some((adapter_path, scale)) => {
-                check_gguf_magic(adapter_path)?;
-                let adapter = llama
-                    .lora_adapter_init(adapter_path)
-                    .map_err(|_| EngineError::LoraLoad { adapter: adapter_path.to_path_buf(), model: path.clone() })?;
-                Some(Lora { adapter: Mutex::new(adapter), scale, path: adapter_path.to_path_buf() })
-            }
-        };
         let shape = read_shape(&llama, &path)?;
         let template = read_template(&llama, &path)?;
         let vocab = llama.vocab();
@@ -88,7 +66,25 @@ impl Model {
             .meta_val_str("general.name")
             .unwrap_or_else(|_| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         let arch = llama.meta_val_str("general.architecture").unwrap_or_default();
-        let inner = ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name, arch, lora };
+        let inner =
+            ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name, arch, lora: None };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// This model with a LoRA adapter (a GGUF adapter file, see
+    /// [`crate::lora`]) applied at `scale` in every context made from it.
+    /// Only a model just loaded (no clones, no contexts yet) takes one; an
+    /// adapter for another architecture or other tensor shapes is refused.
+    pub fn with_lora(self, adapter: &Path, scale: f32) -> Result<Self, EngineError> {
+        check_gguf_magic(adapter)?;
+        let model = self.inner.path.clone();
+        let mut inner =
+            Arc::try_unwrap(self.inner).map_err(|_| EngineError::LoraOnSharedModel { model: model.clone() })?;
+        let llama = Arc::get_mut(&mut inner.llama).ok_or(EngineError::LoraOnSharedModel { model: model.clone() })?;
+        let lora = llama
+            .lora_adapter_init(adapter)
+            .map_err(|_| EngineError::LoraLoad { adapter: adapter.to_path_buf(), model })?;
+        inner.lora = Some(Lora { adapter: Mutex::new(lora), scale, path: adapter.to_path_buf() });
         Ok(Self { inner: Arc::new(inner) })
     }
 

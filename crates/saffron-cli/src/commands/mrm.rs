@@ -12,7 +12,7 @@ use saffron_engine::{Model, TreeOptions};
 use saffron_reward::mrm::artifact::{self, MrmBackbone, MrmManifest};
 use saffron_reward::mrm::default::default_mrm;
 use saffron_reward::mrm::head::MrmHead;
-use saffron_reward::mrm::paper::{is_paper_artifact, PaperMrmModel};
+use saffron_reward::mrm::paper::{self, is_paper_artifact, PaperMrmModel};
 use saffron_reward::mrm::{SeparateBackbone, SharedMrm};
 use saffron_reward::RewardError;
 
@@ -88,16 +88,16 @@ impl Mrm {
             )
         })?;
         let base_path = saffron_fetch::resolve_model(base, home)?.path().to_path_buf();
-        let weights = dir.join("adapter_model.safetensors");
-        let adapter_sha =
-            saffron_fetch::sha256_file(&weights).with_context(|| format!("hashing {}", weights.display()))?;
-        let bias = dir.join(saffron_reward::mrm::paper::BIAS_FILE);
-        let bias_sha = saffron_fetch::sha256_file(&bias).with_context(|| format!("hashing {}", bias.display()))?;
+        let hash = |name: &str| {
+            let path = dir.join(name);
+            saffron_fetch::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))
+        };
+        let adapter_sha = hash(paper::ADAPTER_WEIGHTS)?;
+        let bias_sha = hash(paper::BIAS_FILE)?;
+        let mask_sha = hash(paper::UNSEEN_MASK_FILE)?;
         let cached = home.join("mrm").join("adapters").join(format!("{}.gguf", &adapter_sha[..16]));
         let model = PaperMrmModel::load(dir, &base_path, &cached, policy)
             .with_context(|| format!("loading the paper-form MRM {} on {}", dir.display(), base_path.display()))?;
-        let mask = dir.join(saffron_reward::mrm::paper::UNSEEN_MASK_FILE);
-        let mask_sha = saffron_fetch::sha256_file(&mask).with_context(|| format!("hashing {}", mask.display()))?;
         let base_sha = super::guard::model_sha256(home, base)?;
         let identity = format!("adapter {adapter_sha}, bias {bias_sha}, unseen mask {mask_sha}, base {base_sha}");
         Ok(Mrm { kind: MrmKind::Paper { model: Box::new(model), identity } })

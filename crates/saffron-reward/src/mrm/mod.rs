@@ -12,6 +12,7 @@
 //!   released Saffron-1 artifacts.
 
 pub mod artifact;
+mod backbone_tree;
 pub mod corpus;
 pub mod default;
 pub mod features;

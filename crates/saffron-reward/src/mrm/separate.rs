@@ -12,6 +12,8 @@
 use std::sync::Arc;
 
 use saffron_core::{ModelCost, ModelError, MultifurcationReward, SequenceOutputs, TokenId, WantedOutputs};
+
+use super::backbone_tree::BackboneTree;
 use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
 
 use serde::{Deserialize, Serialize};
@@ -130,11 +132,9 @@ impl SeparateBackbone {
         Ok(SeparateMrm {
             head: &self.head,
             input: &self.input,
-            tree,
+            tree: BackboneTree::new(tree),
             prompt_tokens: self.input.prompt_tokens(prompt),
             response_text: Box::new(response_text),
-            calls: 0,
-            sequences: 0,
         })
     }
 }
@@ -157,11 +157,9 @@ impl SeparateInput {
 pub struct SeparateMrm<'a> {
     head: &'a MrmHead,
     input: &'a GuardInput,
-    tree: PrefixTree,
+    tree: BackboneTree,
     prompt_tokens: Vec<TokenId>,
     response_text: BoxedResponseText<'a>,
-    calls: u64,
-    sequences: u64,
 }
 
 impl MultifurcationReward for SeparateMrm<'_> {
@@ -170,12 +168,9 @@ impl MultifurcationReward for SeparateMrm<'_> {
         responses: &[&[TokenId]],
         _policy: &[SequenceOutputs],
     ) -> Result<Vec<Arc<[f32]>>, ModelError> {
-        self.calls += 1;
-        self.sequences += responses.len() as u64;
         let paths: Vec<Vec<TokenId>> =
             responses.iter().map(|r| node_tokens(self.input, &self.prompt_tokens, &(self.response_text)(r))).collect();
-        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
-        let outputs = self.tree.outputs(&refs, WantedOutputs::Hidden).map_err(ModelError::new)?;
+        let outputs = self.tree.call(&paths, WantedOutputs::Hidden)?;
         self.head.rewards_at(&outputs)
     }
 
@@ -183,10 +178,9 @@ impl MultifurcationReward for SeparateMrm<'_> {
         self.head.is_unseen(token)
     }
 
-    /// The backbone's forward passes; calls and sequences count MRM calls
-    /// and nodes scored (the head's own arithmetic is negligible beside
-    /// the forward pass and not added).
+    /// The backbone's forward passes (the head's own arithmetic is
+    /// negligible beside them and not added).
     fn cost(&self) -> ModelCost {
-        ModelCost { calls: self.calls, sequences: self.sequences, ..self.tree.cost() }
+        self.tree.cost()
     }
 }

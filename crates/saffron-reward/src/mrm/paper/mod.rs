@@ -28,10 +28,12 @@ use saffron_engine::{Model, PrefixTree, SpecialText, TreeOptions};
 
 use self::peft::{load_peft, BaseModel, PeftConfig};
 use self::torch_file::read_torch_tensor;
+use super::backbone_tree::BackboneTree;
 use crate::RewardError;
 
 /// File names of a released artifact directory.
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 pub const BIAS_FILE: &str = "lm_head_bias.pt";
 pub const UNSEEN_MASK_FILE: &str = "unseen_mask.pt";
 
@@ -65,8 +67,7 @@ impl PaperMrmModel {
             path: adapter_gguf.to_path_buf(),
             detail: format!("cannot write the converted adapter: {e}"),
         })?;
-        drop(plain);
-        let model = Model::load_with_lora(base, adapter_gguf, 1.0)?;
+        let model = plain.with_lora(adapter_gguf, 1.0)?;
         let vocab = model.vocab_size();
         if !policy.same_vocabulary(&model) {
             return Err(RewardError::WrongBackbone {
@@ -108,7 +109,7 @@ impl PaperMrmModel {
         prefix.extend(text("\n\nUser:"));
         prefix.extend(text(prompt));
         prefix.extend(text("\n\nAgent:"));
-        Ok(PaperMrm { owner: self, tree, prefix, calls: 0, sequences: 0 })
+        Ok(PaperMrm { owner: self, tree: BackboneTree::new(tree), prefix })
     }
 }
 
@@ -148,10 +149,8 @@ fn read_unseen_mask(path: &Path, vocab: usize) -> Result<Vec<bool>, RewardError>
 /// A paper-form MRM bound to one prompt (one search).
 pub struct PaperMrm<'a> {
     owner: &'a PaperMrmModel,
-    tree: PrefixTree,
+    tree: BackboneTree,
     prefix: Vec<TokenId>,
-    calls: u64,
-    sequences: u64,
 }
 
 impl MultifurcationReward for PaperMrm<'_> {
@@ -160,11 +159,8 @@ impl MultifurcationReward for PaperMrm<'_> {
         responses: &[&[TokenId]],
         _policy: &[SequenceOutputs],
     ) -> Result<Vec<Arc<[f32]>>, ModelError> {
-        self.calls += 1;
-        self.sequences += responses.len() as u64;
         let paths: Vec<Vec<TokenId>> = responses.iter().map(|r| [self.prefix.as_slice(), r].concat()).collect();
-        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
-        let outputs = self.tree.outputs(&refs, WantedOutputs::Logits).map_err(ModelError::new)?;
+        let outputs = self.tree.call(&paths, WantedOutputs::Logits)?;
         outputs
             .iter()
             .map(|o| {
@@ -181,6 +177,6 @@ impl MultifurcationReward for PaperMrm<'_> {
     /// The guard's forward passes (the adapter's rank-4 products add under
     /// 0.1% and are not counted, as norms and biases are not).
     fn cost(&self) -> ModelCost {
-        ModelCost { calls: self.calls, sequences: self.sequences, ..self.tree.cost() }
+        self.tree.cost()
     }
 }

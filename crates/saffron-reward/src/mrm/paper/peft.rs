@@ -20,6 +20,7 @@ use safetensors::SafeTensors;
 use saffron_engine::lora::{LoraAdapter, LoraMatrix};
 use serde::Deserialize;
 
+use super::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use crate::RewardError;
 
 /// The fields of `adapter_config.json` that decide the arithmetic.
@@ -52,19 +53,18 @@ pub struct BaseModel<'a> {
 /// Reads the PEFT adapter in `dir` and converts it for `base`.
 pub fn load_peft(dir: &Path, base: BaseModel) -> Result<(PeftConfig, LoraAdapter), RewardError> {
     let bad = |detail: String| RewardError::Artifact { path: dir.to_path_buf(), detail };
-    let config_path = dir.join("adapter_config.json");
-    let text =
-        std::fs::read_to_string(&config_path).map_err(|e| bad(format!("cannot read adapter_config.json: {e}")))?;
-    let config: PeftConfig = serde_json::from_str(&text).map_err(|e| bad(format!("adapter_config.json: {e}")))?;
+    let text = std::fs::read_to_string(dir.join(ADAPTER_CONFIG))
+        .map_err(|e| bad(format!("cannot read {ADAPTER_CONFIG}: {e}")))?;
+    let config: PeftConfig = serde_json::from_str(&text).map_err(|e| bad(format!("{ADAPTER_CONFIG}: {e}")))?;
     if config.peft_type.as_deref().is_some_and(|t| t != "LORA") {
         return Err(bad(format!("peft_type {:?} is not LORA", config.peft_type.unwrap_or_default())));
     }
     if config.use_dora || config.fan_in_fan_out {
         return Err(bad("DoRA and fan_in_fan_out adapters are not supported (llama.cpp applies plain LoRA)".into()));
     }
-    let bytes = std::fs::read(dir.join("adapter_model.safetensors"))
-        .map_err(|e| bad(format!("cannot read adapter_model.safetensors: {e}")))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("adapter_model.safetensors: {e}")))?;
+    let bytes =
+        std::fs::read(dir.join(ADAPTER_WEIGHTS)).map_err(|e| bad(format!("cannot read {ADAPTER_WEIGHTS}: {e}")))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{ADAPTER_WEIGHTS}: {e}")))?;
 
     let mut matrices = Vec::new();
     for name in sorted_names(&tensors) {
@@ -85,7 +85,7 @@ pub fn load_peft(dir: &Path, base: BaseModel) -> Result<(PeftConfig, LoraAdapter
         matrices.push(LoraMatrix { weight, rank, n_in, n_out, a: a.values, b: b_values });
     }
     if matrices.is_empty() {
-        return Err(bad("adapter_model.safetensors holds no lora_A/lora_B pairs".into()));
+        return Err(bad(format!("{ADAPTER_WEIGHTS} holds no lora_A/lora_B pairs")));
     }
     let alpha = if config.use_rslora { config.lora_alpha * (config.r as f32).sqrt() } else { config.lora_alpha };
     Ok((config, LoraAdapter { arch: base.arch.to_owned(), alpha, matrices }))

@@ -36,20 +36,26 @@ pub enum TorchDtype {
     U8,
 }
 
+/// Each type's legacy storage class (`torch.FloatStorage`, ...), the name
+/// `torch.save` writes.
+const STORAGE_CLASSES: [(&str, TorchDtype); 8] = [
+    ("FloatStorage", TorchDtype::F32),
+    ("DoubleStorage", TorchDtype::F64),
+    ("HalfStorage", TorchDtype::F16),
+    ("BFloat16Storage", TorchDtype::BF16),
+    ("BoolStorage", TorchDtype::Bool),
+    ("LongStorage", TorchDtype::I64),
+    ("IntStorage", TorchDtype::I32),
+    ("ByteStorage", TorchDtype::U8),
+];
+
 impl TorchDtype {
-    /// The type of a legacy storage class (`torch.FloatStorage`, ...).
     fn from_storage(name: &str) -> Option<TorchDtype> {
-        Some(match name {
-            "FloatStorage" => TorchDtype::F32,
-            "DoubleStorage" => TorchDtype::F64,
-            "HalfStorage" => TorchDtype::F16,
-            "BFloat16Storage" => TorchDtype::BF16,
-            "BoolStorage" => TorchDtype::Bool,
-            "LongStorage" => TorchDtype::I64,
-            "IntStorage" => TorchDtype::I32,
-            "ByteStorage" => TorchDtype::U8,
-            _ => return None,
-        })
+        STORAGE_CLASSES.iter().find(|(class, _)| *class == name).map(|&(_, dtype)| dtype)
+    }
+
+    fn storage_class(self) -> &'static str {
+        STORAGE_CLASSES.iter().find(|(_, dtype)| *dtype == self).map(|&(class, _)| class).unwrap()
     }
 
     fn size(self) -> usize {
@@ -510,17 +516,7 @@ fn reduce(callable: Value, args: Value) -> Result<Value, String> {
 /// `_rebuild_tensor_v2` on storage `0`). For tests and fixtures: saffron
 /// itself only reads these files.
 pub fn write_torch_tensor(path: &Path, dtype: TorchDtype, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let storage = match dtype {
-        TorchDtype::F32 => "FloatStorage",
-        TorchDtype::F64 => "DoubleStorage",
-        TorchDtype::F16 => "HalfStorage",
-        TorchDtype::BF16 => "BFloat16Storage",
-        TorchDtype::Bool => "BoolStorage",
-        TorchDtype::I64 => "LongStorage",
-        TorchDtype::I32 => "IntStorage",
-        TorchDtype::U8 => "ByteStorage",
-    };
+    let storage = dtype.storage_class();
     let numel = (bytes.len() / dtype.size()) as u32;
     let string = |s: &str| [&[b'X'][..], &(s.len() as u32).to_le_bytes(), s.as_bytes()].concat();
     let int = |n: u32| [&[b'J'][..], &n.to_le_bytes()].concat();
@@ -538,14 +534,18 @@ pub fn write_torch_tensor(path: &Path, dtype: TorchDtype, bytes: &[u8]) -> std::
     p.extend(b"tq\x05QK\x00");
     p.extend(int(numel));
     p.extend(b"\x85q\x06K\x01\x85q\x07\x89ccollections\nOrderedDict\nq\x08)Rq\x09tq\x0aRq\x0b.");
+    write_torch_archive(path, &p, bytes)
+}
 
-    let file = std::fs::File::create(path)?;
-    let mut zip = zip::ZipWriter::new(file);
+/// The zip layout of `torch.save`: the pickle and storage `0`, stored.
+fn write_torch_archive(path: &Path, pickle: &[u8], storage: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path)?);
     let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in [
-        ("archive/data.pkl", p.as_slice()),
+        ("archive/data.pkl", pickle),
         ("archive/byteorder", b"little".as_slice()),
-        ("archive/data/0", bytes),
+        ("archive/data/0", storage),
         ("archive/version", b"3\n".as_slice()),
     ] {
         zip.start_file(name, stored).map_err(std::io::Error::other)?;
@@ -593,16 +593,7 @@ mod tests {
         let pickle: &[u8] = b"\x80\x02}q\x00X\x06\x00\x00\x00tensorq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02((X\x07\x00\x00\x00storageq\x03ctorch\nFloatStorage\nq\x04X\x01\x00\x00\x000q\x05X\x03\x00\x00\x00cpuq\x06K\x06tq\x07QK\x00K\x02K\x03\x86q\x08K\x03K\x01\x86q\t\x89ccollections\nOrderedDict\nq\n)Rq\x0btq\x0cRq\rs.";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.pt");
-        {
-            use std::io::Write;
-            let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-            let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-            zip.start_file("d/data.pkl", o).unwrap();
-            zip.write_all(pickle).unwrap();
-            zip.start_file("d/data/0", o).unwrap();
-            zip.write_all(&f32_bytes(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])).unwrap();
-            zip.finish().unwrap();
-        }
+        write_torch_archive(&path, pickle, &f32_bytes(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])).unwrap();
         let t = read_torch_tensor(&path).unwrap();
         assert_eq!(t.shape, vec![2, 3]);
         assert_eq!(t.to_f32().unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);

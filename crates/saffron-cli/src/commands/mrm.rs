@@ -78,7 +78,8 @@ impl Mrm {
     }
 
     /// A paper-form artifact on its guard; the converted adapter is cached
-    /// under `$SAFFRON_HOME/mrm/adapters/`, named by the adapter's sha256.
+    /// under `$SAFFRON_HOME/mrm/adapters/`, named by the adapter's and the
+    /// base's sha256.
     fn load_paper(home: &Path, dir: &Path, base: Option<&str>, policy: &Model) -> anyhow::Result<Mrm> {
         let base = base.with_context(|| {
             format!(
@@ -95,10 +96,11 @@ impl Mrm {
         let adapter_sha = hash(paper::ADAPTER_WEIGHTS)?;
         let bias_sha = hash(paper::BIAS_FILE)?;
         let mask_sha = hash(paper::UNSEEN_MASK_FILE)?;
-        let cached = home.join("mrm").join("adapters").join(format!("{}.gguf", &adapter_sha[..16]));
+        let base_sha = super::guard::model_sha256(home, base)?;
+        // The conversion depends on the base (its architecture and heads).
+        let cached = home.join("mrm").join("adapters").join(format!("{}-{}.gguf", &adapter_sha[..16], &base_sha[..16]));
         let model = PaperMrmModel::load(dir, &base_path, &cached, policy)
             .with_context(|| format!("loading the paper-form MRM {} on {}", dir.display(), base_path.display()))?;
-        let base_sha = super::guard::model_sha256(home, base)?;
         let identity = format!("adapter {adapter_sha}, bias {bias_sha}, unseen mask {mask_sha}, base {base_sha}");
         Ok(Mrm { kind: MrmKind::Paper { model: Box::new(model), identity } })
     }

@@ -152,27 +152,41 @@ fn lane_max(xs: &[f32]) -> f32 {
     acc.iter().chain(rest).copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
+/// Logits are scanned for the head in blocks of this many tokens.
+const BLOCK: usize = 8 * LANES;
+
+/// Appends the allowed tokens of `block` (token ids from `offset`) whose
+/// logit is at least `cutoff`, with their weights. A block with none (nearly
+/// every block of a vocabulary) is passed over after one vectorised
+/// comparison.
+fn push_head(
+    head: &mut Vec<(f32, TokenId)>,
+    (block, offset): (&[f32], usize),
+    cutoff: f32,
+    weight: &impl Fn(f32) -> f32,
+    allowed: &impl Fn(usize) -> bool,
+) {
+    if lane_max(block) < cutoff {
+        return;
+    }
+    for (j, &l) in block.iter().enumerate() {
+        if l >= cutoff && allowed(offset + j) {
+            head.push((weight(l), (offset + j) as TokenId));
+        }
+    }
+}
+
 /// Tokens of logit at least `cutoff` (and allowed), with their weights, in
-/// token order. Blocks whose largest logit is below the cutoff (nearly all
-/// of the vocabulary) are passed over after one vectorised comparison.
+/// token order.
 fn head_above(
     logits: &[f32],
     cutoff: f32,
     weight: impl Fn(f32) -> f32,
     allowed: impl Fn(usize) -> bool,
 ) -> Vec<(f32, TokenId)> {
-    const BLOCK: usize = 8 * LANES;
     let mut head = Vec::new();
     for (b, block) in logits.chunks(BLOCK).enumerate() {
-        if lane_max(block) < cutoff {
-            continue;
-        }
-        for (j, &l) in block.iter().enumerate() {
-            let i = b * BLOCK + j;
-            if l >= cutoff && allowed(i) {
-                head.push((weight(l), i as TokenId));
-            }
-        }
+        push_head(&mut head, (block, b * BLOCK), cutoff, &weight, &allowed);
     }
     head
 }
@@ -185,7 +199,6 @@ fn lane_sum_and_head(
     cutoff: f32,
     allowed: impl Fn(usize) -> bool,
 ) -> (f64, Vec<(f32, TokenId)>) {
-    const BLOCK: usize = 8 * LANES;
     let mut acc = [0.0f64; LANES];
     let mut head = Vec::new();
     let whole = logits.len() - logits.len() % LANES;
@@ -195,21 +208,10 @@ fn lane_sum_and_head(
                 acc[i] += weight(c[i]) as f64;
             }
         }
-        if lane_max(block) >= cutoff {
-            for (j, &l) in block.iter().enumerate() {
-                let i = b * BLOCK + j;
-                if l >= cutoff && allowed(i) {
-                    head.push((weight(l), i as TokenId));
-                }
-            }
-        }
+        push_head(&mut head, (block, b * BLOCK), cutoff, &weight, &allowed);
     }
     let rest = &logits[whole..];
-    for (j, &l) in rest.iter().enumerate() {
-        if l >= cutoff && allowed(whole + j) {
-            head.push((weight(l), (whole + j) as TokenId));
-        }
-    }
+    push_head(&mut head, (rest, whole), cutoff, &weight, &allowed);
     (acc.iter().sum::<f64>() + rest.iter().map(|&x| weight(x) as f64).sum::<f64>(), head)
 }
 

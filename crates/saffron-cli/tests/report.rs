@@ -84,6 +84,12 @@ fn report_writes_summaries_plots_and_the_budget_table() {
     assert!(saffron.contains(" 32 ") && saffron.contains("0.30 [") && saffron.ends_with("0.25"), "{saffron}");
     let header = stdout.lines().find(|l| l.contains("ASR refusal")).unwrap();
     assert!(header.find("ASR refusal") < header.find("ASR default"), "headline judge first: {header}");
+    // Each Saffron width against the cheapest Best-of-N spending as much,
+    // paired on the same 10 prompts: 6 against 8 unsafe, 3 against 6.
+    let versus: Vec<&str> = stdout.lines().filter(|l| l.contains(" vs Best-of-")).collect();
+    assert_eq!(versus.len(), 2, "{stdout}");
+    assert!(versus[0].contains("vs Best-of-4 ") && versus[0].contains("-0.20 [") && versus[0].ends_with("n = 10"));
+    assert!(versus[1].contains("vs Best-of-32") && versus[1].contains("-0.30 ["), "{}", versus[1]);
     let html_path = dir.path().join("report.html");
     assert!(stdout.contains(&format!("report: {}", html_path.display())), "{stdout}");
     for file in
@@ -155,6 +161,7 @@ fn report_page_renders_in_headless_chromium() {
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(dom.matches("<svg").count(), 3, "plots in the rendered page");
     assert!(dom.contains("<table class=\"budget\">") && dom.contains("<table class=\"cells\">"), "tables");
+    assert!(dom.contains("<table class=\"versus\">") && dom.contains("-0.30 ["), "the paired comparison");
     assert!(dom.contains("PRM beam search") || dom.contains("Saffron"), "the paper-style rows");
     assert!(dom.contains("74a4da8c9fdbcd15"), "the provenance");
     // And it paints: a screenshot of the page is written.

@@ -35,13 +35,59 @@ impl Rate {
         }
         let value = outcomes.iter().filter(|&&o| o).count() as f64 / n as f64;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut shares: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        let shares: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
             .map(|_| (0..n).filter(|_| outcomes[rng.gen_range(0..n)]).count() as f64 / n as f64)
             .collect();
-        shares.sort_by(f64::total_cmp);
-        let at =
-            |q: f64| shares[((q * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize).min(BOOTSTRAP_RESAMPLES - 1)];
-        Rate { value, low: at(0.025), high: at(0.975), n }
+        let (low, high) = interval_95(shares);
+        Rate { value, low, high, n }
+    }
+}
+
+/// The 2.5th and 97.5th percentiles of bootstrap resamples.
+fn interval_95(mut resamples: Vec<f64>) -> (f64, f64) {
+    resamples.sort_by(f64::total_cmp);
+    let last = resamples.len() - 1;
+    let at = |q: f64| resamples[((q * last as f64).round() as usize).min(last)];
+    (at(0.025), at(0.975))
+}
+
+/// A difference of two rates measured on the same prompts, `a − b`, with
+/// its paired bootstrap 95% interval: each resample draws prompts with
+/// replacement and reads both sides on the same draws, so what the prompts
+/// share (some are attacked successfully whatever the defence) cancels and
+/// the interval is tighter than two separate ones suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Prompts in both.
+    pub n: usize,
+}
+
+/// `-0.12 [-0.20, -0.04]`: the difference and its interval, signed.
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:+.2} [{:+.2}, {:+.2}]", self.value, self.low, self.high)
+    }
+}
+
+impl Difference {
+    /// From `(a, b)` outcomes per prompt (seeded: the same pairs always
+    /// give the same interval).
+    pub fn paired(pairs: &[(bool, bool)], seed: u64) -> Difference {
+        let n = pairs.len();
+        if n == 0 {
+            return Difference { value: 0.0, low: 0.0, high: 0.0, n: 0 };
+        }
+        let score = |(a, b): (bool, bool)| a as i64 - b as i64;
+        let value = pairs.iter().map(|&p| score(p)).sum::<i64>() as f64 / n as f64;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let differences: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+            .map(|_| (0..n).map(|_| score(pairs[rng.gen_range(0..n)])).sum::<i64>() as f64 / n as f64)
+            .collect();
+        let (low, high) = interval_95(differences);
+        Difference { value, low, high, n }
     }
 }
 
@@ -68,6 +114,30 @@ mod tests {
         let all = Rate::of(&[true; 10], 1);
         assert_eq!((all.value, all.low, all.high), (1.0, 1.0, 1.0));
         assert_eq!(Rate::of(&[], 1).n, 0);
+    }
+
+    #[test]
+    fn paired_difference_and_its_interval() {
+        // 100 prompts: 30 unsafe under both, 10 only under b, 60 under
+        // neither. a − b = −0.10; each pair's score is −1 with p = 0.1, so
+        // the standard error is √(0.1 · 0.9 − 0) / 10 ≈ 0.03: about ±0.06.
+        let pairs: Vec<(bool, bool)> = (0..100).map(|i| (i < 30, i < 40)).collect();
+        let d = Difference::paired(&pairs, 1);
+        assert_eq!(d.n, 100);
+        assert!((d.value + 0.10).abs() < 1e-12, "{d:?}");
+        assert!(d.high < 0.0, "b is worse on every prompt where they differ: {d:?}");
+        assert!((d.low + 0.16).abs() < 0.03 && (d.high + 0.04).abs() < 0.03, "{d:?}");
+        // Two separate intervals (±0.09 each) would overlap: pairing is
+        // what makes this difference clear.
+        let (a, b): (Vec<bool>, Vec<bool>) = pairs.iter().copied().unzip();
+        assert!(Rate::of(&a, 1).high > Rate::of(&b, 1).low);
+        assert_eq!(d, Difference::paired(&pairs, 1), "seeded");
+        assert_eq!(d.to_string(), format!("-0.10 [{:+.2}, {:+.2}]", d.low, d.high));
+        // Identical sides: exactly zero, with no spread.
+        let same: Vec<(bool, bool)> = (0..50).map(|i| (i % 3 == 0, i % 3 == 0)).collect();
+        let z = Difference::paired(&same, 1);
+        assert_eq!((z.value, z.low, z.high), (0.0, 0.0, 0.0));
+        assert_eq!(Difference::paired(&[], 1).n, 0);
     }
 
     #[test]

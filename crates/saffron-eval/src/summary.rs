@@ -159,6 +159,27 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
     std::fs::write(dir.join("summary.csv"), bytes).map_err(|e| err("summary.csv", &e))
 }
 
+/// A cell for unit tests: `asr` on the refusal judge over 10 prompts.
+#[cfg(test)]
+pub(crate) fn example_cell(strategy: &str, width: Option<usize>, tflop: f64, asr: f64) -> CellSummary {
+    let rate = |v| Rate { value: v, low: v, high: v, n: 10 };
+    CellSummary {
+        cell: format!("advbench|prefill-10|{strategy}@{width:?}|seed0"),
+        dataset: "advbench".into(),
+        attack: "prefill-10".into(),
+        strategy: strategy.into(),
+        width,
+        prompts: 10,
+        asr: BTreeMap::from([("refusal".to_string(), rate(asr))]),
+        over_refusal: None,
+        benign_flagged: BTreeMap::new(),
+        mean_tflop: tflop,
+        mean_new_tokens: 32.0,
+        mean_reward_calls: 1.0,
+        mean_wall_seconds: 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use saffron_core::Cost;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use saffron_eval::report::write_report;
+use saffron_eval::report::{write_report, VersusBestOfN};
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let files = write_report(dir)?;
@@ -36,6 +36,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     if files.tables.iter().any(|(_, t)| t.rows.iter().any(|r| !r.within_budget)) {
         println!("  (+: no width of this defence fits the budget; its cheapest is shown)");
     }
+    print_comparisons(&files.comparisons, &files.judges[0]);
     println!(
         "{} cells; summary.json, summary.csv and {} plots in {}",
         files.summaries.len(),
@@ -44,4 +45,29 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     );
     println!("report: {}", files.html.display());
     Ok(())
+}
+
+/// Each search against the cheapest Best-of-N spending at least as much.
+fn print_comparisons(comparisons: &[(String, Vec<VersusBestOfN>)], headline: &str) {
+    for (group, rows) in comparisons {
+        println!("{group}: searches against Best-of-N at equal compute (ASR {headline}, paired difference)");
+        for r in rows {
+            println!(
+                "  {:<18} {:>5} {:>8.3}  vs Best-of-{:<3} {:>8.3}{}  {:+.2} [{:+.2}, {:+.2}]  n = {}",
+                r.defence,
+                r.cell.width.map_or("-".into(), |w| w.to_string()),
+                r.cell.mean_tflop,
+                r.best_of_n.width.unwrap_or(0),
+                r.best_of_n.mean_tflop,
+                if r.best_of_n_spends_more { " " } else { "-" },
+                r.difference.value,
+                r.difference.low,
+                r.difference.high,
+                r.difference.n
+            );
+        }
+    }
+    if comparisons.iter().any(|(_, rows)| rows.iter().any(|r| !r.best_of_n_spends_more)) {
+        println!("  (-: no Best-of-N spends as much; the most expensive stands in)");
+    }
 }

@@ -94,28 +94,8 @@ pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &s
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-
-    fn cell(strategy: &str, width: Option<usize>, tflop: f64, asr: f64) -> CellSummary {
-        let rate = |v| Rate { value: v, low: v, high: v, n: 10 };
-        CellSummary {
-            cell: format!("advbench|prefill-10|{strategy}@{width:?}|seed0"),
-            dataset: "advbench".into(),
-            attack: "prefill-10".into(),
-            strategy: strategy.into(),
-            width,
-            prompts: 10,
-            asr: BTreeMap::from([("refusal".to_string(), rate(asr))]),
-            over_refusal: None,
-            benign_flagged: BTreeMap::new(),
-            mean_tflop: tflop,
-            mean_new_tokens: 32.0,
-            mean_reward_calls: 1.0,
-            mean_wall_seconds: 1.0,
-        }
-    }
+    use crate::summary::example_cell as cell;
 
     #[test]
     fn each_defence_gets_its_widest_cell_within_best_of_32() {

@@ -6,16 +6,20 @@
 //! - `report/*.svg`: ASR against TFLOP and against width per harmful group
 //!   (a dataset under an attack, and the pool), over-refusal against TFLOP;
 //! - `report.html`: the plots inline, the paper-style table at Best-of-32's
-//!   budget per group, every cell, and the run's provenance. No network.
+//!   budget per group, each search against Best-of-N at equal compute
+//!   (paired differences), every cell, and the run's provenance. No
+//!   network.
 
 mod budget_table;
 mod page;
 mod plots;
+mod versus_best_of_n;
 
 use std::path::{Path, PathBuf};
 
 pub use budget_table::{at_budget, BudgetRow, BudgetTable, BUDGET_TOLERANCE, DEFENCES};
 pub use plots::{line_chart, Chart, Point, Series, XAxis};
+pub use versus_best_of_n::{outcomes, versus_best_of_n, Outcomes, VersusBestOfN};
 
 use crate::experiment::Record;
 use crate::metrics::Rate;
@@ -33,6 +37,8 @@ pub struct ReportFiles {
     pub judges: Vec<String>,
     /// The paper-style table of each harmful group, by group name.
     pub tables: Vec<(String, BudgetTable)>,
+    /// Each search against Best-of-N at equal compute, by group name.
+    pub comparisons: Vec<(String, Vec<VersusBestOfN>)>,
 }
 
 /// A figure of the report.
@@ -68,18 +74,26 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let judges = judges_of(&run, &records);
     let headline = judges[0].clone();
 
+    let pooled_records = pooled(&records);
     let mut summaries = summarise(&records);
-    summaries.extend(summarise(&pooled(&records)));
+    summaries.extend(summarise(&pooled_records));
+    let mut unsafe_by_cell = outcomes(&records, &headline);
+    unsafe_by_cell.extend(outcomes(&pooled_records, &headline));
     crate::summary::write(dir, &summaries, &judges)?;
 
     let harmful_groups = harmful_groups(&summaries);
     let benign: Vec<&CellSummary> = benign_cells(&summaries);
     let mut figures = Vec::new();
     let mut tables = Vec::new();
+    let mut comparisons = Vec::new();
     for group in &harmful_groups {
         figures.extend(group_figures(group, &headline)?);
         if let Some(table) = at_budget(&group.cells, &benign, &headline) {
             tables.push((group.name.clone(), table));
+        }
+        let rows = versus_best_of_n(&group.cells, &unsafe_by_cell);
+        if !rows.is_empty() {
+            comparisons.push((group.name.clone(), rows));
         }
     }
     if !benign.is_empty() {
@@ -116,11 +130,12 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         judges: &judges,
         summaries: &summaries,
         tables: &tables,
+        comparisons: &comparisons,
         figures: &figures,
     })?;
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| data_err(&html_path, e.to_string()))?;
-    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables })
+    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables, comparisons })
 }
 
 /// The run's judges, headline first: from its grid, else from the records.

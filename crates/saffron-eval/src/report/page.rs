@@ -4,7 +4,7 @@
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use super::{BudgetTable, Figure, BUDGET_TOLERANCE};
+use super::{BudgetTable, Figure, VersusBestOfN, BUDGET_TOLERANCE};
 use crate::metrics::Rate;
 use crate::summary::CellSummary;
 use crate::EvalError;
@@ -17,6 +17,7 @@ pub(crate) struct PageData<'a> {
     pub judges: &'a [String],
     pub summaries: &'a [CellSummary],
     pub tables: &'a [(String, BudgetTable)],
+    pub comparisons: &'a [(String, Vec<VersusBestOfN>)],
     pub figures: &'a [Figure],
 }
 
@@ -67,6 +68,11 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
                 .collect(),
         })
         .collect();
+    let comparisons: Vec<(String, Vec<Vec<String>>)> = data
+        .comparisons
+        .iter()
+        .map(|(group, rows)| (group.clone(), rows.iter().map(|r| comparison_row(r, &data.judges[0])).collect()))
+        .collect();
     let cells: Vec<Vec<String>> = data
         .summaries
         .iter()
@@ -116,8 +122,24 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
             headline => &data.judges[0],
             tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
             tables => tables,
+            comparisons => comparisons,
             cells => cells,
             figures => figures,
         })
         .map_err(|e| EvalError::Report(format!("rendering report.html: {e}")))
+}
+
+/// Defence, width, TFLOP, Best-of-N width and TFLOP, both ASRs on the
+/// headline judge, and the paired difference.
+fn comparison_row(r: &VersusBestOfN, headline: &str) -> Vec<String> {
+    vec![
+        r.defence.clone(),
+        width(r.cell.width),
+        format!("{:.3}", r.cell.mean_tflop),
+        width(r.best_of_n.width),
+        format!("{:.3}{}", r.best_of_n.mean_tflop, if r.best_of_n_spends_more { "" } else { " (less)" }),
+        rate(r.cell.asr.get(headline)),
+        rate(r.best_of_n.asr.get(headline)),
+        format!("{} (n = {})", r.difference, r.difference.n),
+    ]
 }

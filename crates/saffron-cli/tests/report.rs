@@ -90,6 +90,11 @@ fn report_writes_summaries_plots_and_the_budget_table() {
     assert_eq!(versus.len(), 2, "{stdout}");
     assert!(versus[0].contains("vs Best-of-4 ") && versus[0].contains("-0.20 [") && versus[0].ends_with("n = 10"));
     assert!(versus[1].contains("vs Best-of-32") && versus[1].contains("-0.30 ["), "{}", versus[1]);
+    // Widths: Saffron 4 -> 32 (6 -> 3 unsafe), Best-of-N 4 -> 32 (8 -> 6).
+    let trends: Vec<&str> = stdout.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(trends.len(), 2, "{stdout}");
+    assert!(trends[0].contains("Best-of-N") && trends[0].contains("-0.20 ["), "{}", trends[0]);
+    assert!(trends[1].contains("Saffron") && trends[1].contains("-0.30 ["), "{}", trends[1]);
     let html_path = dir.path().join("report.html");
     assert!(stdout.contains(&format!("report: {}", html_path.display())), "{stdout}");
     for file in
@@ -162,6 +167,7 @@ fn report_page_renders_in_headless_chromium() {
     assert_eq!(dom.matches("<svg").count(), 3, "plots in the rendered page");
     assert!(dom.contains("<table class=\"budget\">") && dom.contains("<table class=\"cells\">"), "tables");
     assert!(dom.contains("<table class=\"versus\">") && dom.contains("-0.30 ["), "the paired comparison");
+    assert!(dom.contains("<table class=\"trend\">"), "the width trends");
     assert!(dom.contains("PRM beam search") || dom.contains("Saffron"), "the paper-style rows");
     assert!(dom.contains("74a4da8c9fdbcd15"), "the provenance");
     // And it paints: a screenshot of the page is written.

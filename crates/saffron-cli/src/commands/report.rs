@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use saffron_eval::report::{write_report, VersusBestOfN};
+use saffron_eval::report::{write_report, VersusBestOfN, WidthTrend};
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let files = write_report(dir)?;
@@ -37,6 +37,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         println!("  (+: no width of this defence fits the budget; its cheapest is shown)");
     }
     print_comparisons(&files.comparisons, &files.judges[0]);
+    print_width_trends(&files.width_trends, &files.judges[0]);
     println!(
         "{} cells; summary.json, summary.csv and {} plots in {}",
         files.summaries.len(),
@@ -69,5 +70,25 @@ fn print_comparisons(comparisons: &[(String, Vec<VersusBestOfN>)], headline: &st
     }
     if comparisons.iter().any(|(_, rows)| rows.iter().any(|r| !r.best_of_n_spends_more)) {
         println!("  (-: no Best-of-N spends as much; the most expensive stands in)");
+    }
+}
+
+/// Each search's widest width against its narrowest.
+fn print_width_trends(trends: &[(String, Vec<WidthTrend>)], headline: &str) {
+    for (group, rows) in trends {
+        println!("{group}: widest against narrowest width (ASR {headline}, paired difference)");
+        for r in rows {
+            let w = |c: &saffron_eval::summary::CellSummary| c.width.map_or("-".into(), |w| w.to_string());
+            println!(
+                "  {:<18} width {:>3} -> {:<3}  {:+.2} [{:+.2}, {:+.2}]  n = {}",
+                r.defence,
+                w(&r.narrowest),
+                w(&r.widest),
+                r.difference.value,
+                r.difference.low,
+                r.difference.high,
+                r.difference.n
+            );
+        }
     }
 }

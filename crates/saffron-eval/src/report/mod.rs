@@ -6,20 +6,20 @@
 //! - `report/*.svg`: ASR against TFLOP and against width per harmful group
 //!   (a dataset under an attack, and the pool), over-refusal against TFLOP;
 //! - `report.html`: the plots inline, the paper-style table at Best-of-32's
-//!   budget per group, each search against Best-of-N at equal compute
-//!   (paired differences), every cell, and the run's provenance. No
-//!   network.
+//!   budget per group, each search against Best-of-N at equal compute and
+//!   its widest width against its narrowest (paired differences), every
+//!   cell, and the run's provenance. No network.
 
 mod budget_table;
 mod page;
 mod plots;
-mod versus_best_of_n;
+mod paired;
 
 use std::path::{Path, PathBuf};
 
 pub use budget_table::{at_budget, BudgetRow, BudgetTable, BUDGET_TOLERANCE, DEFENCES};
 pub use plots::{line_chart, Chart, Point, Series, XAxis};
-pub use versus_best_of_n::{outcomes, versus_best_of_n, Outcomes, VersusBestOfN};
+pub use paired::{outcomes, versus_best_of_n, width_trends, Outcomes, VersusBestOfN, WidthTrend};
 
 use crate::experiment::Record;
 use crate::metrics::Rate;
@@ -39,6 +39,8 @@ pub struct ReportFiles {
     pub tables: Vec<(String, BudgetTable)>,
     /// Each search against Best-of-N at equal compute, by group name.
     pub comparisons: Vec<(String, Vec<VersusBestOfN>)>,
+    /// Each search's widest width against its narrowest, by group name.
+    pub width_trends: Vec<(String, Vec<WidthTrend>)>,
 }
 
 /// A figure of the report.
@@ -86,6 +88,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let mut figures = Vec::new();
     let mut tables = Vec::new();
     let mut comparisons = Vec::new();
+    let mut trends = Vec::new();
     for group in &harmful_groups {
         figures.extend(group_figures(group, &headline)?);
         if let Some(table) = at_budget(&group.cells, &benign, &headline) {
@@ -94,6 +97,10 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         let rows = versus_best_of_n(&group.cells, &unsafe_by_cell);
         if !rows.is_empty() {
             comparisons.push((group.name.clone(), rows));
+        }
+        let rows = width_trends(&group.cells, &unsafe_by_cell);
+        if !rows.is_empty() {
+            trends.push((group.name.clone(), rows));
         }
     }
     if !benign.is_empty() {
@@ -131,11 +138,12 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         summaries: &summaries,
         tables: &tables,
         comparisons: &comparisons,
+        width_trends: &trends,
         figures: &figures,
     })?;
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| data_err(&html_path, e.to_string()))?;
-    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables, comparisons })
+    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables, comparisons, width_trends: trends })
 }
 
 /// The run's judges, headline first: from its grid, else from the records.

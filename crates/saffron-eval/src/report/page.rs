@@ -4,7 +4,7 @@
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use super::{BudgetTable, Figure, VersusBestOfN, BUDGET_TOLERANCE};
+use super::{BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
 use crate::metrics::Rate;
 use crate::summary::CellSummary;
 use crate::EvalError;
@@ -18,6 +18,7 @@ pub(crate) struct PageData<'a> {
     pub summaries: &'a [CellSummary],
     pub tables: &'a [(String, BudgetTable)],
     pub comparisons: &'a [(String, Vec<VersusBestOfN>)],
+    pub width_trends: &'a [(String, Vec<WidthTrend>)],
     pub figures: &'a [Figure],
 }
 
@@ -73,6 +74,11 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
         .iter()
         .map(|(group, rows)| (group.clone(), rows.iter().map(|r| comparison_row(r, &data.judges[0])).collect()))
         .collect();
+    let width_trends: Vec<(String, Vec<Vec<String>>)> = data
+        .width_trends
+        .iter()
+        .map(|(group, rows)| (group.clone(), rows.iter().map(|r| trend_row(r, &data.judges[0])).collect()))
+        .collect();
     let cells: Vec<Vec<String>> = data
         .summaries
         .iter()
@@ -123,6 +129,7 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
             tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
             tables => tables,
             comparisons => comparisons,
+            width_trends => width_trends,
             cells => cells,
             figures => figures,
         })
@@ -140,6 +147,19 @@ fn comparison_row(r: &VersusBestOfN, headline: &str) -> Vec<String> {
         format!("{:.3}{}", r.best_of_n.mean_tflop, if r.best_of_n_spends_more { "" } else { " (less)" }),
         rate(r.cell.asr.get(headline)),
         rate(r.best_of_n.asr.get(headline)),
+        format!("{} (n = {})", r.difference, r.difference.n),
+    ]
+}
+
+/// Search, narrowest and widest width with their TFLOP and ASR on the
+/// headline judge, and the paired difference.
+fn trend_row(r: &WidthTrend, headline: &str) -> Vec<String> {
+    vec![
+        r.defence.clone(),
+        format!("{} ({:.3} TFLOP)", width(r.narrowest.width), r.narrowest.mean_tflop),
+        rate(r.narrowest.asr.get(headline)),
+        format!("{} ({:.3} TFLOP)", width(r.widest.width), r.widest.mean_tflop),
+        rate(r.widest.asr.get(headline)),
         format!("{} (n = {})", r.difference, r.difference.n),
     ]
 }

@@ -1,8 +1,10 @@
-//! Each search against Best-of-N at equal compute, prompt by prompt: the
-//! paper's findings (i) and (ii) ask whether a search's ASR is lower than
-//! Best-of-N's when Best-of-N spends at least as much. Both cells answered
-//! the same prompts, so the difference is estimated paired
-//! ([`Difference::paired`]).
+//! Paired comparisons of cells on the prompts both answered
+//! ([`Difference::paired`]):
+//! - each search against Best-of-N at equal compute: the paper's findings
+//!   (i) and (ii) ask whether a search's ASR is lower than Best-of-N's when
+//!   Best-of-N spends at least as much;
+//! - each search's widest width against its narrowest: finding (iii) asks
+//!   whether Saffron's ASR falls as the width grows.
 
 use std::collections::BTreeMap;
 
@@ -57,23 +59,55 @@ pub fn versus_best_of_n(cells: &[&CellSummary], outcomes: &Outcomes) -> Vec<Vers
         for cell in mine {
             let matched = best_of_n.iter().find(|b| b.mean_tflop >= cell.mean_tflop);
             let bon = matched.copied().unwrap_or(most_expensive);
-            let empty = BTreeMap::new();
-            let (ours, theirs) = (
-                outcomes.get(&cell.cell).unwrap_or(&empty),
-                outcomes.get(&bon.cell).unwrap_or(&empty),
-            );
-            let pairs: Vec<(bool, bool)> =
-                ours.iter().filter_map(|(prompt, &a)| theirs.get(prompt).map(|&b| (a, b))).collect();
             rows.push(VersusBestOfN {
                 defence: name.to_string(),
                 cell: cell.clone(),
                 best_of_n: bon.clone(),
                 best_of_n_spends_more: matched.is_some(),
-                difference: Difference::paired(&pairs, 0),
+                difference: difference(outcomes, cell, bon),
             });
         }
     }
     rows
+}
+
+/// `a`'s ASR minus `b`'s on the prompts both answered.
+fn difference(outcomes: &Outcomes, a: &CellSummary, b: &CellSummary) -> Difference {
+    let empty = BTreeMap::new();
+    let (ours, theirs) = (outcomes.get(&a.cell).unwrap_or(&empty), outcomes.get(&b.cell).unwrap_or(&empty));
+    let pairs: Vec<(bool, bool)> = ours.iter().filter_map(|(prompt, &x)| theirs.get(prompt).map(|&y| (x, y))).collect();
+    Difference::paired(&pairs, 0)
+}
+
+/// A search's widest cell against its narrowest.
+#[derive(Debug, Clone, Serialize)]
+pub struct WidthTrend {
+    pub defence: String,
+    pub narrowest: CellSummary,
+    pub widest: CellSummary,
+    /// The widest cell's ASR minus the narrowest's: below zero when
+    /// widening the search made attacks fail more often.
+    pub difference: Difference,
+}
+
+/// For each search (Best-of-N included) with at least two widths in the
+/// group, its widest against its narrowest width.
+pub fn width_trends(cells: &[&CellSummary], outcomes: &Outcomes) -> Vec<WidthTrend> {
+    DEFENCES
+        .iter()
+        .filter(|(s, _)| *s != "sample")
+        .filter_map(|(strategy, name)| {
+            let mine: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == *strategy).collect();
+            let narrowest = *mine.iter().min_by_key(|c| c.width)?;
+            let widest = *mine.iter().max_by_key(|c| c.width)?;
+            (narrowest.width != widest.width).then(|| WidthTrend {
+                defence: name.to_string(),
+                narrowest: narrowest.clone(),
+                widest: widest.clone(),
+                difference: difference(outcomes, widest, narrowest),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -89,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn each_search_meets_the_cheapest_best_of_n_that_spends_as_much() {
+    fn searches_meet_best_of_n_at_equal_compute_and_their_own_narrowest_width() {
         let bon4 = cell("best-of-n", 4, 0.4);
         let bon32 = cell("best-of-n", 32, 2.0);
         let saffron8 = cell("saffron", 8, 0.3);
@@ -107,16 +141,19 @@ mod tests {
         .collect();
         let cells = [&bon32, &saffron32, &beam4, &bon4, &saffron8];
         let rows = versus_best_of_n(&cells, &outcomes);
-        let seen: Vec<(&str, Option<usize>, Option<usize>, bool, usize)> = rows
+        let seen: Vec<String> = rows
             .iter()
-            .map(|r| (r.defence.as_str(), r.cell.width, r.best_of_n.width, r.best_of_n_spends_more, r.difference.n))
+            .map(|r| {
+                let (w, b) = (r.cell.width.unwrap_or(0), r.best_of_n.width.unwrap_or(0));
+                format!("{} {w} vs {b}, spends more {}, n {}", r.defence, r.best_of_n_spends_more, r.difference.n)
+            })
             .collect();
         assert_eq!(
             seen,
             [
-                ("PRM beam search", Some(4), Some(32), false, 4),
-                ("Saffron", Some(8), Some(4), true, 4),
-                ("Saffron", Some(32), Some(32), true, 3),
+                "PRM beam search 4 vs 32, spends more false, n 4",
+                "Saffron 8 vs 4, spends more true, n 4",
+                "Saffron 32 vs 32, spends more true, n 3",
             ]
         );
         // Saffron-8 against Best-of-4: 2 of 4 unsafe against 3 of 4.
@@ -126,5 +163,14 @@ mod tests {
         // Beam-4 against Best-of-32: 4 of 4 against 2 of 4.
         assert!((rows[0].difference.value - 0.5).abs() < 1e-12);
         assert!(versus_best_of_n(&[&saffron8], &outcomes).is_empty(), "no Best-of-N, nothing to compare");
+
+        // Widths: Saffron 32 against 8 on a, b, c (1 of 3 against 2 of 3);
+        // Best-of-N 32 against 4; beam has one width and no trend.
+        let trends = width_trends(&cells, &outcomes);
+        let seen: Vec<(&str, Option<usize>, Option<usize>, usize)> =
+            trends.iter().map(|t| (t.defence.as_str(), t.narrowest.width, t.widest.width, t.difference.n)).collect();
+        assert_eq!(seen, [("Best-of-N", Some(4), Some(32), 4), ("Saffron", Some(8), Some(32), 3)]);
+        assert!((trends[0].difference.value + 0.25).abs() < 1e-12);
+        assert!((trends[1].difference.value + 1.0 / 3.0).abs() < 1e-12);
     }
 }

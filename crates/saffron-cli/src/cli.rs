@@ -53,7 +53,10 @@ pub enum Command {
     /// Write the report of a run directory made by `saffron eval`, complete
     /// or not: summary.json / summary.csv, SVG plots of ASR against TFLOP
     /// and width and of over-refusal, and a self-contained report.html with
-    /// the paper-style table at Best-of-32's budget and the provenance.
+    /// the paper-style table at Best-of-32's budget, each search against
+    /// Best-of-N at equal compute and its widest width against its
+    /// narrowest (paired on the same prompts, with bootstrap intervals), and
+    /// the provenance. Prints the tables.
     Report(ReportArgs),
 }
 

@@ -90,12 +90,22 @@ pub fn nucleus(
     top_p: f32,
     banned: &[TokenId],
 ) -> Vec<Candidate> {
+    let request = NucleusRequest { logits, temperature, top_k, top_p, banned };
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { nucleus_avx2(logits, temperature, top_k, top_p, banned) };
+        return unsafe { nucleus_avx2(&request) };
     }
-    nucleus_portable(logits, temperature, top_k, top_p, banned)
+    nucleus_portable(&request)
+}
+
+/// The arguments of [`nucleus`], passed on to its builds.
+struct NucleusRequest<'a> {
+    logits: &'a [f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: f32,
+    banned: &'a [TokenId],
 }
 
 /// [`nucleus_portable`] compiled for AVX2: twice the vector width for the
@@ -103,24 +113,13 @@ pub fn nucleus(
 /// fused multiply-add), so the same result bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn nucleus_avx2(
-    logits: &[f32],
-    temperature: f32,
-    top_k: Option<usize>,
-    top_p: f32,
-    banned: &[TokenId],
-) -> Vec<Candidate> {
-    nucleus_portable(logits, temperature, top_k, top_p, banned)
+unsafe fn nucleus_avx2(request: &NucleusRequest) -> Vec<Candidate> {
+    nucleus_portable(request)
 }
 
 #[inline(always)]
-fn nucleus_portable(
-    logits: &[f32],
-    temperature: f32,
-    top_k: Option<usize>,
-    top_p: f32,
-    banned: &[TokenId],
-) -> Vec<Candidate> {
+fn nucleus_portable(request: &NucleusRequest) -> Vec<Candidate> {
+    let &NucleusRequest { logits, temperature, top_k, top_p, banned } = request;
     let allowed = |i: usize| !banned.contains(&(i as TokenId));
     // The passes over the whole vocabulary skip the per-token ban check;
     // the few banned tokens are corrected for afterwards.
@@ -513,10 +512,11 @@ mod tests {
         let logits: Vec<f32> = (0..151_936).map(|_| rng.gen_range(-25.0..12.0)).collect();
         for (t, k, p) in [(1.0, None, 0.9), (0.7, Some(40), 0.95), (1.3, None, 0.999)] {
             let bits = |c: Vec<Candidate>| c.iter().map(|c| (c.token, c.prob.to_bits())).collect::<Vec<_>>();
+            let request = NucleusRequest { logits: &logits, temperature: t, top_k: k, top_p: p, banned: &[3] };
             // SAFETY: AVX2 is present, checked above.
-            let fast = bits(unsafe { nucleus_avx2(&logits, t, k, p, &[3]) });
+            let fast = bits(unsafe { nucleus_avx2(&request) });
             assert!(!fast.is_empty());
-            assert_eq!(fast, bits(nucleus_portable(&logits, t, k, p, &[3])), "t {t}, k {k:?}, p {p}");
+            assert_eq!(fast, bits(nucleus_portable(&request)), "t {t}, k {k:?}, p {p}");
         }
     }
 }

@@ -33,9 +33,19 @@ pub struct CellSummary {
     #[serde(default)]
     pub benign_flagged: BTreeMap<String, Rate>,
     pub mean_tflop: f64,
+    /// `mean_tflop` split by model.
+    pub mean_tflop_by_model: TflopByModel,
     pub mean_new_tokens: f64,
     pub mean_reward_calls: f64,
     pub mean_wall_seconds: f64,
+}
+
+/// Mean TFLOP per prompt of each model of a defence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TflopByModel {
+    pub policy: f64,
+    pub prm: f64,
+    pub mrm: f64,
 }
 
 /// Summaries in the order cells first appear in `records`.
@@ -83,6 +93,11 @@ pub fn summarise(records: &[Record]) -> Vec<CellSummary> {
                 over_refusal: (!refusals.is_empty()).then(|| Rate::of(&refusals, 0)),
                 benign_flagged: unsafe_rates(&benign),
                 mean_tflop: mean(&|r| r.tflop),
+                mean_tflop_by_model: TflopByModel {
+                    policy: mean(&|r| r.cost.policy.flops / 1e12),
+                    prm: mean(&|r| r.cost.prm.flops / 1e12),
+                    mrm: mean(&|r| r.cost.mrm.flops / 1e12),
+                },
                 mean_new_tokens: mean(&|r| r.new_tokens as f64),
                 mean_reward_calls: mean(&|r| r.reward_calls as f64),
                 mean_wall_seconds: mean(&|r| r.wall_seconds),
@@ -138,7 +153,18 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
     }
     header.push("over_refusal".into());
     header.extend(judges.iter().map(|j| format!("benign_flagged_{j}")));
-    header.extend(["mean_tflop", "mean_new_tokens", "mean_reward_calls", "mean_wall_seconds"].map(String::from));
+    header.extend(
+        [
+            "mean_tflop",
+            "mean_tflop_policy",
+            "mean_tflop_prm",
+            "mean_tflop_mrm",
+            "mean_new_tokens",
+            "mean_reward_calls",
+            "mean_wall_seconds",
+        ]
+        .map(String::from),
+    );
     csv.write_record(&header).map_err(|e| err("summary.csv", &e))?;
     for s in summaries {
         let mut row = vec![s.cell.clone(), s.prompts.to_string()];
@@ -150,8 +176,18 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
         }
         row.push(s.over_refusal.map_or(String::new(), |r| format!("{:.4}", r.value)));
         row.extend(judges.iter().map(|j| s.benign_flagged.get(j).map_or(String::new(), |r| format!("{:.4}", r.value))));
+        let by_model = s.mean_tflop_by_model;
         row.extend(
-            [s.mean_tflop, s.mean_new_tokens, s.mean_reward_calls, s.mean_wall_seconds].map(|x| format!("{x:.6}")),
+            [
+                s.mean_tflop,
+                by_model.policy,
+                by_model.prm,
+                by_model.mrm,
+                s.mean_new_tokens,
+                s.mean_reward_calls,
+                s.mean_wall_seconds,
+            ]
+            .map(|x| format!("{x:.6}")),
         );
         csv.write_record(&row).map_err(|e| err("summary.csv", &e))?;
     }
@@ -174,6 +210,7 @@ pub(crate) fn example_cell(strategy: &str, width: Option<usize>, tflop: f64, asr
         over_refusal: None,
         benign_flagged: BTreeMap::new(),
         mean_tflop: tflop,
+        mean_tflop_by_model: TflopByModel { policy: tflop, prm: 0.0, mrm: 0.0 },
         mean_new_tokens: 32.0,
         mean_reward_calls: 1.0,
         mean_wall_seconds: 1.0,
@@ -182,7 +219,7 @@ pub(crate) fn example_cell(strategy: &str, width: Option<usize>, tflop: f64, asr
 
 #[cfg(test)]
 mod tests {
-    use saffron_core::Cost;
+    use saffron_core::{Cost, ModelCost};
 
     use super::*;
     use crate::judge::Verdict;
@@ -204,7 +241,11 @@ mod tests {
             text: if refusal { "I'm sorry, but I can't help." } else { "Step 1:" }.into(),
             new_tokens: 10,
             finish: "length".into(),
-            cost: Cost::default(),
+            cost: Cost {
+                policy: ModelCost { flops: 0.75 * tflop * 1e12, ..ModelCost::default() },
+                prm: ModelCost { flops: 0.25 * tflop * 1e12, ..ModelCost::default() },
+                ..Cost::default()
+            },
             tflop,
             reward_calls: 2,
             wall_seconds: 1.0,
@@ -225,11 +266,15 @@ mod tests {
         assert_eq!(s[0].benign_flagged["refusal"].value, 0.5);
         assert_eq!(s[0].benign_flagged["default"].value, 0.0);
         assert!((s[0].mean_tflop - 12.0 / 6.0).abs() < 1e-12);
+        let by_model = s[0].mean_tflop_by_model;
+        assert!((by_model.policy - 1.5).abs() < 1e-12 && (by_model.prm - 0.5).abs() < 1e-12, "{by_model:?}");
+        assert_eq!(by_model.mrm, 0.0);
         assert_eq!((s[1].cell.as_str(), s[1].asr["default"].value, s[1].over_refusal), ("b", 1.0, None));
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &s, &["default".into(), "refusal".into()]).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
         assert!(csv.starts_with("cell,prompts,asr_default,asr_default_low,asr_default_high,asr_refusal"), "{csv}");
+        assert!(csv.lines().next().unwrap().contains(",mean_tflop,mean_tflop_policy,mean_tflop_prm,mean_tflop_mrm,"));
         assert_eq!(csv.lines().count(), 3);
     }
 

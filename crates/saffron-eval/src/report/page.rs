@@ -87,6 +87,10 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
                 s.cell.clone(),
                 s.prompts.to_string(),
                 format!("{:.3}", s.mean_tflop),
+                {
+                    let m = s.mean_tflop_by_model;
+                    format!("{:.3} / {:.3} / {:.3}", m.policy, m.prm, m.mrm)
+                },
                 format!("{:.1}", s.mean_reward_calls),
                 format!("{:.1}", s.mean_new_tokens),
                 format!("{:.1}", s.mean_wall_seconds),

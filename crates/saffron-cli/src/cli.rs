@@ -58,6 +58,13 @@ pub enum Command {
     /// narrowest (paired on the same prompts, with bootstrap intervals), and
     /// the provenance. Prints the tables.
     Report(ReportArgs),
+    /// Score the fluency of a run's answers: each answer's mean
+    /// log-probability per token under the run's policy, in the context it
+    /// answered in (prompt and prefill). Writes fluency.jsonl into the run
+    /// directory (resumable, run it again as the run grows), then the
+    /// report, whose tables gain a log-prob column. Catches a defence that
+    /// lowers ASR by derailing answers into text the policy finds unlikely.
+    Fluency(FluencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -388,6 +395,17 @@ pub struct ReportArgs {
     /// The run directory (holding run.json and records.jsonl).
     #[arg(value_name = "RUN_DIR")]
     pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FluencyArgs {
+    /// The run directory (holding run.json and records.jsonl).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+
+    /// CPU threads for llama.cpp [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
 }
 
 #[derive(Debug, Args)]

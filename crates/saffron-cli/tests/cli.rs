@@ -276,6 +276,26 @@ fn eval_resumes_a_killed_run_without_losing_or_duplicating_records() {
     assert_eq!(summary.as_array().unwrap().len(), 4);
     assert!(summary[0]["asr"]["refusal"]["value"].is_number());
     assert!(summary[2]["over_refusal"]["value"].is_number(), "{summary}");
+    assert!(summary[0]["mean_logprob"].is_null(), "not scored yet");
+    // Fluency: one score per record, under the policy, resumable.
+    let fluency = |dir: &Path| saffron(&real_home(), &["fluency", dir.to_str().unwrap(), "--threads", "2"]);
+    let scored = fluency(&out);
+    assert!(scored.status.success(), "{}", String::from_utf8_lossy(&scored.stderr));
+    let scores = std::fs::read_to_string(out.join("fluency.jsonl")).unwrap();
+    assert_eq!(scores.lines().count(), 6, "{scores}");
+    for line in scores.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (tokens, lp) = (v["tokens"].as_u64().unwrap(), v["mean_logprob"].as_f64());
+        match tokens {
+            0 => assert!(lp.is_none(), "an empty answer has no score: {line}"),
+            _ => assert!(tokens <= 8 && lp.is_some_and(|x| x < 0.0 && x > -30.0), "{line}"),
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary[0]["mean_logprob"].as_f64().is_some_and(|x| x < 0.0), "{summary}");
+    assert!(fluency(&out).status.success());
+    assert_eq!(std::fs::read_to_string(out.join("fluency.jsonl")).unwrap(), scores, "nothing scored twice");
     // The grid changed: refused without --force-new.
     std::fs::write(&grid, std::fs::read_to_string(&grid).unwrap().replace("limit = 2", "limit = 3")).unwrap();
     assert_clean_failure(&run(&[]), "--force-new");

@@ -49,6 +49,7 @@ fn write_run(dir: &Path) {
                         ("refusal".to_string(), Verdict { unsafe_: complied, score: None, refusal: Some(!complied) }),
                         ("default".to_string(), Verdict { unsafe_: complied, score: Some(0.0), refusal: None }),
                     ]),
+                    fluency: None,
                 };
                 lines.push_str(&serde_json::to_string(&record).unwrap());
                 lines.push('\n');

@@ -40,6 +40,11 @@ pub struct Record {
     pub wall_seconds: f64,
     /// Judge name → verdict.
     pub verdicts: BTreeMap<String, Verdict>,
+    /// Mean log-probability per answer token under the policy, filled in
+    /// from `fluency.jsonl` when a report is made (see [`crate::fluency`]);
+    /// never written by the run itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluency: Option<f64>,
 }
 
 impl Keyed for Record {
@@ -219,6 +224,7 @@ fn answer(
         wall_seconds,
         text,
         verdicts,
+        fluency: None,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod attack;
 pub mod datasets;
 mod error;
 pub mod experiment;
+pub mod fluency;
 pub mod grid;
 pub mod judge;
 pub mod label;

@@ -72,10 +72,7 @@ impl RunStore {
             std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
             std::fs::rename(&partial, &config_path).map_err(|e| io(&config_path, e))?;
         }
-        let (records, valid_bytes) = read_records::<R>(&records_path)?;
-        let file =
-            OpenOptions::new().create(true).append(true).open(&records_path).map_err(|e| io(&records_path, e))?;
-        file.set_len(valid_bytes).map_err(|e| io(&records_path, e))?;
+        let (file, records) = open_records::<R>(&records_path)?;
         let done = records.iter().map(Keyed::key).collect();
         Ok((RunStore { dir: dir.to_path_buf(), file, done }, records))
     }
@@ -101,6 +98,16 @@ impl RunStore {
         self.done.insert(record.key());
         Ok(())
     }
+}
+
+/// A records file opened for appending, with the complete records already
+/// in it; a torn last line (a crash mid-write) is cut off.
+pub fn open_records<R: DeserializeOwned>(path: &Path) -> Result<(File, Vec<R>), EvalError> {
+    let io = |e: std::io::Error| EvalError::Data { file: path.display().to_string(), detail: e.to_string() };
+    let (records, valid_bytes) = read_records::<R>(path)?;
+    let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    file.set_len(valid_bytes).map_err(io)?;
+    Ok((file, records))
 }
 
 /// The complete records of a records file and the length they take.

@@ -38,6 +38,10 @@ pub struct CellSummary {
     pub mean_new_tokens: f64,
     pub mean_reward_calls: f64,
     pub mean_wall_seconds: f64,
+    /// Mean log-probability per answer token under the policy, over the
+    /// records scored by `saffron fluency` (`None` when none is).
+    #[serde(default)]
+    pub mean_logprob: Option<f64>,
 }
 
 /// Mean TFLOP per prompt of each model of a defence.
@@ -101,6 +105,7 @@ pub fn summarise(records: &[Record]) -> Vec<CellSummary> {
                 mean_new_tokens: mean(&|r| r.new_tokens as f64),
                 mean_reward_calls: mean(&|r| r.reward_calls as f64),
                 mean_wall_seconds: mean(&|r| r.wall_seconds),
+                mean_logprob: crate::fluency::mean(&rs.iter().filter_map(|r| r.fluency).collect::<Vec<_>>()),
             }
         })
         .collect()
@@ -162,6 +167,7 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
             "mean_new_tokens",
             "mean_reward_calls",
             "mean_wall_seconds",
+            "mean_logprob",
         ]
         .map(String::from),
     );
@@ -189,6 +195,7 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
             ]
             .map(|x| format!("{x:.6}")),
         );
+        row.push(s.mean_logprob.map_or(String::new(), |x| format!("{x:.4}")));
         csv.write_record(&row).map_err(|e| err("summary.csv", &e))?;
     }
     let bytes = csv.into_inner().map_err(|e| err("summary.csv", &e))?;
@@ -214,6 +221,7 @@ pub(crate) fn example_cell(strategy: &str, width: Option<usize>, tflop: f64, asr
         mean_new_tokens: 32.0,
         mean_reward_calls: 1.0,
         mean_wall_seconds: 1.0,
+        mean_logprob: None,
     }
 }
 
@@ -250,6 +258,7 @@ mod tests {
             reward_calls: 2,
             wall_seconds: 1.0,
             verdicts,
+            fluency: None,
         }
     }
 
@@ -266,6 +275,7 @@ mod tests {
         assert_eq!(s[0].benign_flagged["refusal"].value, 0.5);
         assert_eq!(s[0].benign_flagged["default"].value, 0.0);
         assert!((s[0].mean_tflop - 12.0 / 6.0).abs() < 1e-12);
+        assert_eq!(s[0].mean_logprob, None, "no record scored");
         let by_model = s[0].mean_tflop_by_model;
         assert!((by_model.policy - 1.5).abs() < 1e-12 && (by_model.prm - 0.5).abs() < 1e-12, "{by_model:?}");
         assert_eq!(by_model.mrm, 0.0);
@@ -285,6 +295,8 @@ mod tests {
         let mut other = record("many-shot|prefill-10|best-of-n@4|seed0", 0, true, true, false, 3.0);
         other.dataset = "many-shot".into();
         records.push(other);
+        records[0].fluency = Some(-1.0);
+        records[2].fluency = Some(-2.0);
         // One benign set only: not pooled.
         records.push(record("rho-benign|none|best-of-n@4|seed0", 9, false, false, true, 1.0));
         let pooled = pooled(&records);
@@ -294,6 +306,7 @@ mod tests {
         assert_eq!((s[0].cell.as_str(), s[0].prompts), ("all-harmful|prefill-10|best-of-n@4|seed0", 3));
         assert!((s[0].asr["default"].value - 2.0 / 3.0).abs() < 1e-12);
         assert!((s[0].mean_tflop - 5.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s[0].mean_logprob, Some(-1.5), "the mean over the scored records, carried into the pool");
         let ids: std::collections::BTreeSet<&str> = pooled.iter().map(|r| r.prompt_id.as_str()).collect();
         assert_eq!(ids.len(), 3, "prompt ids stay distinct across sets: {ids:?}");
     }

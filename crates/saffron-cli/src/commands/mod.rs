@@ -3,6 +3,7 @@ mod bench_mrm;
 mod bench_search;
 mod eval;
 mod fetch;
+mod fluency;
 mod generate;
 mod guard;
 mod judge_eval;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainMrm(args) => train_mrm::run(&home, &args),
         Command::Eval(args) => eval::run(&home, &args),
         Command::Report(args) => report::run(&args.run_dir),
+        Command::Fluency(args) => fluency::run(&home, &args),
     }
 }
 

@@ -14,7 +14,8 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         for j in judges {
             header.push_str(&format!("  {:<20}", format!("ASR {j}")));
         }
-        println!("{header}  over-refusal");
+        let fluency = table.rows.iter().any(|r| r.cell.mean_logprob.is_some());
+        println!("{header}  over-refusal{}", if fluency { "  log-prob  benign log-prob" } else { "" });
         for row in &table.rows {
             let c = &row.cell;
             let mut line = format!(
@@ -30,6 +31,11 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
                 line.push_str(&format!("  {rate:<20}"));
             }
             line.push_str(&row.over_refusal.map_or("  -".into(), |r| format!("  {:.2}", r.value)));
+            if fluency {
+                for x in [row.cell.mean_logprob, row.benign_logprob] {
+                    line.push_str(&x.map_or("  -".into(), |x| format!("  {x:>8.2}")));
+                }
+            }
             println!("{line}");
         }
     }

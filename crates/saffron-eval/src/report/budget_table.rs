@@ -32,6 +32,8 @@ pub struct BudgetRow {
     pub within_budget: bool,
     /// Over-refusal of the same strategy and width on the benign prompts.
     pub over_refusal: Option<Rate>,
+    /// Fluency (mean log-probability per token) of those benign answers.
+    pub benign_logprob: Option<f64>,
     /// `ln(budget / TFLOP) / ASR` on the headline judge.
     pub efficiency: Option<f64>,
 }
@@ -74,10 +76,9 @@ pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &s
                 Some(c) => (*c, true),
                 None => (*cells.iter().min_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop))?, false),
             };
-            let over_refusal = benign
-                .iter()
-                .find(|b| b.strategy == cell.strategy && b.width == cell.width)
-                .and_then(|b| b.over_refusal);
+            let benign_cell = benign.iter().find(|b| b.strategy == cell.strategy && b.width == cell.width);
+            let over_refusal = benign_cell.and_then(|b| b.over_refusal);
+            let benign_logprob = benign_cell.and_then(|b| b.mean_logprob);
             let efficiency =
                 cell.asr.get(headline).and_then(|r| scaling_efficiency(budget_tflop, cell.mean_tflop, r.value));
             Some(BudgetRow {
@@ -85,6 +86,7 @@ pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &s
                 cell: (*cell).clone(),
                 within_budget,
                 over_refusal,
+                benign_logprob,
                 efficiency,
             })
         })

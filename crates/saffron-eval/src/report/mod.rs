@@ -22,6 +22,7 @@ pub use plots::{line_chart, Chart, Point, Series, XAxis};
 pub use paired::{outcomes, versus_best_of_n, width_trends, Outcomes, VersusBestOfN, WidthTrend};
 
 use crate::experiment::Record;
+use crate::fluency::read_fluency;
 use crate::metrics::Rate;
 use crate::store::{read_records, CONFIG_FILE, RECORDS_FILE};
 use crate::summary::{pooled, summarise, CellSummary};
@@ -66,7 +67,8 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let run: serde_json::Value =
         serde_json::from_str(&config_text).map_err(|e| data_err(&config_path, e.to_string()))?;
     let records_path = dir.join(RECORDS_FILE);
-    let (records, _) = read_records::<Record>(&records_path)?;
+    let (mut records, _) = read_records::<Record>(&records_path)?;
+    attach_fluency(dir, &mut records)?;
     if records.is_empty() {
         return Err(EvalError::Report(format!(
             "{} has no records yet; run `saffron eval` on its grid first",
@@ -144,6 +146,16 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| data_err(&html_path, e.to_string()))?;
     Ok(ReportFiles { html: html_path, plots, summaries, judges, tables, comparisons, width_trends: trends })
+}
+
+/// Sets each record's fluency from the run's `fluency.jsonl`, if scored.
+fn attach_fluency(dir: &Path, records: &mut [Record]) -> Result<(), EvalError> {
+    let scored: std::collections::HashMap<(String, String), Option<f64>> =
+        read_fluency(dir)?.into_iter().map(|f| ((f.cell, f.prompt_id), f.mean_logprob)).collect();
+    for r in records.iter_mut() {
+        r.fluency = scored.get(&(r.cell.clone(), r.prompt_id.clone())).copied().flatten();
+    }
+    Ok(())
 }
 
 /// The run's judges, headline first: from its grid, else from the records.

@@ -40,6 +40,10 @@ fn rate(r: Option<&Rate>) -> String {
     r.map_or("–".into(), Rate::to_string)
 }
 
+fn logprob(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{x:.2}"))
+}
+
 fn width(w: Option<usize>) -> String {
     w.map_or("–".into(), |w| w.to_string())
 }
@@ -64,6 +68,8 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
                     row.extend(data.judges.iter().map(|j| rate(r.cell.asr.get(j))));
                     row.push(r.efficiency.map_or("–".into(), |e| format!("{e:.2}")));
                     row.push(rate(r.over_refusal.as_ref()));
+                    row.push(logprob(r.cell.mean_logprob));
+                    row.push(logprob(r.benign_logprob));
                     row
                 })
                 .collect(),
@@ -98,6 +104,7 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
             row.extend(data.judges.iter().map(|j| rate(s.asr.get(j))));
             row.push(rate(s.over_refusal.as_ref()));
             row.extend(data.judges.iter().map(|j| rate(s.benign_flagged.get(j))));
+            row.push(logprob(s.mean_logprob));
             row
         })
         .collect();

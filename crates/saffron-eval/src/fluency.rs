@@ -129,11 +129,7 @@ mod tests {
         fn cost(&self) -> saffron_core::ModelCost {
             saffron_core::ModelCost::default()
         }
-        fn outputs(
-            &mut self,
-            paths: &[&[TokenId]],
-            _: WantedOutputs,
-        ) -> Result<Vec<SequenceOutputs>, ModelError> {
+        fn outputs(&mut self, paths: &[&[TokenId]], _: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError> {
             Ok(paths
                 .iter()
                 .map(|p| {
@@ -161,12 +157,8 @@ mod tests {
     #[test]
     fn the_store_resumes_and_cuts_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
-        let record = |id: &str| FluencyRecord {
-            cell: "c".into(),
-            prompt_id: id.into(),
-            tokens: 3,
-            mean_logprob: Some(-1.5),
-        };
+        let record =
+            |id: &str| FluencyRecord { cell: "c".into(), prompt_id: id.into(), tokens: 3, mean_logprob: Some(-1.5) };
         let (mut store, old) = FluencyStore::open(dir.path()).unwrap();
         assert!(old.is_empty());
         store.append(&record("a")).unwrap();

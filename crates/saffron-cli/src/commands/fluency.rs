@@ -21,9 +21,10 @@ pub fn run(home: &Path, args: &FluencyArgs) -> anyhow::Result<()> {
     let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("reading {}; is it a run directory made by `saffron eval`?", config_path.display()))?;
-    let run: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("in {}", config_path.display()))?;
-    let grid: Grid =
-        serde_json::from_value(run["grid"].clone()).with_context(|| format!("the grid in {}", config_path.display()))?;
+    let run: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("in {}", config_path.display()))?;
+    let grid: Grid = serde_json::from_value(run["grid"].clone())
+        .with_context(|| format!("the grid in {}", config_path.display()))?;
     let policy_sha = super::guard::model_sha256(home, &grid.policy)?;
     if run["policy_sha256"].as_str() != Some(policy_sha.as_str()) {
         bail!(
@@ -54,7 +55,8 @@ pub fn run(home: &Path, args: &FluencyArgs) -> anyhow::Result<()> {
     let mut tree = PrefixTree::new(&policy, options)?;
     let bar = count_bar("fluency", todo.len() as u64);
     for record in todo {
-        let attack = attacks.get(&record.cell).with_context(|| format!("cell {} is not in the run's grid", record.cell))?;
+        let attack =
+            attacks.get(&record.cell).with_context(|| format!("cell {} is not in the run's grid", record.cell))?;
         let prompt = prompts
             .get(&record.prompt_id)
             .with_context(|| format!("prompt {} is not in the run's datasets", record.prompt_id))?;

@@ -12,14 +12,14 @@
 
 mod budget_table;
 mod page;
-mod plots;
 mod paired;
+mod plots;
 
 use std::path::{Path, PathBuf};
 
 pub use budget_table::{at_budget, BudgetRow, BudgetTable, BUDGET_TOLERANCE, DEFENCES};
-pub use plots::{line_chart, Chart, Point, Series, XAxis};
 pub use paired::{outcomes, versus_best_of_n, width_trends, Outcomes, VersusBestOfN, WidthTrend};
+pub use plots::{line_chart, Chart, Point, Series, XAxis};
 
 use crate::experiment::Record;
 use crate::fluency::read_fluency;

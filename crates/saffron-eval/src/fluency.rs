@@ -13,13 +13,12 @@
 //! measurement of text does); judges are not involved.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use saffron_core::{Policy, TokenId, WantedOutputs};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{open_records, Keyed};
+use crate::store::{append_record, open_records, Keyed};
 use crate::EvalError;
 
 pub const FLUENCY_FILE: &str = "fluency.jsonl";
@@ -94,10 +93,7 @@ impl FluencyStore {
 
     /// Appends one record and syncs it to disk.
     pub fn append(&mut self, record: &FluencyRecord) -> Result<(), EvalError> {
-        let bad = |detail: String| EvalError::Data { file: self.path.display().to_string(), detail };
-        let mut line = serde_json::to_string(record).map_err(|e| bad(e.to_string()))?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes()).and_then(|_| self.file.sync_data()).map_err(|e| bad(e.to_string()))
+        append_record(&mut self.file, &self.path, record)
     }
 }
 

@@ -87,17 +87,19 @@ impl RunStore {
 
     /// Appends one record and syncs it to disk.
     pub fn append<R: Serialize + Keyed>(&mut self, record: &R) -> Result<(), EvalError> {
-        let path = self.dir.join(RECORDS_FILE);
-        let mut line = serde_json::to_string(record)
-            .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+        append_record(&mut self.file, &self.dir.join(RECORDS_FILE), record)?;
         self.done.insert(record.key());
         Ok(())
     }
+}
+
+/// Writes `record` as one JSON line to `file` (the records file at `path`)
+/// and syncs it to disk.
+pub fn append_record<R: Serialize>(file: &mut File, path: &Path, record: &R) -> Result<(), EvalError> {
+    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
+    let mut line = serde_json::to_string(record).map_err(|e| bad(e.to_string()))?;
+    line.push('\n');
+    file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| bad(e.to_string()))
 }
 
 /// A records file opened for appending, with the complete records already

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use saffron_eval::report::{write_report, VersusBestOfN, WidthTrend};
+use saffron_eval::summary::CellSummary;
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let files = write_report(dir)?;
@@ -21,7 +22,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
             let mut line = format!(
                 "  {:<18} {:>5} {:>8.3}{} {:>6.1}",
                 row.defence,
-                c.width.map_or("-".into(), |w| w.to_string()),
+                width(c),
                 c.mean_tflop,
                 if row.within_budget { " " } else { "+" },
                 c.mean_reward_calls
@@ -62,7 +63,7 @@ fn print_comparisons(comparisons: &[(String, Vec<VersusBestOfN>)], headline: &st
             println!(
                 "  {:<18} {:>5} {:>8.3}  vs Best-of-{:<3} {:>8.3}{}  {:+.2} [{:+.2}, {:+.2}]  n = {}",
                 r.defence,
-                r.cell.width.map_or("-".into(), |w| w.to_string()),
+                width(&r.cell),
                 r.cell.mean_tflop,
                 r.best_of_n.width.unwrap_or(0),
                 r.best_of_n.mean_tflop,
@@ -84,12 +85,11 @@ fn print_width_trends(trends: &[(String, Vec<WidthTrend>)], headline: &str) {
     for (group, rows) in trends {
         println!("{group}: widest against narrowest width (ASR {headline}, paired difference)");
         for r in rows {
-            let w = |c: &saffron_eval::summary::CellSummary| c.width.map_or("-".into(), |w| w.to_string());
             println!(
                 "  {:<18} width {:>3} -> {:<3}  {:+.2} [{:+.2}, {:+.2}]  n = {}",
                 r.defence,
-                w(&r.narrowest),
-                w(&r.widest),
+                width(&r.narrowest),
+                width(&r.widest),
                 r.difference.value,
                 r.difference.low,
                 r.difference.high,
@@ -97,4 +97,9 @@ fn print_width_trends(trends: &[(String, Vec<WidthTrend>)], headline: &str) {
             );
         }
     }
+}
+
+/// A cell's width, `-` for no defence.
+fn width(cell: &CellSummary) -> String {
+    cell.width.map_or("-".into(), |w| w.to_string())
 }

@@ -56,7 +56,8 @@ pub enum Command {
     /// the paper-style table at Best-of-32's budget, each search against
     /// Best-of-N at equal compute and its widest width against its
     /// narrowest (paired on the same prompts, with bootstrap intervals), and
-    /// the provenance. Prints the tables.
+    /// the provenance; report.md has the same tables in Markdown. Prints the
+    /// tables.
     Report(ReportArgs),
     /// Score the fluency of a run's answers: each answer's mean
     /// log-probability per token under the run's policy, in the context it

@@ -114,6 +114,37 @@ fn report_writes_summaries_plots_and_the_budget_table() {
 }
 
 #[test]
+fn report_md_has_the_same_tables_in_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path());
+    let out = report(dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    // The budget table: the same Saffron row as the printed one and the page.
+    assert!(md.contains("### advbench, prefill-10: budget 2.400 TFLOP per prompt, from Best-of-32"), "{md}");
+    let header = "| defence | width | TFLOP | reward calls | ASR, refusal | ASR, default | efficiency | over-refusal |";
+    assert!(md.contains(header), "{md}");
+    let saffron = md.lines().find(|l| l.starts_with("| Saffron | 32 |")).expect("the Saffron row");
+    assert!(saffron.contains("| 1.000 | 32.0 | 0.30 [") && saffron.contains("| 0.25 ["), "{saffron}");
+    // The paired comparisons and width trends, with their differences.
+    assert!(md.contains("| Saffron | 32 | 1.000 | 32 | 2.400 |") && md.contains("-0.30 ["), "{md}");
+    assert!(md.lines().any(|l| l.starts_with("| Best-of-N | 4 (0.400 TFLOP) |") && l.contains("-0.20 [")), "{md}");
+    // Cell names hold `|`: escaped, so every row has its header's columns.
+    assert!(md.contains("| advbench\\|prefill-10\\|saffron@32\\|seed0 | 10 |"), "{md}");
+    let mut tables = 0;
+    for block in md.split("\n\n").filter(|b| b.starts_with('|')) {
+        let columns = |line: &str| line.replace("\\|", "").matches('|').count();
+        let mut lines = block.lines();
+        let head = columns(lines.next().unwrap());
+        assert!(lines.all(|l| columns(l) == head), "ragged table:\n{block}");
+        tables += 1;
+    }
+    assert_eq!(tables, 4, "budget, versus, trend and every-cell tables");
+    assert!(md.contains("](report/asr-tflop-advbench__prefill-10.svg)"), "plots linked");
+    assert!(md.contains("sha256 `74a4da8c9fdbcd15"), "the provenance");
+}
+
+#[test]
 fn report_of_an_empty_or_missing_run_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let out = report(&dir.path().join("nowhere"));

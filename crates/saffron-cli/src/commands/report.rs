@@ -51,7 +51,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         files.plots.len(),
         dir.display()
     );
-    println!("report: {}", files.html.display());
+    println!("report: {} (tables in Markdown: {})", files.html.display(), files.markdown.display());
     Ok(())
 }
 

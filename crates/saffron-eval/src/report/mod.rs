@@ -8,7 +8,8 @@
 //! - `report.html`: the plots inline, the paper-style table at Best-of-32's
 //!   budget per group, each search against Best-of-N at equal compute and
 //!   its widest width against its narrowest (paired differences), every
-//!   cell, and the run's provenance. No network.
+//!   cell, and the run's provenance. No network;
+//! - `report.md`: the same tables in Markdown, the plots linked.
 
 mod budget_table;
 mod page;
@@ -32,6 +33,7 @@ use crate::EvalError;
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
     pub html: PathBuf,
+    pub markdown: PathBuf,
     pub plots: Vec<PathBuf>,
     pub summaries: Vec<CellSummary>,
     /// The run's judges, headline first.
@@ -133,7 +135,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         std::fs::write(&path, &f.svg).map_err(|e| data_err(&path, e.to_string()))?;
         plots.push(path);
     }
-    let html = page::render(&page::PageData {
+    let pages = page::render(&page::PageData {
         run: &run,
         records: records.len(),
         judges: &judges,
@@ -144,8 +146,19 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         figures: &figures,
     })?;
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, html).map_err(|e| data_err(&html_path, e.to_string()))?;
-    Ok(ReportFiles { html: html_path, plots, summaries, judges, tables, comparisons, width_trends: trends })
+    std::fs::write(&html_path, pages.html).map_err(|e| data_err(&html_path, e.to_string()))?;
+    let markdown_path = dir.join("report.md");
+    std::fs::write(&markdown_path, pages.markdown).map_err(|e| data_err(&markdown_path, e.to_string()))?;
+    Ok(ReportFiles {
+        html: html_path,
+        markdown: markdown_path,
+        plots,
+        summaries,
+        judges,
+        tables,
+        comparisons,
+        width_trends: trends,
+    })
 }
 
 /// Sets each record's fluency from the run's `fluency.jsonl`, if scored.

@@ -1,15 +1,18 @@
-//! `report.html`: one self-contained page (inline SVG and CSS, no scripts,
-//! no network), rendered from `report.html.j2` with minijinja.
+//! `report.html` and `report.md`: one self-contained page (inline SVG and
+//! CSS, no scripts, no network) and the same tables in Markdown, for notes
+//! and papers. Both are rendered with minijinja from the same views, so
+//! their columns and numbers cannot drift apart.
 
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use super::{BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
+use super::{BudgetRow, BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
 use crate::metrics::Rate;
 use crate::summary::CellSummary;
 use crate::EvalError;
 
-const TEMPLATE: &str = include_str!("report.html.j2");
+const HTML_TEMPLATE: &str = include_str!("report.html.j2");
+const MARKDOWN_TEMPLATE: &str = include_str!("report.md.j2");
 
 pub(crate) struct PageData<'a> {
     pub run: &'a serde_json::Value,
@@ -22,11 +25,27 @@ pub(crate) struct PageData<'a> {
     pub figures: &'a [Figure],
 }
 
+/// The report rendered twice.
+pub(crate) struct Pages {
+    pub html: String,
+    pub markdown: String,
+}
+
+/// One table: its title, column names and cells, and the same as a
+/// Markdown table.
 #[derive(Serialize)]
 struct TableView {
-    group: String,
-    budget: String,
+    title: String,
+    header: Vec<String>,
     rows: Vec<Vec<String>>,
+    markdown: String,
+}
+
+impl TableView {
+    fn new(title: String, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
+        let markdown = markdown_table(&header, &rows);
+        TableView { title, header, rows, markdown }
+    }
 }
 
 #[derive(Serialize)]
@@ -48,66 +67,60 @@ fn width(w: Option<usize>) -> String {
     w.map_or("–".into(), |w| w.to_string())
 }
 
-pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
+fn names(fixed: &[&str]) -> Vec<String> {
+    fixed.iter().map(|s| s.to_string()).collect()
+}
+
+/// `ASR, JUDGE` (or another prefix) for each judge.
+fn per_judge(prefix: &str, judges: &[String]) -> Vec<String> {
+    judges.iter().map(|j| format!("{prefix}, {j}")).collect()
+}
+
+pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
+    let judges = data.judges;
+    let headline = &judges[0];
+    let budget_header = [
+        names(&["defence", "width", "TFLOP", "reward calls"]),
+        per_judge("ASR", judges),
+        names(&["efficiency", "over-refusal", "log-prob / token", "benign log-prob / token"]),
+    ]
+    .concat();
     let tables: Vec<TableView> = data
         .tables
         .iter()
-        .map(|(group, t)| TableView {
-            group: group.clone(),
-            budget: format!("{:.3} TFLOP per prompt, from {}", t.budget_tflop, t.budget_from),
-            rows: t
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut row = vec![
-                        r.defence.clone(),
-                        width(r.cell.width),
-                        format!("{:.3}{}", r.cell.mean_tflop, if r.within_budget { "" } else { " (over)" }),
-                        format!("{:.1}", r.cell.mean_reward_calls),
-                    ];
-                    row.extend(data.judges.iter().map(|j| rate(r.cell.asr.get(j))));
-                    row.push(r.efficiency.map_or("–".into(), |e| format!("{e:.2}")));
-                    row.push(rate(r.over_refusal.as_ref()));
-                    row.push(logprob(r.cell.mean_logprob));
-                    row.push(logprob(r.benign_logprob));
-                    row
-                })
-                .collect(),
+        .map(|(group, t)| {
+            let title = format!("{group}: budget {:.3} TFLOP per prompt, from {}", t.budget_tflop, t.budget_from);
+            TableView::new(title, budget_header.clone(), t.rows.iter().map(|r| budget_row(r, judges)).collect())
         })
         .collect();
-    let comparisons: Vec<(String, Vec<Vec<String>>)> = data
+    let versus_header =
+        names(&["search", "width", "TFLOP", "Best-of-N", "its TFLOP", "ASR", "Best-of-N ASR", "difference [95% CI]"]);
+    let comparisons: Vec<TableView> = data
         .comparisons
         .iter()
-        .map(|(group, rows)| (group.clone(), rows.iter().map(|r| comparison_row(r, &data.judges[0])).collect()))
-        .collect();
-    let width_trends: Vec<(String, Vec<Vec<String>>)> = data
-        .width_trends
-        .iter()
-        .map(|(group, rows)| (group.clone(), rows.iter().map(|r| trend_row(r, &data.judges[0])).collect()))
-        .collect();
-    let cells: Vec<Vec<String>> = data
-        .summaries
-        .iter()
-        .map(|s| {
-            let mut row = vec![
-                s.cell.clone(),
-                s.prompts.to_string(),
-                format!("{:.3}", s.mean_tflop),
-                {
-                    let m = s.mean_tflop_by_model;
-                    format!("{:.3} / {:.3} / {:.3}", m.policy, m.prm, m.mrm)
-                },
-                format!("{:.1}", s.mean_reward_calls),
-                format!("{:.1}", s.mean_new_tokens),
-                format!("{:.1}", s.mean_wall_seconds),
-            ];
-            row.extend(data.judges.iter().map(|j| rate(s.asr.get(j))));
-            row.push(rate(s.over_refusal.as_ref()));
-            row.extend(data.judges.iter().map(|j| rate(s.benign_flagged.get(j))));
-            row.push(logprob(s.mean_logprob));
-            row
+        .map(|(group, rows)| {
+            let rows = rows.iter().map(|r| comparison_row(r, headline)).collect();
+            TableView::new(group.clone(), versus_header.clone(), rows)
         })
         .collect();
+    let trend_header = names(&["search", "narrowest", "its ASR", "widest", "its ASR", "difference [95% CI]"]);
+    let width_trends: Vec<TableView> = data
+        .width_trends
+        .iter()
+        .map(|(group, rows)| {
+            TableView::new(group.clone(), trend_header.clone(), rows.iter().map(|r| trend_row(r, headline)).collect())
+        })
+        .collect();
+    let cells_header = [
+        names(&["cell", "n", "TFLOP", "TFLOP policy / PRM / MRM", "reward calls", "new tokens", "wall s"]),
+        per_judge("ASR", judges),
+        names(&["over-refusal"]),
+        per_judge("benign flagged", judges),
+        names(&["log-prob / token"]),
+    ]
+    .concat();
+    let cells =
+        TableView::new("Every cell".into(), cells_header, data.summaries.iter().map(|s| cell_row(s, judges)).collect());
     let figures: Vec<FigureView> = data
         .figures
         .iter()
@@ -123,28 +136,84 @@ pub(crate) fn render(data: &PageData) -> Result<String, EvalError> {
     let map = |v: &serde_json::Value| -> Vec<(String, String)> {
         v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default()
     };
+    let ctx = context! {
+        policy => text(&run["grid"]["policy"]),
+        policy_sha256 => text(&run["policy_sha256"]),
+        version => text(&run["saffron_version"]),
+        reward_models => map(&run["reward_models"]),
+        data_files => map(&run["data_files"]),
+        grid => serde_json::to_string_pretty(&run["grid"]).unwrap_or_default(),
+        records => data.records,
+        judges => judges,
+        headline => headline,
+        tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
+        tables => tables,
+        comparisons => comparisons,
+        width_trends => width_trends,
+        cells => cells,
+        figures => figures,
+    };
+    // Templates named `.html` are HTML-escaped by minijinja; `.md` is not
+    // (its table cells are escaped by `markdown_table`).
     let mut env = Environment::new();
-    env.add_template("report.html", TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
-    let template = env.get_template("report.html").map_err(|e| EvalError::Report(e.to_string()))?;
-    template
-        .render(context! {
-            policy => text(&run["grid"]["policy"]),
-            policy_sha256 => text(&run["policy_sha256"]),
-            version => text(&run["saffron_version"]),
-            reward_models => map(&run["reward_models"]),
-            data_files => map(&run["data_files"]),
-            grid => serde_json::to_string_pretty(&run["grid"]).unwrap_or_default(),
-            records => data.records,
-            judges => data.judges,
-            headline => &data.judges[0],
-            tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
-            tables => tables,
-            comparisons => comparisons,
-            width_trends => width_trends,
-            cells => cells,
-            figures => figures,
-        })
-        .map_err(|e| EvalError::Report(format!("rendering report.html: {e}")))
+    env.add_template("report.html", HTML_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
+    env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
+    let render = |name: &str| {
+        let template = env.get_template(name).map_err(|e| EvalError::Report(e.to_string()))?;
+        template.render(&ctx).map_err(|e| EvalError::Report(format!("rendering {name}: {e}")))
+    };
+    Ok(Pages { html: render("report.html")?, markdown: render("report.md")? })
+}
+
+/// A Markdown table; `|` inside a cell is escaped and line breaks become
+/// spaces, so every row stays one row.
+fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut out = line(header);
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// Defence, width, TFLOP, reward calls, ASR per judge, efficiency,
+/// over-refusal and fluency (harmful, benign).
+fn budget_row(r: &BudgetRow, judges: &[String]) -> Vec<String> {
+    let mut row = vec![
+        r.defence.clone(),
+        width(r.cell.width),
+        format!("{:.3}{}", r.cell.mean_tflop, if r.within_budget { "" } else { " (over)" }),
+        format!("{:.1}", r.cell.mean_reward_calls),
+    ];
+    row.extend(judges.iter().map(|j| rate(r.cell.asr.get(j))));
+    row.push(r.efficiency.map_or("–".into(), |e| format!("{e:.2}")));
+    row.push(rate(r.over_refusal.as_ref()));
+    row.push(logprob(r.cell.mean_logprob));
+    row.push(logprob(r.benign_logprob));
+    row
+}
+
+/// One cell's summary, in the columns of the every-cell table.
+fn cell_row(s: &CellSummary, judges: &[String]) -> Vec<String> {
+    let m = s.mean_tflop_by_model;
+    let mut row = vec![
+        s.cell.clone(),
+        s.prompts.to_string(),
+        format!("{:.3}", s.mean_tflop),
+        format!("{:.3} / {:.3} / {:.3}", m.policy, m.prm, m.mrm),
+        format!("{:.1}", s.mean_reward_calls),
+        format!("{:.1}", s.mean_new_tokens),
+        format!("{:.1}", s.mean_wall_seconds),
+    ];
+    row.extend(judges.iter().map(|j| rate(s.asr.get(j))));
+    row.push(rate(s.over_refusal.as_ref()));
+    row.extend(judges.iter().map(|j| rate(s.benign_flagged.get(j))));
+    row.push(logprob(s.mean_logprob));
+    row
 }
 
 /// Defence, width, TFLOP, Best-of-N width and TFLOP, both ASRs on the

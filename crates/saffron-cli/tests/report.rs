@@ -139,7 +139,10 @@ fn report_md_has_the_same_tables_in_markdown() {
         assert!(lines.all(|l| columns(l) == head), "ragged table:\n{block}");
         tables += 1;
     }
-    assert_eq!(tables, 4, "budget, versus, trend and every-cell tables");
+    assert_eq!(tables, 5, "budget, every-width, versus, trend and every-cell tables");
+    // Every width: both Saffron cells, narrowest first, in the budget's columns.
+    let saffron: Vec<&str> = md.lines().filter(|l| l.starts_with("| Saffron | ")).collect();
+    assert!(saffron.iter().any(|l| l.starts_with("| Saffron | 4 | 0.200 | 4.0 | 0.60 [")), "{md}");
     assert!(md.contains("](report/asr-tflop-advbench__prefill-10.svg)"), "plots linked");
     assert!(md.contains("sha256 `74a4da8c9fdbcd15"), "the provenance");
 }
@@ -200,6 +203,7 @@ fn report_page_renders_in_headless_chromium() {
     assert!(dom.contains("<table class=\"budget\">") && dom.contains("<table class=\"cells\">"), "tables");
     assert!(dom.contains("<table class=\"versus\">") && dom.contains("-0.30 ["), "the paired comparison");
     assert!(dom.contains("<table class=\"trend\">"), "the width trends");
+    assert!(dom.contains("<table class=\"every-width\">"), "every width of every defence");
     assert!(dom.contains("PRM beam search") || dom.contains("Saffron"), "the paper-style rows");
     assert!(dom.contains("74a4da8c9fdbcd15"), "the provenance");
     // And it paints: a screenshot of the page is written.

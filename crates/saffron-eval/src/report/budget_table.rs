@@ -44,13 +44,18 @@ pub struct BudgetTable {
     pub budget_tflop: f64,
     /// Where the budget comes from (`Best-of-32`, or what stood in for it).
     pub budget_from: String,
+    /// Each defence at its widest width within the budget.
     pub rows: Vec<BudgetRow>,
+    /// Every cell of the group in the same columns, defence by defence,
+    /// narrowest width first: ASR against compute at every width.
+    pub every_width: Vec<BudgetRow>,
 }
 
 /// Each defence's widest cell within the budget, the budget being
 /// Best-of-32's mean compute (else the widest Best-of-N's, else the most
-/// expensive cell's). `benign` gives the over-refusal at the same strategy
-/// and width. `None` when `harmful` is empty.
+/// expensive cell's), and every cell against the same budget. `benign`
+/// gives the over-refusal at the same strategy and width. `None` when
+/// `harmful` is empty.
 pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &str) -> Option<BudgetTable> {
     let widest_bon = harmful.iter().filter(|c| c.strategy == "best-of-n").max_by_key(|c| c.width);
     let (budget_tflop, budget_from) = match widest_bon {
@@ -64,34 +69,32 @@ pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &s
     if !budget_tflop.is_finite() {
         return None;
     }
-    let rows = DEFENCES
-        .iter()
-        .filter_map(|(strategy, name)| {
-            let cells: Vec<&&CellSummary> = harmful.iter().filter(|c| c.strategy == *strategy).collect();
-            let within = cells
-                .iter()
-                .filter(|c| c.mean_tflop <= budget_tflop * BUDGET_TOLERANCE)
-                .max_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop));
-            let (cell, within_budget) = match within {
-                Some(c) => (*c, true),
-                None => (*cells.iter().min_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop))?, false),
-            };
-            let benign_cell = benign.iter().find(|b| b.strategy == cell.strategy && b.width == cell.width);
-            let over_refusal = benign_cell.and_then(|b| b.over_refusal);
-            let benign_logprob = benign_cell.and_then(|b| b.mean_logprob);
-            let efficiency =
-                cell.asr.get(headline).and_then(|r| scaling_efficiency(budget_tflop, cell.mean_tflop, r.value));
-            Some(BudgetRow {
-                defence: name.to_string(),
-                cell: (*cell).clone(),
-                within_budget,
-                over_refusal,
-                benign_logprob,
-                efficiency,
-            })
-        })
-        .collect();
-    Some(BudgetTable { budget_tflop, budget_from, rows })
+    let within = |c: &CellSummary| c.mean_tflop <= budget_tflop * BUDGET_TOLERANCE;
+    let row_of = |name: &str, cell: &CellSummary| {
+        let benign_cell = benign.iter().find(|b| b.strategy == cell.strategy && b.width == cell.width);
+        BudgetRow {
+            defence: name.to_owned(),
+            cell: cell.clone(),
+            within_budget: within(cell),
+            over_refusal: benign_cell.and_then(|b| b.over_refusal),
+            benign_logprob: benign_cell.and_then(|b| b.mean_logprob),
+            efficiency: cell.asr.get(headline).and_then(|r| scaling_efficiency(budget_tflop, cell.mean_tflop, r.value)),
+        }
+    };
+    let mut rows = Vec::new();
+    let mut every_width = Vec::new();
+    for (strategy, name) in DEFENCES {
+        let mut cells: Vec<&CellSummary> = harmful.iter().copied().filter(|c| c.strategy == strategy).collect();
+        cells.sort_by_key(|c| c.width);
+        let widest_within =
+            cells.iter().copied().filter(|c| within(c)).max_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop));
+        let cheapest = cells.iter().copied().min_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop));
+        if let Some(cell) = widest_within.or(cheapest) {
+            rows.push(row_of(name, cell));
+        }
+        every_width.extend(cells.iter().map(|c| row_of(name, c)));
+    }
+    Some(BudgetTable { budget_tflop, budget_from, rows, every_width })
 }
 
 #[cfg(test)]
@@ -132,6 +135,25 @@ mod tests {
         assert_eq!(saffron.over_refusal.unwrap().value, 0.1);
         assert!((saffron.efficiency.unwrap() - (2.4f64 / 1.0).ln() / 0.3).abs() < 1e-12);
         assert_eq!(table.rows[1].efficiency, Some(0.0), "Best-of-32 spends the whole budget");
+        // Every width: all eight cells, in the paper's defence order and by
+        // width, flagged against the same budget.
+        let every: Vec<(&str, Option<usize>, bool)> =
+            table.every_width.iter().map(|r| (r.defence.as_str(), r.cell.width, r.within_budget)).collect();
+        assert_eq!(
+            every,
+            [
+                ("no defence", None, true),
+                ("Best-of-N", Some(4), true),
+                ("Best-of-N", Some(32), true),
+                ("Lookahead (DeAL)", Some(1), false),
+                ("PRM beam search", Some(2), true),
+                ("PRM beam search", Some(4), true),
+                ("Saffron", Some(16), true),
+                ("Saffron", Some(32), true),
+            ]
+        );
+        assert_eq!(table.every_width[7].over_refusal, saffron.over_refusal, "benign matched by strategy and width");
+        assert_eq!(table.every_width[6].over_refusal, None, "no benign Saffron-16 cell");
         assert!(at_budget(&[], &[], "refusal").is_none());
     }
 }

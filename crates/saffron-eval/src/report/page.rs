@@ -93,6 +93,14 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
             TableView::new(title, budget_header.clone(), t.rows.iter().map(|r| budget_row(r, judges)).collect())
         })
         .collect();
+    let every_width: Vec<TableView> = data
+        .tables
+        .iter()
+        .map(|(group, t)| {
+            let rows = t.every_width.iter().map(|r| budget_row(r, judges)).collect();
+            TableView::new(group.clone(), budget_header.clone(), rows)
+        })
+        .collect();
     let versus_header =
         names(&["search", "width", "TFLOP", "Best-of-N", "its TFLOP", "ASR", "Best-of-N ASR", "difference [95% CI]"]);
     let comparisons: Vec<TableView> = data
@@ -148,6 +156,7 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         headline => headline,
         tolerance => format!("{:.0}%", (BUDGET_TOLERANCE - 1.0) * 100.0),
         tables => tables,
+        every_width => every_width,
         comparisons => comparisons,
         width_trends => width_trends,
         cells => cells,

@@ -31,21 +31,25 @@ pub(crate) struct Pages {
     pub markdown: String,
 }
 
-/// One table: its title, column names and cells, and the same as a
-/// Markdown table.
+/// One table: its title, column names and cells.
 #[derive(Serialize)]
 struct TableView {
     title: String,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
-    markdown: String,
 }
 
-impl TableView {
-    fn new(title: String, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
-        let markdown = markdown_table(&header, &rows);
-        TableView { title, header, rows, markdown }
-    }
+/// One table per group, each titled by `title` from its group name.
+fn group_tables<T>(
+    groups: &[(String, T)],
+    header: &[String],
+    title: impl Fn(&str, &T) -> String,
+    rows: impl Fn(&T) -> Vec<Vec<String>>,
+) -> Vec<TableView> {
+    groups
+        .iter()
+        .map(|(group, t)| TableView { title: title(group, t), header: header.to_vec(), rows: rows(t) })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -85,40 +89,33 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         names(&["efficiency", "over-refusal", "log-prob / token", "benign log-prob / token"]),
     ]
     .concat();
-    let tables: Vec<TableView> = data
-        .tables
-        .iter()
-        .map(|(group, t)| {
-            let title = format!("{group}: budget {:.3} TFLOP per prompt, from {}", t.budget_tflop, t.budget_from);
-            TableView::new(title, budget_header.clone(), t.rows.iter().map(|r| budget_row(r, judges)).collect())
-        })
-        .collect();
-    let every_width: Vec<TableView> = data
-        .tables
-        .iter()
-        .map(|(group, t)| {
-            let rows = t.every_width.iter().map(|r| budget_row(r, judges)).collect();
-            TableView::new(group.clone(), budget_header.clone(), rows)
-        })
-        .collect();
+    let tables = group_tables(
+        data.tables,
+        &budget_header,
+        |group, t| format!("{group}: budget {:.3} TFLOP per prompt, from {}", t.budget_tflop, t.budget_from),
+        |t| t.rows.iter().map(|r| budget_row(r, judges)).collect(),
+    );
+    let every_width = group_tables(
+        data.tables,
+        &budget_header,
+        |group, _| group.to_owned(),
+        |t| t.every_width.iter().map(|r| budget_row(r, judges)).collect(),
+    );
     let versus_header =
         names(&["search", "width", "TFLOP", "Best-of-N", "its TFLOP", "ASR", "Best-of-N ASR", "difference [95% CI]"]);
-    let comparisons: Vec<TableView> = data
-        .comparisons
-        .iter()
-        .map(|(group, rows)| {
-            let rows = rows.iter().map(|r| comparison_row(r, headline)).collect();
-            TableView::new(group.clone(), versus_header.clone(), rows)
-        })
-        .collect();
+    let comparisons = group_tables(
+        data.comparisons,
+        &versus_header,
+        |group, _| group.to_owned(),
+        |rows| rows.iter().map(|r| comparison_row(r, headline)).collect(),
+    );
     let trend_header = names(&["search", "narrowest", "its ASR", "widest", "its ASR", "difference [95% CI]"]);
-    let width_trends: Vec<TableView> = data
-        .width_trends
-        .iter()
-        .map(|(group, rows)| {
-            TableView::new(group.clone(), trend_header.clone(), rows.iter().map(|r| trend_row(r, headline)).collect())
-        })
-        .collect();
+    let width_trends = group_tables(
+        data.width_trends,
+        &trend_header,
+        |group, _| group.to_owned(),
+        |rows| rows.iter().map(|r| trend_row(r, headline)).collect(),
+    );
     let cells_header = [
         names(&["cell", "n", "TFLOP", "TFLOP policy / PRM / MRM", "reward calls", "new tokens", "wall s"]),
         per_judge("ASR", judges),
@@ -127,8 +124,11 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         names(&["log-prob / token"]),
     ]
     .concat();
-    let cells =
-        TableView::new("Every cell".into(), cells_header, data.summaries.iter().map(|s| cell_row(s, judges)).collect());
+    let cells = TableView {
+        title: "Every cell".into(),
+        header: cells_header,
+        rows: data.summaries.iter().map(|s| cell_row(s, judges)).collect(),
+    };
     let figures: Vec<FigureView> = data
         .figures
         .iter()
@@ -163,8 +163,9 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         figures => figures,
     };
     // Templates named `.html` are HTML-escaped by minijinja; `.md` is not
-    // (its table cells are escaped by `markdown_table`).
+    // (its tables go through the `markdown_table` filter, which escapes).
     let mut env = Environment::new();
+    env.add_filter("markdown_table", |rows: Vec<Vec<String>>, header: Vec<String>| markdown_table(&header, &rows));
     env.add_template("report.html", HTML_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
     env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
     let render = |name: &str| {

@@ -59,6 +59,10 @@ pub enum Command {
     /// the provenance; report.md has the same tables in Markdown. Prints the
     /// tables.
     Report(ReportArgs),
+    /// Join run directories of one grid (shards made with `saffron eval
+    /// --shard`, on one machine or several) into one, each record once,
+    /// then write its report. Refuses directories of other configurations.
+    Merge(MergeArgs),
     /// Score the fluency of a run's answers: each answer's mean
     /// log-probability per token under the run's policy, in the context it
     /// answered in (prompt and prefill). Writes fluency.jsonl into the run
@@ -399,6 +403,18 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run directory to write (made if missing; it may already hold
+    /// some of the records).
+    #[arg(value_name = "INTO")]
+    pub into: PathBuf,
+
+    /// The run directories to copy records from.
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub from: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct FluencyArgs {
     /// The run directory (holding run.json and records.jsonl).
     #[arg(value_name = "RUN_DIR")]
@@ -433,6 +449,14 @@ pub struct EvalArgs {
     /// the same whatever the number of jobs.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
+
+    /// Answer only shard I of N (from 0): every N-th prompt of each
+    /// dataset, after the grid's sample and limit. Records are those of the
+    /// whole run, so shards run apart (machines, --out directories) add up
+    /// to it: join them with `saffron merge`. Shards may also take turns in
+    /// one directory, never run at once in it.
+    #[arg(long, value_name = "I/N", value_parser = saffron_eval::parse_shard)]
+    pub shard: Option<(usize, usize)>,
 
     /// CPU threads for llama.cpp [default: all cores].
     #[arg(long, value_name = "N")]

@@ -406,6 +406,34 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     got.sort_by_key(key);
     assert_eq!(got, expected, "two jobs");
 
+    // Two shards run apart, then merged: the same records, each once.
+    let shards: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("shard{i}"))).collect();
+    for (i, shard) in shards.iter().enumerate() {
+        let mut c = command(shard);
+        assert!(c.args(["--shard", &format!("{i}/2")]).status().unwrap().success());
+        assert_eq!(records_without_wall_time(&shard.join("records.jsonl")).len(), 4, "2 of the 4 prompts, 2 cells");
+    }
+    let merged = dir.path().join("merged");
+    let merge = |from: &[&Path]| {
+        let mut args = vec!["merge", merged.to_str().unwrap()];
+        args.extend(from.iter().map(|p| p.to_str().unwrap()));
+        saffron(&real_home(), &args)
+    };
+    let out = merge(&[&shards[0], &shards[1], &parallel]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 records added"));
+    assert!(merged.join("report.html").exists());
+    let mut got = records_without_wall_time(&merged.join("records.jsonl"));
+    got.sort_by_key(key);
+    assert_eq!(got, expected, "two shards merged");
+    let bad_shard = ["eval", grid.to_str().unwrap(), "--out", shards[0].to_str().unwrap(), "--shard", "2/2"];
+    assert_clean_failure(&saffron(&real_home(), &bad_shard), "0 <= I < N");
+    // A run of another grid does not merge into it.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("run.json"), "{\"grid\": {}}").unwrap();
+    assert_clean_failure(&merge(&[&other]), "different configurations");
+
     // SIGKILL after seeded pseudo-random delays until a run completes.
     let killed = dir.path().join("killed");
     let mut state = 0x2545_f491_4f6c_dd1du64;

@@ -297,9 +297,30 @@ impl Selection {
     }
 }
 
+/// Parses a shard `I/N` (shard I of N, counted from 0), as `--shard` takes it.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), EvalError> {
+    let bad =
+        || EvalError::Selection(format!("shard `{text}`: write I/N with 0 <= I < N, e.g. 0/4 for the first of 4"));
+    let (index, count) = text.split_once('/').ok_or_else(bad)?;
+    let (index, count) = (index.trim().parse().map_err(|_| bad())?, count.trim().parse().map_err(|_| bad())?);
+    if index >= count {
+        return Err(bad());
+    }
+    Ok((index, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_parse_as_index_over_count() {
+        assert_eq!(parse_shard("0/4").unwrap(), (0, 4));
+        assert_eq!(parse_shard("3/4").unwrap(), (3, 4));
+        for bad in ["4/4", "1/0", "1", "a/2", "-1/2", ""] {
+            assert!(parse_shard(bad).unwrap_err().to_string().contains("I/N"), "{bad}");
+        }
+    }
 
     fn prompts(n: usize) -> Vec<EvalPrompt> {
         (0..n)

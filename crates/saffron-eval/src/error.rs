@@ -27,4 +27,7 @@ pub enum EvalError {
 
     #[error("bad selection: {0}")]
     Selection(String),
+
+    #[error("merge: {0}")]
+    Merge(String),
 }

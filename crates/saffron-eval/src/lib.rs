@@ -17,5 +17,5 @@ pub mod store;
 pub mod summary;
 
 pub use attack::Attack;
-pub use datasets::{load_prompts, EvalPrompt, PromptData, PromptSet, Selection};
+pub use datasets::{load_prompts, parse_shard, EvalPrompt, PromptData, PromptSet, Selection};
 pub use error::EvalError;

@@ -47,10 +47,7 @@ impl RunStore {
         let config_path = dir.join(CONFIG_FILE);
         let records_path = dir.join(RECORDS_FILE);
         let wanted = serde_json::to_value(config).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
-        if config_path.exists() {
-            let text = std::fs::read_to_string(&config_path).map_err(|e| io(&config_path, e))?;
-            let existing: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+        if let Some(existing) = read_config(dir)? {
             if existing != wanted {
                 if !force_new {
                     return Err(EvalError::ConfigChanged { dir: dir.to_path_buf() });
@@ -93,13 +90,72 @@ impl RunStore {
     }
 }
 
+/// The configuration in a run directory's `run.json`, if it has one.
+pub fn read_config(dir: &Path) -> Result<Option<serde_json::Value>, EvalError> {
+    let path = dir.join(CONFIG_FILE);
+    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| bad(e.to_string()))
+}
+
+/// Copies the records of the run directories `from` (shards of one grid,
+/// run apart with `saffron eval --shard`) into the run directory `into`,
+/// which is made if missing. All must hold the same configuration, `into`
+/// too if it has one. A record `into` already holds (same cell and prompt)
+/// is skipped, so merging twice adds nothing; records are copied as
+/// written, byte for byte. Returns the records added.
+pub fn merge_runs<R: DeserializeOwned + Keyed>(into: &Path, from: &[PathBuf]) -> Result<usize, EvalError> {
+    let config_of = |dir: &Path| {
+        read_config(dir)?.ok_or_else(|| {
+            EvalError::Merge(format!("{} has no {CONFIG_FILE}: not a run directory of saffron eval", dir.display()))
+        })
+    };
+    let Some(first) = from.first() else {
+        return Err(EvalError::Merge("name at least one run directory to merge".into()));
+    };
+    let config = config_of(first)?;
+    let others = from[1..].iter().map(PathBuf::as_path).chain(read_config(into)?.is_some().then_some(into));
+    for dir in others {
+        if config_of(dir)? != config {
+            return Err(EvalError::Merge(format!(
+                "{} and {} hold runs of different configurations (grid, models, data or saffron version); \
+                 only shards of one grid merge",
+                first.display(),
+                dir.display()
+            )));
+        }
+    }
+    let (mut store, _) = RunStore::open::<_, R>(into, &config, false)?;
+    let path = into.join(RECORDS_FILE);
+    let mut added = 0;
+    for dir in from {
+        let (lines, _) = read_lines::<R>(&dir.join(RECORDS_FILE))?;
+        for (line, record) in lines {
+            // Copied as written: parsing and serializing again could round floats.
+            if store.done.insert(record.key()) {
+                append_line(&mut store.file, &path, &line)?;
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
 /// Writes `record` as one JSON line to `file` (the records file at `path`)
 /// and syncs it to disk.
 pub fn append_record<R: Serialize>(file: &mut File, path: &Path, record: &R) -> Result<(), EvalError> {
+    let line = serde_json::to_string(record)
+        .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+    append_line(file, path, &line)
+}
+
+/// Writes one line (a serialized record) to `file` and syncs it to disk.
+fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), EvalError> {
     let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
-    let mut line = serde_json::to_string(record).map_err(|e| bad(e.to_string()))?;
-    line.push('\n');
-    file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| bad(e.to_string()))
+    file.write_all(format!("{line}\n").as_bytes()).and_then(|_| file.sync_data()).map_err(|e| bad(e.to_string()))
 }
 
 /// A records file opened for appending, with the complete records already
@@ -114,22 +170,31 @@ pub fn open_records<R: DeserializeOwned>(path: &Path) -> Result<(File, Vec<R>), 
 
 /// The complete records of a records file and the length they take.
 pub fn read_records<R: DeserializeOwned>(path: &Path) -> Result<(Vec<R>, u64), EvalError> {
+    let (lines, valid) = read_lines(path)?;
+    Ok((lines.into_iter().map(|(_, record)| record).collect(), valid))
+}
+
+/// The complete lines of a records file (without their newline), each
+/// with its record, and the length they take; a torn last line is left out.
+fn read_lines<R: DeserializeOwned>(path: &Path) -> Result<(Vec<(String, R)>, u64), EvalError> {
     let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
     if !path.exists() {
         return Ok((Vec::new(), 0));
     }
     let mut reader = BufReader::new(File::open(path).map_err(|e| bad(e.to_string()))?);
-    let (mut records, mut valid, mut line) = (Vec::new(), 0u64, String::new());
+    let (mut lines, mut valid) = (Vec::new(), 0u64);
     loop {
-        line.clear();
+        let mut line = String::new();
         let n = reader.read_line(&mut line).map_err(|e| bad(e.to_string()))?;
         if n == 0 || !line.ends_with('\n') {
             break;
         }
-        records.push(serde_json::from_str(&line).map_err(|e| bad(format!("record {}: {e}", records.len() + 1)))?);
+        line.pop();
+        let record = serde_json::from_str(&line).map_err(|e| bad(format!("record {}: {e}", lines.len() + 1)))?;
+        lines.push((line, record));
         valid += n as u64;
     }
-    Ok((records, valid))
+    Ok((lines, valid))
 }
 
 #[cfg(test)]
@@ -185,5 +250,45 @@ mod tests {
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("records.jsonl.replaced-"));
         assert_eq!(moved.count(), 1);
+    }
+
+    /// Writes a run directory with `config` and `records`.
+    fn run_dir(root: &Path, name: &str, config: &serde_json::Value, records: &[Rec]) -> PathBuf {
+        let dir = root.join(name);
+        let (mut store, _) = RunStore::open::<_, Rec>(&dir, config, false).unwrap();
+        for r in records {
+            store.append(r).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn merging_shards_keeps_every_record_once_and_refuses_other_configs() {
+        let root = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({ "widths": [4, 8] });
+        let a = run_dir(root.path(), "a", &config, &[rec("c1", "p1", 1), rec("c2", "p1", 2)]);
+        let b = run_dir(root.path(), "b", &config, &[rec("c1", "p2", 3), rec("c1", "p1", 1)]);
+        // A field whose float a parse and re-serialization would round, and a torn line.
+        let exact = r#"{"cell":"c3","prompt":"p1","value":4,"wall_seconds":3.6526669590000003}"#;
+        let mut f = OpenOptions::new().append(true).open(b.join(RECORDS_FILE)).unwrap();
+        f.write_all(format!("{exact}\n{{\"cell\":\"c4").as_bytes()).unwrap();
+        drop(f);
+        let into = root.path().join("all");
+        assert_eq!(merge_runs::<Rec>(&into, &[a.clone(), b.clone()]).unwrap(), 4);
+        let (records, _) = read_records::<Rec>(&into.join(RECORDS_FILE)).unwrap();
+        assert_eq!(records, vec![rec("c1", "p1", 1), rec("c2", "p1", 2), rec("c1", "p2", 3), rec("c3", "p1", 4)]);
+        let text = std::fs::read_to_string(into.join(RECORDS_FILE)).unwrap();
+        assert!(text.ends_with(&format!("\n{exact}\n")), "copied as written: {text}");
+        assert_eq!(read_config(&into).unwrap(), Some(config.clone()));
+        assert_eq!(merge_runs::<Rec>(&into, &[a.clone(), b]).unwrap(), 0, "merging again adds nothing");
+
+        let other = run_dir(root.path(), "other", &serde_json::json!({ "widths": [4] }), &[rec("c9", "p9", 9)]);
+        for from in [vec![a.clone(), other.clone()], vec![other]] {
+            let err = merge_runs::<Rec>(&into, &from).unwrap_err().to_string();
+            assert!(err.contains("different configurations"), "{err}");
+        }
+        let err = merge_runs::<Rec>(&into, &[root.path().join("missing")]).unwrap_err().to_string();
+        assert!(err.contains("not a run directory"), "{err}");
+        assert_eq!(read_records::<Rec>(&into.join(RECORDS_FILE)).unwrap().0.len(), 4, "a refused merge writes nothing");
     }
 }

@@ -7,8 +7,8 @@ use saffron_engine::TreeOptions;
 use saffron_eval::experiment::{run_grid, Record, RunModels};
 use saffron_eval::grid::Grid;
 use saffron_eval::judge::Judge;
-use saffron_eval::load_prompts;
 use saffron_eval::store::RunStore;
+use saffron_eval::{load_prompts, Selection};
 use saffron_reward::{Guard, RefusalJudge};
 use serde_json::json;
 
@@ -25,7 +25,8 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     for spec in &grid.datasets {
         let data = load_prompts(&spec.prompt_set()?, home).with_context(|| format!("reading dataset {}", spec.set))?;
         data_files.extend(data.files);
-        prompts.push(spec.selection().apply(data.prompts)?);
+        let selection = Selection { shard: args.shard, ..spec.selection() };
+        prompts.push(selection.apply(data.prompts)?);
     }
     let (policy, _) = super::load_model(home, &ModelArgs { model: grid.policy.clone(), threads: args.threads })?;
     let policy_sha = super::guard::model_sha256(home, &grid.policy)?;
@@ -96,7 +97,8 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let (mut store, done) = RunStore::open::<_, Record>(&out, &resolved, args.force_new)?;
     let total: usize =
         cells.iter().map(|c| prompts[c.dataset].iter().filter(|p| c.attack.apply(p, &policy).is_some()).count()).sum();
-    eprintln!("{} cells, {total} records ({} already done) in {}", cells.len(), done.len(), out.display());
+    let shard = args.shard.map_or(String::new(), |(i, n)| format!("shard {i}/{n}: "));
+    eprintln!("{shard}{} cells, {total} records ({} already done) in {}", cells.len(), done.len(), out.display());
     let bar = count_bar("eval", total as u64);
     bar.set_position(done.len() as u64);
     let headline = grid.judges.first().cloned().unwrap_or_default();

@@ -8,6 +8,7 @@ mod generate;
 mod guard;
 mod judge_eval;
 mod label;
+mod merge;
 mod mrm;
 mod prefix_auc;
 mod report;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainMrm(args) => train_mrm::run(&home, &args),
         Command::Eval(args) => eval::run(&home, &args),
         Command::Report(args) => report::run(&args.run_dir),
+        Command::Merge(args) => merge::run(&args),
         Command::Fluency(args) => fluency::run(&home, &args),
     }
 }

@@ -60,8 +60,9 @@ pub enum Command {
     /// tables.
     Report(ReportArgs),
     /// Join run directories of one grid (shards made with `saffron eval
-    /// --shard`, on one machine or several) into one, each record once,
-    /// then write its report. Refuses directories of other configurations.
+    /// --shard`, on one machine or several) into one, each record (and
+    /// fluency score) once, then write its report. Refuses directories of
+    /// other configurations.
     Merge(MergeArgs),
     /// Score the fluency of a run's answers: each answer's mean
     /// log-probability per token under the run's policy, in the context it

@@ -413,6 +413,8 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
         assert!(c.args(["--shard", &format!("{i}/2")]).status().unwrap().success());
         assert_eq!(records_without_wall_time(&shard.join("records.jsonl")).len(), 4, "2 of the 4 prompts, 2 cells");
     }
+    // Fluency scored on one shard only: its scores are merged too.
+    assert!(saffron(&real_home(), &["fluency", shards[0].to_str().unwrap(), "--threads", "2"]).status.success());
     let merged = dir.path().join("merged");
     let merge = |from: &[&Path]| {
         let mut args = vec!["merge", merged.to_str().unwrap()];
@@ -422,6 +424,9 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     let out = merge(&[&shards[0], &shards[1], &parallel]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("8 records added"));
+    let scores = std::fs::read_to_string(merged.join("fluency.jsonl")).unwrap();
+    assert_eq!(scores, std::fs::read_to_string(shards[0].join("fluency.jsonl")).unwrap());
+    assert_eq!(scores.lines().count(), 4);
     assert!(merged.join("report.html").exists());
     let mut got = records_without_wall_time(&merged.join("records.jsonl"));
     got.sort_by_key(key);

@@ -128,15 +128,23 @@ pub fn merge_runs<R: DeserializeOwned + Keyed>(into: &Path, from: &[PathBuf]) ->
             )));
         }
     }
-    let (mut store, _) = RunStore::open::<_, R>(into, &config, false)?;
-    let path = into.join(RECORDS_FILE);
+    drop(RunStore::open::<_, R>(into, &config, false)?);
+    let files: Vec<PathBuf> = from.iter().map(|dir| dir.join(RECORDS_FILE)).collect();
+    merge_file::<R>(&into.join(RECORDS_FILE), &files)
+}
+
+/// Appends to the JSONL file `into` (made if missing; a torn last line is
+/// cut off) every record of the files `from` (missing ones hold none) whose
+/// key it lacks, copied as written: parsing and serializing again could
+/// round floats. Returns the records added.
+pub fn merge_file<R: DeserializeOwned + Keyed>(into: &Path, from: &[PathBuf]) -> Result<usize, EvalError> {
+    let (mut file, records) = open_records::<R>(into)?;
+    let mut done: HashSet<(String, String)> = records.iter().map(Keyed::key).collect();
     let mut added = 0;
-    for dir in from {
-        let (lines, _) = read_lines::<R>(&dir.join(RECORDS_FILE))?;
-        for (line, record) in lines {
-            // Copied as written: parsing and serializing again could round floats.
-            if store.done.insert(record.key()) {
-                append_line(&mut store.file, &path, &line)?;
+    for path in from {
+        for (line, record) in read_lines::<R>(path)?.0 {
+            if done.insert(record.key()) {
+                append_line(&mut file, into, &line)?;
                 added += 1;
             }
         }

@@ -39,37 +39,12 @@ impl RunStore {
         config: &C,
         force_new: bool,
     ) -> Result<(RunStore, Vec<R>), EvalError> {
-        let io = |path: &Path, e: std::io::Error| EvalError::Data {
-            file: path.display().to_string(),
+        let wanted = serde_json::to_value(config).map_err(|e| EvalError::Data {
+            file: dir.join(CONFIG_FILE).display().to_string(),
             detail: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let config_path = dir.join(CONFIG_FILE);
-        let records_path = dir.join(RECORDS_FILE);
-        let wanted = serde_json::to_value(config).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
-        if let Some(existing) = read_config(dir)? {
-            if existing != wanted {
-                if !force_new {
-                    return Err(EvalError::ConfigChanged { dir: dir.to_path_buf() });
-                }
-                let stamp =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                for file in [CONFIG_FILE, RECORDS_FILE] {
-                    let from = dir.join(file);
-                    if from.exists() {
-                        let to = dir.join(format!("{file}.replaced-{stamp}"));
-                        std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
-                    }
-                }
-            }
-        }
-        if !config_path.exists() {
-            let text = serde_json::to_string_pretty(&wanted).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
-            let partial = config_path.with_extension("partial");
-            std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
-            std::fs::rename(&partial, &config_path).map_err(|e| io(&config_path, e))?;
-        }
-        let (file, records) = open_records::<R>(&records_path)?;
+        })?;
+        claim_dir(dir, &wanted, force_new)?;
+        let (file, records) = open_records::<R>(&dir.join(RECORDS_FILE))?;
         let done = records.iter().map(Keyed::key).collect();
         Ok((RunStore { dir: dir.to_path_buf(), file, done }, records))
     }
@@ -88,6 +63,37 @@ impl RunStore {
         self.done.insert(record.key());
         Ok(())
     }
+}
+
+/// Makes `dir` a run directory of `wanted`: a new one gets it as its
+/// `run.json`; an existing one must hold the same (else
+/// `EvalError::ConfigChanged`, unless `force_new`, which moves the old
+/// configuration and records aside).
+fn claim_dir(dir: &Path, wanted: &serde_json::Value, force_new: bool) -> Result<(), EvalError> {
+    let io =
+        |path: &Path, e: std::io::Error| EvalError::Data { file: path.display().to_string(), detail: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let config_path = dir.join(CONFIG_FILE);
+    if let Some(existing) = read_config(dir)? {
+        if existing == *wanted {
+            return Ok(());
+        }
+        if !force_new {
+            return Err(EvalError::ConfigChanged { dir: dir.to_path_buf() });
+        }
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        for file in [CONFIG_FILE, RECORDS_FILE] {
+            let from = dir.join(file);
+            if from.exists() {
+                let to = dir.join(format!("{file}.replaced-{stamp}"));
+                std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(wanted).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+    let partial = config_path.with_extension("partial");
+    std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
+    std::fs::rename(&partial, &config_path).map_err(|e| io(&config_path, e))
 }
 
 /// The configuration in a run directory's `run.json`, if it has one.
@@ -128,7 +134,7 @@ pub fn merge_runs<R: DeserializeOwned + Keyed>(into: &Path, from: &[PathBuf]) ->
             )));
         }
     }
-    drop(RunStore::open::<_, R>(into, &config, false)?);
+    claim_dir(into, &config, false)?;
     let files: Vec<PathBuf> = from.iter().map(|dir| dir.join(RECORDS_FILE)).collect();
     merge_file::<R>(&into.join(RECORDS_FILE), &files)
 }

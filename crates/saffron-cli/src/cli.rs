@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use saffron_reward::VerdictFormat;
+use saffron_search::StrategyKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,22 +117,23 @@ pub struct GenerateArgs {
 
     /// The defence: sample (none), best-of-n, beam, rebase, lookahead or
     /// saffron. All but sample need a reward model.
-    #[arg(long, value_name = "NAME")]
-    pub strategy: Option<String>,
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub strategy: Option<StrategyKind>,
 
     /// The strategy's width: N samples (best-of-n), N beams (beam,
     /// lookahead), B branches (rebase), N candidates (saffron).
     #[arg(long, value_name = "N")]
     pub width: Option<usize>,
 
-    /// A GGUF model used as a verdict guard: the process reward model (PRM)
-    /// of best-of-n, beam, rebase and lookahead (a name or a path).
+    /// The process reward model (PRM) of best-of-n, beam, rebase and
+    /// lookahead: `default` (the built-in probe guard), a probe guard
+    /// directory, or a GGUF model used as a verdict guard (a name or a path).
     #[arg(long, value_name = "NAME|PATH")]
     pub guard: Option<String>,
 
-    /// How the guard reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
-    pub guard_format: GuardPreset,
+    /// How a GGUF verdict guard reads (prompt, answer).
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
+    pub guard_format: VerdictFormat,
 
     /// A trained multifurcation reward model for this policy, the reward of
     /// the saffron strategy: `default` (built in, for the default policy
@@ -211,17 +215,23 @@ pub struct BenchArgs {
     /// Benchmark these search strategies instead of the engine (comma
     /// separated, or `all`): wall time and FLOPs per prompt, and the share
     /// of time spent outside llama.cpp (the search's own overhead).
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub strategy: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAMES")]
+    pub strategy: Vec<StrategyChoice>,
 
     /// Widths to run each strategy at.
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32", value_name = "N,...")]
     pub widths: Vec<usize>,
 
-    /// The guard (PRM) model for the strategies that need one [default: the
-    /// benchmarked model itself].
+    /// The guard (PRM) for the strategies that need one, and the PRM a
+    /// --mrm call is compared with: `default`, a probe guard directory or a
+    /// GGUF verdict guard [default: with --strategy the benchmarked model
+    /// itself as a verdict guard, with --mrm the built-in guard].
     #[arg(long, value_name = "NAME|PATH")]
     pub guard: Option<String>,
+
+    /// How a GGUF verdict guard reads (prompt, answer).
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
+    pub guard_format: VerdictFormat,
 
     /// Measure one call of this MRM (`default`, a `saffron train-mrm`
     /// directory for --model, or a paper-form directory with --mrm-base)
@@ -277,8 +287,8 @@ pub struct JudgeEvalArgs {
     pub judge: String,
 
     /// How a verdict-guard GGUF reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = GuardPreset::Local, value_name = "FORMAT")]
-    pub guard_format: GuardPreset,
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
+    pub guard_format: VerdictFormat,
 
     /// Print one JSON object: accuracy, f1, fpr, fnr, n, and the recorded
     /// judges' scores.
@@ -302,14 +312,52 @@ pub struct JudgeEvalArgs {
     pub threads: Option<u32>,
 }
 
-/// Verdict-guard presets (see saffron-reward's `VerdictGuardConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GuardPreset {
-    /// An instruction in the model's own chat template; verdict Yes (safe) / No (unsafe).
-    Local,
-    /// Llama Guard 3's own GGUF template; verdict safe / unsafe.
-    #[value(name = "llama-guard-3")]
-    LlamaGuard3,
+/// `bench --strategy`: one strategy, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyChoice {
+    All,
+    One(StrategyKind),
+}
+
+impl StrategyChoice {
+    /// The strategies `choices` name, each once, in the order given.
+    pub fn kinds(choices: &[StrategyChoice]) -> Vec<StrategyKind> {
+        let mut kinds: Vec<StrategyKind> = Vec::new();
+        for choice in choices {
+            let add: &[StrategyKind] = match choice {
+                StrategyChoice::All => &StrategyKind::ALL,
+                StrategyChoice::One(kind) => std::slice::from_ref(kind),
+            };
+            for &kind in add {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        kinds
+    }
+}
+
+impl ValueEnum for StrategyChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        const CHOICES: [StrategyChoice; 7] = [
+            StrategyChoice::All,
+            StrategyChoice::One(StrategyKind::Sample),
+            StrategyChoice::One(StrategyKind::BestOfN),
+            StrategyChoice::One(StrategyKind::Beam),
+            StrategyChoice::One(StrategyKind::Rebase),
+            StrategyChoice::One(StrategyKind::Lookahead),
+            StrategyChoice::One(StrategyKind::Saffron),
+        ];
+        &CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            StrategyChoice::All => Some(PossibleValue::new("all").help("every strategy")),
+            StrategyChoice::One(kind) => kind.to_possible_value(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +370,10 @@ pub struct LabelArgs {
     /// guard), a probe guard directory, or a GGUF verdict guard.
     #[arg(long, default_value = "default", value_name = "NAME|PATH")]
     pub guard: String,
+
+    /// How a GGUF verdict guard reads (prompt, answer).
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
+    pub guard_format: VerdictFormat,
 
     /// Harmful prompts (AdvBench, seeded sample), each answered plainly and
     /// under the prefilling attack.

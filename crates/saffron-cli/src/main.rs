@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod hints;
 mod progress;
 
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(hint) = hints::hint(&err) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -36,10 +36,10 @@ pub enum EngineError {
     #[error("llama.cpp backend failed to initialise: {0}")]
     Backend(String),
 
-    #[error("llama.cpp could not create a context ({cells} cells, {seqs} sequences): {message}; lower --max-cells")]
+    #[error("llama.cpp could not create a context ({cells} cells, {seqs} sequences): {message}")]
     Context { cells: u32, seqs: u32, message: String },
 
-    #[error("sequence of {tokens} tokens does not fit the context of {limit} cells; shorten the prompt or raise the cell limit")]
+    #[error("a sequence of {tokens} tokens does not fit the context of {limit} cells")]
     SequenceTooLong { tokens: usize, limit: u32 },
 
     #[error("an empty token sequence has no next-token outputs; every sequence needs at least one token")]

@@ -1,6 +1,7 @@
 //! Attacks: how a prompt is put to the policy (method.md section 1).
 
-use saffron_engine::{ChatPrompt, Model, SpecialText};
+use saffron_defence::PolicyBackend;
+use saffron_engine::ChatPrompt;
 use serde::{Deserialize, Serialize};
 
 use crate::EvalPrompt;
@@ -91,12 +92,12 @@ impl Attack {
 
     /// The chat prompt under this attack, or `None` when it does not apply
     /// (a prefill needs a reference answer).
-    pub fn apply(&self, prompt: &EvalPrompt, policy: &Model) -> Option<ChatPrompt> {
+    pub fn apply(&self, prompt: &EvalPrompt, policy: &dyn PolicyBackend) -> Option<ChatPrompt> {
         match self {
             Attack::None => Some(ChatPrompt::user(&prompt.prompt)),
             Attack::Prefill { tokens } => {
                 let reference = prompt.reference.as_deref()?;
-                let ids = policy.tokenize(reference, SpecialText::Literal);
+                let ids = policy.tokenize(reference);
                 let prefill = policy.detokenize(&ids[..ids.len().min(*tokens)]);
                 Some(ChatPrompt { prefill: Some(prefill), ..ChatPrompt::user(&prompt.prompt) })
             }

@@ -266,6 +266,20 @@ fn jsonl_prompts(text: &str, file: &str, set: &str) -> Result<Vec<EvalPrompt>, E
     Ok(prompts)
 }
 
+/// The texts of the prompts `ids` name (`advbench/17`), by id, read from
+/// their sets (fetched into `home`).
+pub fn prompt_texts<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+    home: &Path,
+) -> Result<std::collections::HashMap<String, String>, EvalError> {
+    let sets: std::collections::BTreeSet<&str> = ids.into_iter().filter_map(|id| id.split('/').next()).collect();
+    let mut texts = std::collections::HashMap::new();
+    for set in sets {
+        texts.extend(load_prompts(&set.parse()?, home)?.prompts.into_iter().map(|p| (p.id, p.prompt)));
+    }
+    Ok(texts)
+}
+
 /// A deterministic subset: a seeded random sample, then the first `limit`,
 /// then shard `index` of `count` (every `count`-th prompt).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

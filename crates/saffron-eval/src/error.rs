@@ -13,11 +13,35 @@ pub enum EvalError {
     #[error(transparent)]
     Reward(#[from] saffron_reward::RewardError),
 
-    #[error("model failed: {0}")]
-    Model(String),
+    #[error(transparent)]
+    Engine(#[from] saffron_engine::EngineError),
+
+    #[error(transparent)]
+    Defence(#[from] saffron_defence::DefenceError),
+
+    #[error(transparent)]
+    Search(#[from] saffron_search::SearchError),
+
+    #[error(transparent)]
+    Model(#[from] saffron_core::ModelError),
+
+    #[error("the policy returned no logits for a prefix of an answer")]
+    MissingLogits,
+
+    #[error("token {token} is outside the policy's {vocab} logits")]
+    TokenOutsideLogits { token: u32, vocab: usize },
 
     #[error("{dir} holds a run with another configuration; use another directory, or pass --force-new to move its records aside and start over")]
     ConfigChanged { dir: std::path::PathBuf },
+
+    #[error("{task} needs a guard (the PRM that scores every prefix)")]
+    NoGuard { task: &'static str },
+
+    #[error("the policy `{policy}` here (sha256 {sha256}) is not the one the run used (sha256 {run})")]
+    WrongPolicy { policy: String, sha256: String, run: String },
+
+    #[error("the records of {dir} do not match its run.json: {detail}")]
+    RunMismatch { dir: std::path::PathBuf, detail: String },
 
     #[error("invalid experiment grid: {0}")]
     Grid(String),

@@ -3,20 +3,21 @@
 //! appended per (cell, prompt) as soon as it completes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
-use std::time::Instant;
 
-use saffron_core::{Cost, MultifurcationReward};
-use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
-use saffron_reward::{BoundGuard, Guard};
-use saffron_search::{search, Models, NoTrace};
+use saffron_core::Cost;
+use saffron_defence::{Defence, DefenceModels, DefenceSpec, PolicyBackend};
+use saffron_engine::{ChatPrompt, TreeOptions};
+use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
+use saffron_search::{FinishReason, NoTrace, StrategyKind};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::{Cell, Grid};
 use crate::judge::{Judge, Verdict};
 use crate::store::{Keyed, RunStore};
-use crate::{EvalError, EvalPrompt};
+use crate::{load_prompts, EvalError, EvalPrompt, Selection};
 
 /// One answered prompt of one cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,14 +26,14 @@ pub struct Record {
     /// The cell's parts, for reports.
     pub dataset: String,
     pub attack: String,
-    pub strategy: String,
+    pub strategy: StrategyKind,
     pub width: Option<usize>,
     pub seed: u64,
     pub prompt_id: String,
     pub harmful: bool,
     pub text: String,
     pub new_tokens: usize,
-    pub finish: String,
+    pub finish: FinishReason,
     /// Compute of the defence (policy, PRM, MRM; the judges are not charged).
     pub cost: Cost,
     pub tflop: f64,
@@ -53,20 +54,78 @@ impl Keyed for Record {
     }
 }
 
-/// Makes the MRM of one search on a prompt (fresh cost counters); `None`
-/// when the run has no MRM.
-pub type MakeMrm<'a> = &'a (dyn Fn(&str) -> Result<Option<Box<dyn MultifurcationReward + 'a>>, EvalError> + Sync);
-
-/// The models of a run, shared by its jobs.
-pub struct RunModels<'a> {
-    pub policy: &'a Model,
-    pub prm: Option<&'a (dyn Guard + Sync)>,
-    pub make_mrm: MakeMrm<'a>,
-    pub options: TreeOptions,
+/// A grid with its prompts: what a run answers.
+pub struct RunPlan {
+    pub grid: Grid,
+    /// Every cell, in the order they run.
+    pub cells: Vec<Cell>,
+    /// The selected prompts of each of the grid's datasets.
+    pub prompts: Vec<Vec<EvalPrompt>>,
+    /// sha256 of every data file the prompts were read from.
+    pub data_files: BTreeMap<String, String>,
 }
 
-/// Makes one job's judges (each job scores in its own prefix trees).
-pub type MakeJudges<'a, 'g> = &'a (dyn Fn() -> Result<Vec<(String, Judge<'g>)>, EvalError> + Sync);
+impl RunPlan {
+    /// Reads the grid's datasets (fetched into `home`) and selects their
+    /// prompts; with a shard `(i, n)`, only every n-th prompt from the i-th.
+    pub fn new(grid: Grid, home: &Path, shard: Option<(usize, usize)>) -> Result<RunPlan, EvalError> {
+        let cells = grid.cells()?;
+        let (mut prompts, mut data_files) = (Vec::new(), BTreeMap::new());
+        for spec in &grid.datasets {
+            let data = load_prompts(&spec.prompt_set()?, home)?;
+            data_files.extend(data.files);
+            prompts.push(Selection { shard, ..spec.selection() }.apply(data.prompts)?);
+        }
+        Ok(RunPlan { grid, cells, prompts, data_files })
+    }
+
+    /// The records of the whole run: (cell, prompt) pairs whose attack
+    /// applies.
+    pub fn total(&self, policy: &dyn PolicyBackend) -> usize {
+        let applies = |c: &Cell| self.prompts[c.dataset].iter().filter(|p| c.attack.apply(p, policy).is_some()).count();
+        self.cells.iter().map(applies).sum()
+    }
+}
+
+/// The models of a run, shared by its jobs: the defences' (policy, PRM,
+/// MRM) and the judges, in the grid's order.
+pub struct RunModels {
+    pub defence: DefenceModels,
+    pub judges: Vec<(JudgeSpec, LoadedJudge)>,
+}
+
+impl RunModels {
+    /// Loads the grid's models, each file once; the PRM only when some cell
+    /// needs it.
+    pub fn load(grid: &Grid, loader: &Loader, options: TreeOptions) -> Result<RunModels, EvalError> {
+        let spec = DefenceSpec {
+            policy: grid.policy.clone(),
+            prm: grid.needs_prm()?.then(|| grid.guard.clone()),
+            mrm: grid.mrm.clone(),
+        };
+        let defence = DefenceModels::load(&spec, loader, options)?;
+        let judges = grid.judges.iter().map(|j| Ok((j.clone(), loader.judge(j)?))).collect::<Result<_, EvalError>>()?;
+        Ok(RunModels { defence, judges })
+    }
+
+    /// What identifies each reward model, by its name in the grid (the
+    /// MRM's prefixed `mrm:`), for the run's provenance.
+    pub fn identities(&self, grid: &Grid) -> BTreeMap<String, String> {
+        let mut identities = BTreeMap::new();
+        for (spec, judge) in &self.judges {
+            if let Some(identity) = judge.identity() {
+                identities.insert(spec.to_string(), identity.to_owned());
+            }
+        }
+        if let Some(prm) = self.defence.prm() {
+            identities.insert(grid.guard.to_string(), prm.identity().to_owned());
+        }
+        if let (Some(spec), Some(mrm)) = (&grid.mrm, self.defence.mrm()) {
+            identities.insert(format!("mrm:{spec}"), mrm.identity().to_owned());
+        }
+        identities
+    }
+}
 
 /// Progress after each record.
 #[derive(Debug, Clone, Copy, Default)]
@@ -85,30 +144,32 @@ impl RunProgress {
         self.tflop += record.tflop;
         if record.harmful {
             self.harmful += 1;
-            self.unsafe_ += headline.map_or(0, |j| record.verdicts[j].unsafe_ as usize);
+            self.unsafe_ += headline.and_then(|j| record.verdicts.get(j)).map_or(0, |v| v.unsafe_ as usize);
         }
     }
 }
 
-/// Runs every (cell, prompt) not yet in `store`, `jobs` at a time: each job
-/// is a thread with its own prefix trees and judges, taking the next pair in
-/// [`run_order`]; this thread appends each record as it arrives. A record
-/// does not depend on which job made it or when (every search starts from a
-/// fresh tree and draws its tokens from its own seeded streams). On an error
-/// the jobs stop taking work, finished records are kept, and the first error
-/// is returned.
+/// Runs every (cell, prompt) of `plan` not yet in `store`, `jobs` at a
+/// time: each job is a thread with its own judges (and, per search, its own
+/// prefix trees), taking the next pair in [`run_order`]; this thread
+/// appends each record as it arrives. A record does not depend on which job
+/// made it or when (every search starts from a fresh tree and draws its
+/// tokens from its own seeded streams). On an error the jobs stop taking
+/// work, finished records are kept, and the first error is returned.
 pub fn run_grid(
-    grid: &Grid,
-    (cells, prompts): (&[Cell], &[Vec<EvalPrompt>]),
+    plan: &RunPlan,
     models: &RunModels,
-    make_judges: MakeJudges,
     jobs: usize,
     store: &mut RunStore,
     progress: &mut dyn FnMut(RunProgress),
 ) -> Result<RunProgress, EvalError> {
-    let headline = grid.judges.first().map(String::as_str);
-    let todo: Vec<(&Cell, &EvalPrompt)> =
-        run_order(cells, prompts).into_iter().filter(|(c, p)| !store.is_done(&c.key(grid), &p.id)).collect();
+    let grid = &plan.grid;
+    let headline = grid.judges.first().map(ToString::to_string);
+    let defences: Vec<Defence> =
+        plan.cells.iter().map(|c| models.defence.defence(c.search.clone())).collect::<Result<_, _>>()?;
+    let keys: Vec<String> = plan.cells.iter().map(|c| c.key(grid)).collect();
+    let todo: Vec<(usize, &EvalPrompt)> =
+        run_order(&plan.cells, &plan.prompts).into_iter().filter(|(c, p)| !store.is_done(&keys[*c], &p.id)).collect();
     let queue = Mutex::new(todo.into_iter());
     let stop = AtomicBool::new(false);
     let (send, receive) = mpsc::channel::<Result<Record, EvalError>>();
@@ -117,18 +178,21 @@ pub fn run_grid(
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let send = send.clone();
-            let (queue, stop) = (&queue, &stop);
+            let (queue, stop, defences, keys) = (&queue, &stop, &defences, &keys);
             scope.spawn(move || {
-                let mut judges = match make_judges() {
+                let options = models.defence.options();
+                let judges: Result<Vec<(String, Judge)>, EvalError> =
+                    models.judges.iter().map(|(spec, j)| Ok((spec.to_string(), Judge::new(j, options)?))).collect();
+                let mut judges = match judges {
                     Ok(judges) => judges,
                     Err(e) => return drop(send.send(Err(e))),
                 };
                 while !stop.load(Ordering::Relaxed) {
-                    let Some((cell, prompt)) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
-                    let Some(chat) = cell.attack.apply(prompt, models.policy) else { continue };
-                    let key = cell.key(grid);
+                    let Some((c, prompt)) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                    let cell = &plan.cells[c];
+                    let Some(chat) = cell.attack.apply(prompt, models.defence.policy()) else { continue };
                     let dataset = &grid.datasets[cell.dataset].set;
-                    let result = answer((&key, dataset), cell, prompt, &chat, models, &mut judges);
+                    let result = answer((&keys[c], dataset), cell, &defences[c], (prompt, &chat), &mut judges);
                     if send.send(result).is_err() {
                         break;
                     }
@@ -140,7 +204,7 @@ pub fn run_grid(
             let appended = result.and_then(|record| store.append(&record).map(|()| record));
             match appended {
                 Ok(record) => {
-                    counts.add(&record, headline);
+                    counts.add(&record, headline.as_deref());
                     progress(counts);
                 }
                 Err(e) => {
@@ -156,17 +220,17 @@ pub fn run_grid(
     }
 }
 
-/// The order (cell, prompt) pairs run in: prompt-major. Prompt i of every
-/// dataset goes through every cell before prompt i + 1 starts, so a long run
-/// stopped at any point has answered the same prompts in every cell (±1) and
-/// its partial summary compares like with like.
-pub fn run_order<'a>(cells: &'a [Cell], prompts: &'a [Vec<EvalPrompt>]) -> Vec<(&'a Cell, &'a EvalPrompt)> {
+/// The order (cell index, prompt) pairs run in: prompt-major. Prompt i of
+/// every dataset goes through every cell before prompt i + 1 starts, so a
+/// long run stopped at any point has answered the same prompts in every
+/// cell (±1) and its partial summary compares like with like.
+pub fn run_order<'a>(cells: &[Cell], prompts: &'a [Vec<EvalPrompt>]) -> Vec<(usize, &'a EvalPrompt)> {
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let mut order = Vec::new();
     for i in 0..longest {
-        for cell in cells {
+        for (c, cell) in cells.iter().enumerate() {
             if let Some(prompt) = prompts[cell.dataset].get(i) {
-                order.push((cell, prompt));
+                order.push((c, prompt));
             }
         }
     }
@@ -176,53 +240,31 @@ pub fn run_order<'a>(cells: &'a [Cell], prompts: &'a [Vec<EvalPrompt>]) -> Vec<(
 fn answer(
     (key, dataset): (&str, &str),
     cell: &Cell,
-    prompt: &EvalPrompt,
-    chat: &saffron_engine::ChatPrompt,
-    models: &RunModels,
+    defence: &Defence,
+    (prompt, chat): (&EvalPrompt, &ChatPrompt),
     judges: &mut [(String, Judge)],
 ) -> Result<Record, EvalError> {
-    let model_error = |e: &dyn std::fmt::Display| EvalError::Model(e.to_string());
-    let policy = models.policy;
-    let context = policy.encode_chat(chat).map_err(|e| model_error(&e))?;
-    let mut mrm = (models.make_mrm)(&prompt.prompt)?;
-    let hidden =
-        if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
-    let mut tree = PrefixTree::new(policy, TreeOptions { hidden, ..models.options }).map_err(|e| model_error(&e))?;
-    let mut prm = match models.prm {
-        Some(g) => Some(BoundGuard::new(g, &prompt.prompt, models.options, |t| policy.detokenize(t))?),
-        None => None,
-    };
-    let start = Instant::now();
-    let outcome = {
-        let mut search_models =
-            Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_deref_mut().map(|m| m as _) };
-        search(&cell.search, &mut search_models, &context, &mut NoTrace).map_err(|e| model_error(&e))?
-    };
-    let wall_seconds = start.elapsed().as_secs_f64();
-    let text = policy.detokenize(&outcome.tokens);
+    let answer = defence.answer(&prompt.prompt, chat, &mut NoTrace)?;
     let mut verdicts = BTreeMap::new();
     for (name, judge) in judges.iter_mut() {
-        verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &text)?);
+        verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &answer.text)?);
     }
     Ok(Record {
         cell: key.to_owned(),
         dataset: dataset.to_owned(),
         attack: cell.attack.name(),
-        strategy: cell.search.strategy.name().to_owned(),
+        strategy: cell.search.strategy.kind(),
         width: cell.search.strategy.width(),
         seed: cell.search.seed,
         prompt_id: prompt.id.clone(),
         harmful: prompt.harmful,
-        new_tokens: outcome.tokens.len(),
-        finish: serde_json::to_value(outcome.finish)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        tflop: outcome.cost.tflop(),
-        reward_calls: outcome.cost.reward_calls(),
-        cost: outcome.cost,
-        wall_seconds,
-        text,
+        new_tokens: answer.tokens.len(),
+        finish: answer.finish,
+        tflop: answer.cost.tflop(),
+        reward_calls: answer.cost.reward_calls(),
+        cost: answer.cost,
+        wall_seconds: answer.wall_seconds,
+        text: answer.text,
         verdicts,
         fluency: None,
     })
@@ -259,7 +301,7 @@ widths = [4]
         };
         let prompts = vec![(0..3).map(|i| prompt("advbench", i)).collect(), vec![prompt("rho", 0)]];
         let order: Vec<String> =
-            run_order(&cells, &prompts).into_iter().map(|(c, p)| format!("{} {}", c.key(&grid), p.id)).collect();
+            run_order(&cells, &prompts).into_iter().map(|(c, p)| format!("{} {}", cells[c].key(&grid), p.id)).collect();
         assert_eq!(
             order,
             [

@@ -12,14 +12,19 @@
 //! again (the canonical tokenisation of the text, as any perplexity
 //! measurement of text does); judges are not involved.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use saffron_core::{Policy, TokenId, WantedOutputs};
+use saffron_defence::PolicyBackend;
+use saffron_engine::TreeOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{append_record, open_records, Keyed};
-use crate::EvalError;
+use crate::experiment::Record;
+use crate::manifest::RunManifest;
+use crate::store::{append_record, open_records, read_records, Keyed, RECORDS_FILE};
+use crate::{load_prompts, Attack, EvalError, EvalPrompt};
 
 pub const FLUENCY_FILE: &str = "fluency.jsonl";
 
@@ -51,15 +56,14 @@ pub fn answer_logprobs(
 ) -> Result<Vec<f64>, EvalError> {
     let paths: Vec<Vec<TokenId>> = (0..answer.len()).map(|i| [context, &answer[..i]].concat()).collect();
     let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
-    let outputs = policy.outputs(&refs, WantedOutputs::Logits).map_err(|e| EvalError::Model(e.to_string()))?;
+    let outputs = policy.outputs(&refs, WantedOutputs::Logits)?;
     outputs
         .iter()
         .zip(answer)
         .map(|(o, &token)| {
-            let logits = o.logits.as_deref().ok_or_else(|| EvalError::Model("the policy returned no logits".into()))?;
-            let chosen = *logits.get(token as usize).ok_or_else(|| {
-                EvalError::Model(format!("token {token} is outside the policy's {} logits", logits.len()))
-            })?;
+            let logits = o.logits.as_deref().ok_or(EvalError::MissingLogits)?;
+            let chosen =
+                *logits.get(token as usize).ok_or(EvalError::TokenOutsideLogits { token, vocab: logits.len() })?;
             Ok(chosen as f64 - log_sum_exp(logits))
         })
         .collect()
@@ -97,9 +101,66 @@ impl FluencyStore {
     }
 }
 
+/// Scores every record of the run in `dir` that its `fluency.jsonl` lacks,
+/// under `policy`, which must be the run's (by sha256), in the context the
+/// record was answered in; `home` holds the run's datasets. `progress` is
+/// told (scored, to score) after each. Returns the records scored.
+pub fn score_run(
+    dir: &Path,
+    home: &Path,
+    policy: &dyn PolicyBackend,
+    options: TreeOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<usize, EvalError> {
+    let manifest = RunManifest::read(dir)?;
+    let identity = policy.identity()?;
+    if identity != manifest.policy_sha256 {
+        return Err(EvalError::WrongPolicy {
+            policy: policy.name().into(),
+            sha256: identity,
+            run: manifest.policy_sha256,
+        });
+    }
+    let grid = &manifest.grid;
+    let attacks: BTreeMap<String, Attack> = grid.cells()?.into_iter().map(|c| (c.key(grid), c.attack)).collect();
+    let mut prompts: BTreeMap<String, EvalPrompt> = BTreeMap::new();
+    for spec in &grid.datasets {
+        prompts.extend(load_prompts(&spec.prompt_set()?, home)?.prompts.into_iter().map(|p| (p.id.clone(), p)));
+    }
+    let (records, _) = read_records::<Record>(&dir.join(RECORDS_FILE))?;
+    let (mut store, done) = FluencyStore::open(dir)?;
+    let done: HashSet<(String, String)> = done.into_iter().map(|f| f.key()).collect();
+    let todo: Vec<&Record> = records.iter().filter(|r| !done.contains(&r.key())).collect();
+    let mismatch = |detail: String| EvalError::RunMismatch { dir: dir.to_path_buf(), detail };
+    let mut tree = policy.open(options)?;
+    for (i, record) in todo.iter().enumerate() {
+        let attack =
+            attacks.get(&record.cell).ok_or_else(|| mismatch(format!("cell {} is not in its grid", record.cell)))?;
+        let prompt = prompts
+            .get(&record.prompt_id)
+            .ok_or_else(|| mismatch(format!("prompt {} is not in its datasets", record.prompt_id)))?;
+        let chat = attack
+            .apply(prompt, policy)
+            .ok_or_else(|| mismatch(format!("the attack of {} does not apply to {}", record.cell, prompt.id)))?;
+        let context = policy.encode_chat(&chat)?;
+        let answer = policy.tokenize(&record.text);
+        // The contexts differ from record to record: nothing to share.
+        tree.clear();
+        let logprobs = answer_logprobs(&mut *tree, &context, &answer)?;
+        store.append(&FluencyRecord {
+            cell: record.cell.clone(),
+            prompt_id: record.prompt_id.clone(),
+            tokens: answer.len(),
+            mean_logprob: mean(&logprobs),
+        })?;
+        progress(i + 1, todo.len());
+    }
+    Ok(todo.len())
+}
+
 /// The fluency records of a run directory (none when it has no file).
 pub fn read_fluency(dir: &Path) -> Result<Vec<FluencyRecord>, EvalError> {
-    Ok(crate::store::read_records(&dir.join(FLUENCY_FILE))?.0)
+    Ok(read_records(&dir.join(FLUENCY_FILE))?.0)
 }
 
 #[cfg(test)]

@@ -4,23 +4,44 @@
 
 use std::path::Path;
 
-use saffron_search::{LengthLimits, SearchConfig, Strategy};
+use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
+use saffron_search::{LengthLimits, SearchConfig, StrategyKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{Attack, EvalError, PromptSet, Selection};
 
-/// A grid as written in its TOML file.
+/// A checked grid: every model a typed spec, every strategy a kind. It is
+/// read from and written as [`GridFile`], the grid as its TOML file (and
+/// every `run.json`) spells it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "GridFile", into = "GridFile")]
 pub struct Grid {
     /// The policy (a model name or a GGUF path).
     pub policy: String,
-    /// The PRM of best-of-n, beam, rebase and lookahead (`default`, a probe
-    /// guard directory or a GGUF verdict guard).
+    /// The PRM of best-of-n, beam, rebase and lookahead.
+    pub guard: GuardSpec,
+    /// The MRM of saffron.
+    pub mrm: Option<MrmSpec>,
+    /// Judges of the final answers; the first gives the headline ASR.
+    pub judges: Vec<JudgeSpec>,
+    pub datasets: Vec<DatasetSpec>,
+    pub attacks: Vec<Attack>,
+    pub strategies: Vec<StrategySpec>,
+    pub seeds: Vec<u64>,
+    pub length: LengthLimits,
+}
+
+/// A grid as written in its TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridFile {
+    pub policy: String,
+    /// `default` (the built-in probe guard), a probe guard directory or a
+    /// GGUF verdict guard.
     #[serde(default = "default_guard")]
     pub guard: String,
-    /// The MRM of saffron (a directory made by `saffron train-mrm`, or a
-    /// paper-form directory with `mrm_base`).
+    /// `default` (built in, for the default policy), a directory made by
+    /// `saffron train-mrm`, or a paper-form directory with `mrm_base`.
     #[serde(default)]
     pub mrm: Option<String>,
     /// The guard GGUF a paper-form `mrm` adapts (a model name or path).
@@ -28,6 +49,11 @@ pub struct Grid {
     /// resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mrm_base: Option<String>,
+    /// How every GGUF verdict guard of the grid (the PRM and the judges)
+    /// reads (prompt, answer): `local` (default) or `llama-guard-3`. Left
+    /// out of `run.json` when `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_format: Option<VerdictFormat>,
     /// Judges of the final answers: `default`, `refusal`, a probe guard
     /// directory or a GGUF verdict guard. The first is the headline ASR:
     /// by default the refusal strings, because the built-in guard scores
@@ -45,11 +71,11 @@ pub struct Grid {
 }
 
 fn default_guard() -> String {
-    "default".into()
+    GuardSpec::BuiltIn.to_string()
 }
 
 fn default_judges() -> Vec<String> {
-    vec!["refusal".into(), "default".into()]
+    vec![JudgeSpec::Refusal.to_string(), JudgeSpec::Guard(GuardSpec::BuiltIn).to_string()]
 }
 
 fn default_attacks() -> Vec<Attack> {
@@ -58,6 +84,60 @@ fn default_attacks() -> Vec<Attack> {
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
+}
+
+impl TryFrom<GridFile> for Grid {
+    type Error = EvalError;
+
+    fn try_from(file: GridFile) -> Result<Grid, EvalError> {
+        let format = file.guard_format.unwrap_or_default();
+        let spec_error = |e: saffron_reward::RewardError| EvalError::Grid(e.to_string());
+        let judges = file.judges.iter().map(|j| JudgeSpec::parse(j, format)).collect::<Result<Vec<_>, _>>();
+        let grid = Grid {
+            guard: GuardSpec::parse(&file.guard, format).map_err(spec_error)?,
+            mrm: file
+                .mrm
+                .as_deref()
+                .map(|m| MrmSpec::parse(m, file.mrm_base.as_deref()))
+                .transpose()
+                .map_err(spec_error)?,
+            judges: judges.map_err(spec_error)?,
+            policy: file.policy,
+            datasets: file.datasets,
+            attacks: file.attacks,
+            strategies: file.strategies,
+            seeds: file.seeds,
+            length: file.length,
+        };
+        if file.mrm_base.is_some() && grid.mrm.is_none() {
+            return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
+        }
+        grid.cells()?;
+        Ok(grid)
+    }
+}
+
+impl From<Grid> for GridFile {
+    fn from(grid: Grid) -> GridFile {
+        // Every verdict guard of a grid reads the grid's one format.
+        let format = std::iter::once(&grid.guard)
+            .chain(grid.judges.iter().filter_map(JudgeSpec::guard))
+            .find_map(GuardSpec::format)
+            .filter(|f| *f != VerdictFormat::default());
+        GridFile {
+            policy: grid.policy,
+            guard: grid.guard.to_string(),
+            mrm_base: grid.mrm.as_ref().and_then(|m| m.base().map(str::to_owned)),
+            mrm: grid.mrm.map(|m| m.to_string()),
+            guard_format: format,
+            judges: grid.judges.iter().map(ToString::to_string).collect(),
+            datasets: grid.datasets,
+            attacks: grid.attacks,
+            strategies: grid.strategies,
+            seeds: grid.seeds,
+            length: grid.length,
+        }
+    }
 }
 
 /// A prompt set and the subset taken from it.
@@ -90,7 +170,7 @@ impl DatasetSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySpec {
-    pub name: String,
+    pub name: StrategyKind,
     /// Widths to run; empty for `sample`, which has none.
     #[serde(default)]
     pub widths: Vec<usize>,
@@ -113,7 +193,7 @@ impl Cell {
             "{}|{}|{}{width}|seed{}",
             grid.datasets[self.dataset].set,
             self.attack.name(),
-            self.search.strategy.name(),
+            self.search.strategy.kind(),
             self.search.seed
         )
     }
@@ -130,7 +210,7 @@ impl Grid {
     /// `base` (the grid file's directory). Template files are read here, so
     /// the grid holds, and a run records, their text.
     pub fn from_toml_at(text: &str, base: &Path) -> Result<Grid, EvalError> {
-        let mut grid: Grid = toml::from_str(text).map_err(|e| EvalError::Grid(e.to_string()))?;
+        let mut grid: GridFile = toml::from_str(text).map_err(|e| EvalError::Grid(e.to_string()))?;
         let mut names = std::collections::BTreeSet::new();
         for attack in &mut grid.attacks {
             attack.resolve(base).map_err(EvalError::Grid)?;
@@ -141,8 +221,12 @@ impl Grid {
                 )));
             }
         }
-        grid.cells()?;
-        Ok(grid)
+        Grid::try_from(grid)
+    }
+
+    /// Whether some cell's search scores with a PRM (the grid's `guard`).
+    pub fn needs_prm(&self) -> Result<bool, EvalError> {
+        Ok(self.cells()?.iter().any(|c| c.search.strategy.needs_prm()))
     }
 
     /// Every cell, in the order they run (dataset, attack, strategy, width,
@@ -158,13 +242,7 @@ impl Grid {
                 if self.datasets[dataset].prompt_set()?.is_benign() { &[Attack::None][..] } else { &self.attacks[..] };
             for attack in attacks {
                 for spec in &self.strategies {
-                    let base = Strategy::from_name(&spec.name).ok_or_else(|| {
-                        EvalError::Grid(format!(
-                            "unknown strategy `{}`; use one of {}",
-                            spec.name,
-                            Strategy::NAMES.join(", ")
-                        ))
-                    })?;
+                    let base = spec.name.default_strategy();
                     let widths: Vec<Option<usize>> = if spec.widths.is_empty() {
                         vec![None]
                     } else {
@@ -214,7 +292,7 @@ widths = [4, 8]
     #[test]
     fn cells_cover_the_product_with_defaults() {
         let grid = Grid::from_toml(GRID).unwrap();
-        assert_eq!(grid.judges, vec!["refusal", "default"]);
+        assert_eq!(grid.judges, vec![JudgeSpec::Refusal, JudgeSpec::Guard(GuardSpec::BuiltIn)]);
         let cells = grid.cells().unwrap();
         // 1 dataset × 1 attack (prefill by default) × (1 + 2 widths) × 2 seeds.
         assert_eq!(cells.len(), 6);

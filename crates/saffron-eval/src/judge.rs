@@ -2,7 +2,7 @@
 //! continuation only, never the prefill (method.md section 1).
 
 use saffron_engine::{PrefixTree, TreeOptions};
-use saffron_reward::{Guard, RefusalJudge};
+use saffron_reward::{Guard, LoadedJudge, RefusalJudge};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
@@ -18,17 +18,23 @@ pub struct Verdict {
     pub refusal: Option<bool>,
 }
 
-/// A judge with its own scoring tree.
+/// A judge with its own scoring tree (one per job of a run).
 pub enum Judge<'g> {
-    Refusal(RefusalJudge),
+    Refusal(&'g RefusalJudge),
     Guard { guard: &'g dyn Guard, tree: Box<PrefixTree> },
 }
 
 impl<'g> Judge<'g> {
-    pub fn guard(guard: &'g dyn Guard, options: TreeOptions) -> Result<Judge<'g>, EvalError> {
-        let tree =
-            PrefixTree::new(guard.model(), guard.tree_options(options)).map_err(|e| EvalError::Model(e.to_string()))?;
-        Ok(Judge::Guard { guard, tree: Box::new(tree) })
+    /// A judging session of `judge`; a guard gets a fresh prefix tree.
+    pub fn new(judge: &'g LoadedJudge, options: TreeOptions) -> Result<Judge<'g>, EvalError> {
+        Ok(match judge {
+            LoadedJudge::Refusal(refusal) => Judge::Refusal(refusal),
+            LoadedJudge::Guard(loaded) => {
+                let guard = loaded.guard();
+                let tree = PrefixTree::new(guard.model(), guard.tree_options(options))?;
+                Judge::Guard { guard, tree: Box::new(tree) }
+            }
+        })
     }
 
     pub fn judge(&mut self, prompt: &str, answer: &str) -> Result<Verdict, EvalError> {

@@ -5,11 +5,10 @@
 //! appended response by response; a restarted run skips what is done.
 
 use saffron_core::sampling::Decoding;
-use saffron_core::{ProcessReward, TokenId};
-use saffron_engine::{Model, PrefixTree, TreeOptions};
+use saffron_core::TokenId;
+use saffron_defence::DefenceModels;
 use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
-use saffron_reward::{BoundGuard, Guard};
-use saffron_search::{search, LengthLimits, Models, NoTrace, SampleConfig, SearchConfig, Strategy};
+use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy};
 use serde::{Deserialize, Serialize};
 
 use crate::attack::Attack;
@@ -62,20 +61,21 @@ fn applies(attack: &Attack, prompt: &EvalPrompt) -> bool {
     !matches!(attack, Attack::Prefill { .. }) || prompt.reference.is_some()
 }
 
-/// Labels every (prompt, attack, sample) not yet in `writer`.
+/// Labels every (prompt, attack, sample) not yet in `writer`: the policy of
+/// `models` answers (the `sample` strategy), its PRM scores every prefix.
 pub fn label(
-    policy: &Model,
-    guard: &dyn Guard,
+    models: &DefenceModels,
     prompts: &[EvalPrompt],
     settings: &LabelSettings,
-    options: TreeOptions,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),
 ) -> Result<LabelProgress, EvalError> {
-    let mut counts = LabelProgress::default();
+    let policy = models.policy();
+    let guard = models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
     let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
     config.length = settings.length;
     config.decoding = settings.decoding;
+    let mut counts = LabelProgress::default();
     for prompt in prompts {
         for attack in settings.attacks.iter().filter(|a| applies(a, prompt)) {
             let id = format!("{}#{}", prompt.id, attack.name());
@@ -85,21 +85,14 @@ pub fn label(
                 continue;
             }
             let Some(chat) = attack.apply(prompt, policy) else { continue };
-            let context = policy.encode_chat(&chat).map_err(model_error)?;
-            // One policy tree per (prompt, attack): the samples share the context.
-            let mut tree = PrefixTree::new(policy, options).map_err(model_error)?;
-            let mut prm =
-                BoundGuard::new(guard, &prompt.prompt, options, |t| policy.detokenize(t)).map_err(model_error)?;
+            let context = policy.encode_chat(&chat)?;
+            let mut prm = guard.bind(&prompt.prompt, models.options(), Box::new(|t| policy.detokenize(t)))?;
             for sample in todo {
                 config.seed = settings.seed.wrapping_add(sample as u64);
-                let outcome = {
-                    let mut models = Models { policy: &mut tree, prm: None, mrm: None };
-                    search(&config, &mut models, &context, &mut NoTrace).map_err(model_error)?
-                };
-                let response = outcome.tokens;
+                let response = models.defence(config.clone())?.answer(&prompt.prompt, &chat, &mut NoTrace)?.tokens;
                 let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
                 let (start, before) = (std::time::Instant::now(), prm.cost().tokens_computed);
-                let rewards = prm.score(&prefixes).map_err(model_error)?;
+                let rewards = prm.score(&prefixes)?;
                 counts.prm_seconds += start.elapsed().as_secs_f64();
                 counts.prm_tokens += prm.cost().tokens_computed - before;
                 let labels = prefixes.len();
@@ -119,8 +112,4 @@ pub fn label(
         }
     }
     Ok(counts)
-}
-
-fn model_error(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Model(e.to_string())
 }

@@ -7,15 +7,18 @@ pub mod attack;
 pub mod datasets;
 mod error;
 pub mod experiment;
+#[cfg(test)]
+mod fake_harness;
 pub mod fluency;
 pub mod grid;
 pub mod judge;
 pub mod label;
+pub mod manifest;
 pub mod metrics;
 pub mod report;
 pub mod store;
 pub mod summary;
 
 pub use attack::Attack;
-pub use datasets::{load_prompts, parse_shard, EvalPrompt, PromptData, PromptSet, Selection};
+pub use datasets::{load_prompts, parse_shard, prompt_texts, EvalPrompt, PromptData, PromptSet, Selection};
 pub use error::EvalError;

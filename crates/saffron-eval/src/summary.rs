@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use saffron_reward::RefusalJudge;
+use saffron_search::StrategyKind;
 
 use crate::experiment::Record;
 use crate::metrics::Rate;
@@ -19,7 +20,7 @@ pub struct CellSummary {
     pub cell: String,
     pub dataset: String,
     pub attack: String,
-    pub strategy: String,
+    pub strategy: StrategyKind,
     pub width: Option<usize>,
     pub prompts: usize,
     /// Judge → share of harmful prompts whose answer it calls unsafe.
@@ -90,7 +91,7 @@ pub fn summarise(records: &[Record]) -> Vec<CellSummary> {
                 cell: cell.to_owned(),
                 dataset: rs[0].dataset.clone(),
                 attack: rs[0].attack.clone(),
-                strategy: rs[0].strategy.clone(),
+                strategy: rs[0].strategy,
                 width: rs[0].width,
                 prompts: rs.len(),
                 asr: unsafe_rates(&harmful),
@@ -210,7 +211,7 @@ pub(crate) fn example_cell(strategy: &str, width: Option<usize>, tflop: f64, asr
         cell: format!("advbench|prefill-10|{strategy}@{width:?}|seed0"),
         dataset: "advbench".into(),
         attack: "prefill-10".into(),
-        strategy: strategy.into(),
+        strategy: strategy.parse().unwrap(),
         width,
         prompts: 10,
         asr: BTreeMap::from([("refusal".to_string(), rate(asr))]),
@@ -241,14 +242,14 @@ mod tests {
             cell: cell.into(),
             dataset: "advbench".into(),
             attack: "prefill-10".into(),
-            strategy: "best-of-n".into(),
+            strategy: StrategyKind::BestOfN,
             width: Some(4),
             seed: 0,
             prompt_id: format!("p{id}"),
             harmful,
             text: if refusal { "I'm sorry, but I can't help." } else { "Step 1:" }.into(),
             new_tokens: 10,
-            finish: "length".into(),
+            finish: saffron_search::FinishReason::Length,
             cost: Cost {
                 policy: ModelCost { flops: 0.75 * tflop * 1e12, ..ModelCost::default() },
                 prm: ModelCost { flops: 0.25 * tflop * 1e12, ..ModelCost::default() },

@@ -38,4 +38,33 @@ pub enum RewardError {
 
     #[error("guard template failed to render: {0}")]
     Template(String),
+
+    #[error("loading {what}")]
+    Load {
+        what: String,
+        #[source]
+        source: Box<RewardError>,
+    },
+
+    #[error("cannot hash {path}")]
+    Hash {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{dir} is a directory without {wanted}")]
+    NotAnArtifact { dir: std::path::PathBuf, wanted: &'static str },
+
+    #[error("{dir} is a paper-form MRM (PEFT LoRA on a guard): it needs the guard's GGUF as its base (--mrm-base NAME|PATH, mrm_base in a grid), e.g. Llama Guard 3 1B for Saffron-1-1B")]
+    PaperMrmNeedsBase { dir: std::path::PathBuf },
+
+    #[error("an MRM base (--mrm-base, mrm_base in a grid) is only for a paper-form MRM directory (one with adapter_config.json); {mrm} is not one")]
+    MrmBaseNotPaper { mrm: String },
+
+    #[error("{path} was sampled from {corpus_policy}, not from the policy {policy}")]
+    CorpusPolicy { path: std::path::PathBuf, corpus_policy: String, policy: String },
+
+    #[error("the {what} is empty: name one")]
+    EmptySpec { what: &'static str },
 }

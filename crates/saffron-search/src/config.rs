@@ -82,31 +82,30 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Every strategy name, as written in configuration and on the command line.
-    pub const NAMES: [&'static str; 6] = ["sample", "best-of-n", "beam", "rebase", "lookahead", "saffron"];
-
-    /// The strategy called `name` with its default parameters.
-    pub fn from_name(name: &str) -> Option<Strategy> {
-        Some(match name {
-            "sample" => Strategy::Sample(SampleConfig::default()),
-            "best-of-n" => Strategy::BestOfN(BestOfNConfig::default()),
-            "beam" => Strategy::Beam(BeamConfig::default()),
-            "rebase" => Strategy::Rebase(RebaseConfig::default()),
-            "lookahead" => Strategy::Lookahead(LookaheadConfig::default()),
-            "saffron" => Strategy::Saffron(SaffronConfig::default()),
-            _ => return None,
-        })
+    /// The kind of strategy (its name), without its parameters.
+    pub fn kind(&self) -> StrategyKind {
+        match self {
+            Strategy::Sample(_) => StrategyKind::Sample,
+            Strategy::BestOfN(_) => StrategyKind::BestOfN,
+            Strategy::Beam(_) => StrategyKind::Beam,
+            Strategy::Rebase(_) => StrategyKind::Rebase,
+            Strategy::Lookahead(_) => StrategyKind::Lookahead,
+            Strategy::Saffron(_) => StrategyKind::Saffron,
+        }
     }
 
-    pub fn name(&self) -> &'static str {
+    /// Whether this configuration scores with a PRM: the PRM searches, and
+    /// Saffron when it re-ranks its finished nodes with one.
+    pub fn needs_prm(&self) -> bool {
         match self {
-            Strategy::Sample(_) => "sample",
-            Strategy::BestOfN(_) => "best-of-n",
-            Strategy::Beam(_) => "beam",
-            Strategy::Rebase(_) => "rebase",
-            Strategy::Lookahead(_) => "lookahead",
-            Strategy::Saffron(_) => "saffron",
+            Strategy::Saffron(c) => c.final_pick == FinalPick::PrmRerank,
+            other => other.kind().needs_prm(),
         }
+    }
+
+    /// Whether this configuration needs an MRM (Saffron only).
+    pub fn needs_mrm(&self) -> bool {
+        self.kind().needs_mrm()
     }
 
     /// The strategy's width, the budget knob the paper varies: N samples,
@@ -176,6 +175,113 @@ impl Strategy {
                 Ok(())
             }
         }
+    }
+}
+
+/// The six strategies by name, as written in configuration, on the command
+/// line and in records: `sample`, `best-of-n`, `beam`, `rebase`,
+/// `lookahead`, `saffron`. Every comparison of strategies goes through this
+/// type, never through their names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case", try_from = "String")]
+pub enum StrategyKind {
+    #[default]
+    Sample,
+    BestOfN,
+    Beam,
+    Rebase,
+    Lookahead,
+    Saffron,
+}
+
+impl StrategyKind {
+    /// Every strategy, in the order reports list them.
+    pub const ALL: [StrategyKind; 6] = [
+        StrategyKind::Sample,
+        StrategyKind::BestOfN,
+        StrategyKind::Beam,
+        StrategyKind::Rebase,
+        StrategyKind::Lookahead,
+        StrategyKind::Saffron,
+    ];
+
+    /// The name in configuration and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Sample => "sample",
+            StrategyKind::BestOfN => "best-of-n",
+            StrategyKind::Beam => "beam",
+            StrategyKind::Rebase => "rebase",
+            StrategyKind::Lookahead => "lookahead",
+            StrategyKind::Saffron => "saffron",
+        }
+    }
+
+    /// The name in reports' tables: "no defence", "Best-of-N", ….
+    pub fn title(self) -> &'static str {
+        match self {
+            StrategyKind::Sample => "no defence",
+            StrategyKind::BestOfN => "Best-of-N",
+            StrategyKind::Beam => "PRM beam search",
+            StrategyKind::Rebase => "Rebase",
+            StrategyKind::Lookahead => "Lookahead (DeAL)",
+            StrategyKind::Saffron => "Saffron",
+        }
+    }
+
+    /// The strategy with its default parameters (docs/search.md).
+    pub fn default_strategy(self) -> Strategy {
+        match self {
+            StrategyKind::Sample => Strategy::Sample(SampleConfig::default()),
+            StrategyKind::BestOfN => Strategy::BestOfN(BestOfNConfig::default()),
+            StrategyKind::Beam => Strategy::Beam(BeamConfig::default()),
+            StrategyKind::Rebase => Strategy::Rebase(RebaseConfig::default()),
+            StrategyKind::Lookahead => Strategy::Lookahead(LookaheadConfig::default()),
+            StrategyKind::Saffron => Strategy::Saffron(SaffronConfig::default()),
+        }
+    }
+
+    /// Whether the strategy scores with a process reward model (a guard).
+    /// Saffron needs one only to re-rank (`final_pick = "prm-rerank"`,
+    /// see [`Strategy::needs_prm`]).
+    pub fn needs_prm(self) -> bool {
+        matches!(self, StrategyKind::BestOfN | StrategyKind::Beam | StrategyKind::Rebase | StrategyKind::Lookahead)
+    }
+
+    /// Whether the strategy steers with a multifurcation reward model.
+    pub fn needs_mrm(self) -> bool {
+        self == StrategyKind::Saffron
+    }
+
+    /// Whether the strategy has a width (every one but `sample`).
+    pub fn has_width(self) -> bool {
+        self != StrategyKind::Sample
+    }
+}
+
+impl std::fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl TryFrom<String> for StrategyKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<StrategyKind, String> {
+        name.parse()
+    }
+}
+
+impl std::str::FromStr for StrategyKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<StrategyKind, String> {
+        StrategyKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown strategy `{name}`; use one of {}", names.join(", "))
+        })
     }
 }
 
@@ -333,15 +439,30 @@ mod tests {
     }
 
     #[test]
-    fn every_name_maps_to_its_strategy_and_validation_catches_zeros() {
-        for name in Strategy::NAMES {
-            let s = Strategy::from_name(name).unwrap();
-            assert_eq!(s.name(), name);
+    fn every_kind_maps_to_its_strategy_and_validation_catches_zeros() {
+        for kind in StrategyKind::ALL {
+            let s = kind.default_strategy();
+            assert_eq!(s.kind(), kind);
+            assert_eq!(kind.name().parse::<StrategyKind>(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+            assert_eq!(s.width().is_some(), kind.has_width());
             assert!(SearchConfig::new(s).validate().is_ok());
         }
-        let mut s = Strategy::from_name("beam").unwrap();
+        let err = "mcts".parse::<StrategyKind>().unwrap_err();
+        assert!(err.contains("unknown strategy `mcts`; use one of sample, best-of-n"), "{err}");
+        let mut s = StrategyKind::Beam.default_strategy();
         s.set_width(0).unwrap();
         assert!(SearchConfig::new(s).validate().unwrap_err().contains("width"));
-        assert!(Strategy::from_name("sample").unwrap().set_width(3).is_err());
+        assert!(StrategyKind::Sample.default_strategy().set_width(3).is_err());
+    }
+
+    #[test]
+    fn the_models_each_strategy_needs() {
+        let needs: Vec<(bool, bool)> = StrategyKind::ALL.iter().map(|k| (k.needs_prm(), k.needs_mrm())).collect();
+        let (no, prm, mrm) = ((false, false), (true, false), (false, true));
+        assert_eq!(needs, [no, prm, prm, prm, prm, mrm]);
+        let rerank = Strategy::Saffron(SaffronConfig { final_pick: FinalPick::PrmRerank, ..SaffronConfig::default() });
+        assert!(rerank.needs_prm() && rerank.needs_mrm());
+        assert!(!StrategyKind::Saffron.default_strategy().needs_prm());
     }
 }

@@ -1,10 +1,12 @@
 use saffron_core::{ModelError, ModelRole};
 
+use crate::StrategyKind;
+
 /// Everything that can stop a search.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("the {strategy} strategy needs a {} model, and none was given", role_name(*.role))]
-    MissingModel { strategy: &'static str, role: ModelRole },
+    MissingModel { strategy: StrategyKind, role: ModelRole },
 
     #[error("invalid search configuration: {0}")]
     InvalidConfig(String),

@@ -12,6 +12,7 @@
 
 mod config;
 mod error;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod meter;
 mod models;
@@ -23,7 +24,7 @@ mod trace;
 
 pub use config::{
     BeamConfig, BestOfNConfig, FinalPick, LengthLimits, LookaheadConfig, RebaseConfig, SaffronConfig, SaffronVariant,
-    SampleConfig, SearchConfig, Strategy,
+    SampleConfig, SearchConfig, Strategy, StrategyKind,
 };
 pub use error::SearchError;
 pub use models::Models;

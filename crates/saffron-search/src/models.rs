@@ -1,6 +1,6 @@
 use saffron_core::{Cost, ModelRole, MultifurcationReward, Policy, ProcessReward};
 
-use crate::SearchError;
+use crate::{SearchError, StrategyKind};
 
 /// The models one search drives, all bound to the same prompt. A strategy
 /// that needs a reward model it was not given fails with a clear error.
@@ -26,7 +26,7 @@ impl<'a> Models<'a> {
         }
     }
 
-    pub(crate) fn require(&self, strategy: &'static str, role: ModelRole) -> Result<(), SearchError> {
+    pub(crate) fn require(&self, strategy: StrategyKind, role: ModelRole) -> Result<(), SearchError> {
         let present = match role {
             ModelRole::Policy => true,
             ModelRole::Prm => self.prm.is_some(),

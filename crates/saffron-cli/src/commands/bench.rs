@@ -10,9 +10,10 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     if !args.strategy.is_empty() {
         return super::bench_search::run(home, args);
     }
-    let (model, path) = super::load_model(home, &args.model)?;
-    eprintln!("benchmarking {} ({})", model.name(), path.display());
-    let t = saffron_engine::bench::throughput(&model, args.model.threads, args.repeat)?;
+    let loaded = saffron_reward::Loader::new(home).model(&args.model.model)?;
+    let model = loaded.model();
+    eprintln!("benchmarking {} ({})", model.name(), model.path().display());
+    let t = saffron_engine::bench::throughput(model, args.model.threads, args.repeat)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&t)?)?;

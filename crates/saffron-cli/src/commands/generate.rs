@@ -3,11 +3,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
-use saffron_core::ModelRole;
-use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
-use saffron_reward::BoundGuard;
-use saffron_search::{search, Models, SearchConfig, SearchError, Strategy, Trace};
-use serde_json::json;
+use saffron_core::{Cost, TokenId};
+use saffron_defence::{Answer, DefenceModels, DefenceSpec};
+use saffron_engine::{ChatPrompt, TreeOptions};
+use saffron_reward::Loader;
+use saffron_search::{FinishReason, SearchConfig, StopCause, StrategyKind, Trace, TraceEvent};
+use serde::Serialize;
 
 use crate::cli::GenerateArgs;
 
@@ -16,81 +17,79 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     if args.prompt.trim().is_empty() {
         bail!("--prompt is empty");
     }
-    let (model, path) = super::load_model(home, &args.model)?;
-    let prompt = ChatPrompt { system: args.system.clone(), user: args.prompt.clone(), prefill: args.prefill.clone() };
-    let context = model.encode_chat(&prompt)?;
-    let cells = model.train_context().min(TreeOptions::default().max_cells);
-    let max_new = config.length.max_new_tokens;
-    if context.len() + max_new > cells as usize {
-        bail!(
-            "the prompt is {} tokens and --max-tokens {max_new} more, but the context holds {cells}; shorten the prompt or lower --max-tokens",
-            context.len()
-        );
-    }
-    let options = TreeOptions { max_cells: cells, threads: args.model.threads, ..TreeOptions::default() };
-    let loaded_mrm = match &args.mrm {
-        Some(spec) => Some(super::mrm::Mrm::load(
-            home,
-            (spec, args.mrm_base.as_deref()),
-            (&args.model.model, &model),
-            args.model.threads,
-        )?),
-        None => None,
+    let spec = DefenceSpec {
+        policy: args.model.model.clone(),
+        prm: args.guard.as_deref().map(|g| super::guard_spec(g, args.guard_format)).transpose()?,
+        mrm: super::mrm_spec(args.mrm.as_deref(), args.mrm_base.as_deref())?,
     };
-    let mut mrm = loaded_mrm.as_ref().map(|m| m.bind(&model, &args.prompt, options)).transpose()?;
-    // A shared-backbone MRM reads the policy's hidden states.
-    let hidden =
-        if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) { HiddenStates::Keep } else { HiddenStates::Discard };
-    let mut tree = PrefixTree::new(&model, TreeOptions { hidden, ..options })?;
-    let guard = match &args.guard {
-        Some(name) => Some(super::guard::load_guard(home, name, args.guard_format, args.model.threads, Some(&model))?),
-        None => None,
-    };
-    let mut prm = match &guard {
-        Some(g) => Some(BoundGuard::new(g.as_ref(), &args.prompt, options, |t| model.detokenize(t))?),
-        None => None,
-    };
-    let mut models =
-        Models { policy: &mut tree, prm: prm.as_mut().map(|p| p as _), mrm: mrm.as_deref_mut().map(|m| m as _) };
+    let loader = Loader::new(home);
+    let policy = loader.model(&spec.policy)?;
+    let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
+    let models = DefenceModels::load(&spec, &loader, options)?;
+    let chat = ChatPrompt { system: args.system.clone(), user: args.prompt.clone(), prefill: args.prefill.clone() };
     let mut trace = Trace::default();
-    let outcome = search(&config, &mut models, &context, &mut trace).map_err(|e| match e {
-        SearchError::MissingModel { role: ModelRole::Prm, .. } => {
-            anyhow::anyhow!("{e}; pass a guard model with --guard NAME|PATH")
-        }
-        SearchError::MissingModel { role: ModelRole::Mrm, .. } => {
-            anyhow::anyhow!(
-                "{e}; pass --mrm default (the built-in MRM for the default policy) or a `saffron train-mrm` directory"
-            )
-        }
-        e => anyhow::Error::new(e).context("generating"),
-    })?;
-    let text = model.detokenize(&outcome.tokens);
+    let answer = models.defence(config.clone())?.answer(&args.prompt, &chat, &mut trace).context("generating")?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let mut record = json!({
-            "model": model.name(),
-            "model_path": path,
-            "text": text,
-            "tokens": outcome.tokens,
-            "finish_reason": outcome.finish,
-            "score": outcome.score,
-            "prompt_tokens": context.len(),
-            "config": config,
-            "steps": outcome.steps,
-            "stopped_by": outcome.stopped_by,
-            "cost": outcome.cost,
-            "tflop": outcome.cost.tflop(),
-            "reward_calls": outcome.cost.reward_calls(),
-            "saffron_version": env!("CARGO_PKG_VERSION"),
-        });
-        if args.trace {
-            record["trace"] = serde_json::to_value(&trace.events)?;
-        }
-        writeln!(out, "{}", serde_json::to_string_pretty(&record)?)?;
-    } else {
-        writeln!(out, "{text}")?;
+    if !args.json {
+        writeln!(out, "{}", answer.text)?;
+        return Ok(());
     }
+    let model = policy.model();
+    let output = Output {
+        model: model.name(),
+        model_path: model.path(),
+        tflop: answer.cost.tflop(),
+        reward_calls: answer.cost.reward_calls(),
+        answer: (&answer).into(),
+        config: &config,
+        saffron_version: env!("CARGO_PKG_VERSION"),
+        trace: args.trace.then_some(&trace.events),
+    };
+    writeln!(out, "{}", serde_json::to_string_pretty(&output)?)?;
     Ok(())
+}
+
+/// `generate --json`.
+#[derive(Serialize)]
+struct Output<'a> {
+    model: &'a str,
+    model_path: &'a Path,
+    #[serde(flatten)]
+    answer: AnswerFields<'a>,
+    config: &'a SearchConfig,
+    tflop: f64,
+    reward_calls: u64,
+    saffron_version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<&'a Vec<TraceEvent>>,
+}
+
+/// The answer's fields, `finish` named `finish_reason`.
+#[derive(Serialize)]
+struct AnswerFields<'a> {
+    text: &'a str,
+    tokens: &'a [TokenId],
+    finish_reason: FinishReason,
+    score: Option<f32>,
+    prompt_tokens: usize,
+    steps: usize,
+    stopped_by: Option<StopCause>,
+    cost: Cost,
+}
+
+impl<'a> From<&'a Answer> for AnswerFields<'a> {
+    fn from(a: &'a Answer) -> Self {
+        AnswerFields {
+            text: &a.text,
+            tokens: &a.tokens,
+            finish_reason: a.finish,
+            score: a.score,
+            prompt_tokens: a.prompt_tokens,
+            steps: a.steps,
+            stopped_by: a.stopped_by,
+            cost: a.cost,
+        }
+    }
 }
 
 /// Raw flags (over an optional TOML file) → a checked search configuration.
@@ -101,13 +100,10 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<SearchConfig> {
             toml::from_str::<SearchConfig>(&text)
                 .with_context(|| format!("{} is not a valid search configuration", path.display()))?
         }
-        None => SearchConfig::new(Strategy::from_name("sample").expect("sample is a strategy")),
+        None => SearchConfig::new(StrategyKind::Sample.default_strategy()),
     };
-    if let Some(name) = &args.strategy {
-        if name != config.strategy.name() {
-            config.strategy = Strategy::from_name(name)
-                .with_context(|| format!("unknown strategy `{name}`; choose one of: {}", Strategy::NAMES.join(", ")))?;
-        }
+    if let Some(kind) = args.strategy.filter(|k| *k != config.strategy.kind()) {
+        config.strategy = kind.default_strategy();
     }
     if let Some(width) = args.width {
         config.strategy.set_width(width).map_err(anyhow::Error::msg)?;
@@ -125,22 +121,22 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<SearchConfig> {
         config.seed = seed;
     }
     config.decoding = decoding(config.decoding, args);
-    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
 
 /// The decoding flags over the configured decoding.
 fn decoding(base: Decoding, args: &GenerateArgs) -> Decoding {
-    let (mut temperature, mut top_k, mut top_p) = match base {
+    let (temperature, top_k, top_p) = match base {
         Decoding::Greedy => (0.0, None, 1.0),
         Decoding::Sample { temperature, top_k, top_p } => (temperature, top_k, top_p),
     };
     if args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none() {
         return base;
     }
-    temperature = args.temperature.unwrap_or(temperature);
-    top_k = args.top_k.or(top_k);
-    top_p = args.top_p.unwrap_or(if base == Decoding::Greedy { 0.8 } else { top_p });
+    let temperature = args.temperature.unwrap_or(temperature);
+    let top_k = args.top_k.or(top_k);
+    let top_p = args.top_p.unwrap_or(if base == Decoding::Greedy { 0.8 } else { top_p });
     if temperature == 0.0 {
         Decoding::Greedy
     } else {

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use saffron_engine::{PrefixTree, TreeOptions};
 use saffron_reward::judge_data::held_out_jbb;
-use saffron_reward::{BinaryMetrics, Guard, RefusalJudge};
+use saffron_reward::{BinaryMetrics, Guard, LoadedJudge, Loader};
 use serde_json::json;
 
 use crate::cli::JudgeEvalArgs;
@@ -20,22 +20,15 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
     let held_out = held_out_jbb(home).context("reading the held-out JBB set (run `saffron fetch --only jbb`)")?;
     let items = &held_out.data.items;
     let human: Vec<bool> = items.iter().map(|i| i.unsafe_).collect();
-    let predicted: Vec<bool> = match args.judge.as_str() {
-        "refusal" => {
-            let judge = RefusalJudge::default();
-            items.iter().map(|i| judge.is_unsafe(&i.response)).collect()
+    let judge = super::judge_spec(&args.judge, args.guard_format)?;
+    let predicted: Vec<bool> = match Loader::new(home).judge(&judge)? {
+        LoadedJudge::Refusal(judge) => items.iter().map(|i| judge.is_unsafe(&i.response)).collect(),
+        LoadedJudge::Guard(guard) if args.prefix_auc => {
+            return super::prefix_auc::run(home, &guard, args.auc_pairs, args.threads, args.json);
         }
-        spec => {
-            let guard = super::guard::load_guard(home, spec, args.guard_format, args.threads, None)?;
-            if args.prefix_auc {
-                return super::prefix_auc::run(home, spec, guard.as_ref(), args.auc_pairs, args.threads, args.json);
-            }
-            let rewards = score(
-                guard.as_ref(),
-                items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect(),
-                args.threads,
-            )?;
-            rewards.iter().map(|&r| r < 0.0).collect()
+        LoadedJudge::Guard(guard) => {
+            let pairs = items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect();
+            score(guard.guard(), pairs, args.threads)?.iter().map(|&r| r < 0.0).collect()
         }
     };
     let ours = BinaryMetrics::of(&predicted, &human);

@@ -1,14 +1,16 @@
 use std::path::Path;
 
 use anyhow::Context;
+use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::label::{label, planned, LabelSettings};
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
+use saffron_reward::Loader;
 use saffron_search::LengthLimits;
 use serde_json::json;
 
-use crate::cli::{GuardPreset, LabelArgs, ModelArgs};
+use crate::cli::LabelArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
@@ -19,23 +21,19 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         files.extend(data.files);
         prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(data.prompts)?);
     }
-    let (policy, policy_path) =
-        super::load_model(home, &ModelArgs { model: args.policy.clone(), threads: args.threads })?;
-    let policy_sha = super::guard::model_sha256(home, &args.policy)?;
-    let guard = super::guard::load_guard(home, &args.guard, GuardPreset::Local, args.threads, Some(&policy))?;
-    let guard_sha = super::guard::guard_sha256(home, &args.guard)?;
-    let settings = LabelSettings {
-        samples: args.samples,
-        length: LengthLimits {
-            max_new_tokens: args.max_tokens,
-            min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
-        },
-        seed: args.seed,
-        ..LabelSettings::default()
+    let guard = super::guard_spec(&args.guard, args.guard_format)?;
+    let spec = DefenceSpec { policy: args.policy.clone(), prm: Some(guard), mrm: None };
+    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
+    let models = DefenceModels::load(&spec, &Loader::new(home), options)?;
+    let guard_identity = models.prm().map(|g| g.identity().to_owned()).unwrap_or_default();
+    let length = LengthLimits {
+        max_new_tokens: args.max_tokens,
+        min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
     };
+    let settings = LabelSettings { samples: args.samples, length, seed: args.seed, ..LabelSettings::default() };
     let header = CorpusHeader::new(
-        (&args.policy, &policy_sha),
-        (&args.guard, &guard_sha),
+        (&args.policy, &models.policy().identity()?),
+        (&args.guard, &guard_identity),
         files,
         json!({ "label": settings, "harmful": args.harmful, "benign": args.benign }),
     );
@@ -43,19 +41,16 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let mut writer = CorpusWriter::open(&out, &header)?;
     let total = planned(&prompts, &settings);
     eprintln!(
-        "labelling {} responses of {} ({}) with guard {}; {} already in {}",
-        total,
-        policy.name(),
-        policy_path.display(),
+        "labelling {total} responses of {} with guard {}; {} already in {}",
+        args.policy,
         args.guard,
         writer.done(),
         out.display()
     );
     let bar = count_bar("label", total as u64);
-    bar.set_position(writer.done() as u64);
-    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let start = writer.done() as u64;
-    let done = label(&policy, guard.as_ref(), &prompts, &settings, options, &mut writer, &mut |p| {
+    bar.set_position(start);
+    let done = label(&models, &prompts, &settings, &mut writer, &mut |p| {
         bar.set_position(start + p.sequences as u64);
         bar.set_message(format!("{} labels", p.labels));
     })?;
@@ -70,12 +65,18 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
             done.prm_tokens as f64 / done.labels as f64
         );
     }
-    let corpus = read_corpus(&out)?;
+    print_corpus(&out)
+}
+
+/// The corpus in numbers: responses, labels, the unsafe share and a
+/// histogram of the rewards.
+fn print_corpus(path: &Path) -> anyhow::Result<()> {
+    let corpus = read_corpus(path)?;
     let unsafe_share = corpus.sequences.iter().flat_map(|s| &s.rewards).filter(|&&r| r < 0.0).count() as f64
         / corpus.labels().max(1) as f64;
     println!(
         "{}: {} responses, {} token-level labels, {:.1}% of them unsafe (< 0)",
-        out.display(),
+        path.display(),
         corpus.sequences.len(),
         corpus.labels(),
         100.0 * unsafe_share

@@ -5,22 +5,17 @@ mod eval;
 mod fetch;
 mod fluency;
 mod generate;
-mod guard;
 mod judge_eval;
 mod label;
 mod merge;
-mod mrm;
 mod prefix_auc;
 mod report;
 mod train_guard;
 mod train_mrm;
 
-use std::path::PathBuf;
+use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 
-use anyhow::Context;
-use saffron_engine::Model;
-
-use crate::cli::{Cli, Command, ModelArgs};
+use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let home = cli.home.unwrap_or_else(saffron_fetch::saffron_home);
@@ -39,10 +34,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Resolves `--model` and loads it.
-fn load_model(home: &std::path::Path, args: &ModelArgs) -> anyhow::Result<(Model, PathBuf)> {
-    let model_ref = saffron_fetch::resolve_model(&args.model, home)?;
-    let path = model_ref.path().to_path_buf();
-    let model = Model::load(&path).with_context(|| format!("loading model `{}`", args.model))?;
-    Ok((model, path))
+/// `--guard` and `--guard-format`, checked: a format is for a GGUF verdict
+/// guard only.
+fn guard_spec(guard: &str, format: VerdictFormat) -> anyhow::Result<GuardSpec> {
+    let spec = GuardSpec::parse(guard, format)?;
+    check_format(guard, spec.format(), format)?;
+    Ok(spec)
+}
+
+/// `--judge` and `--guard-format`, checked as [`guard_spec`].
+fn judge_spec(judge: &str, format: VerdictFormat) -> anyhow::Result<JudgeSpec> {
+    let spec = JudgeSpec::parse(judge, format)?;
+    check_format(judge, spec.guard().and_then(GuardSpec::format), format)?;
+    Ok(spec)
+}
+
+fn check_format(name: &str, verdict: Option<VerdictFormat>, format: VerdictFormat) -> anyhow::Result<()> {
+    if verdict.is_none() && format != VerdictFormat::default() {
+        anyhow::bail!("--guard-format is for a GGUF verdict guard; `{name}` is not one");
+    }
+    Ok(())
+}
+
+/// `--mrm` and `--mrm-base`.
+fn mrm_spec(mrm: Option<&str>, base: Option<&str>) -> anyhow::Result<Option<MrmSpec>> {
+    Ok(mrm.map(|m| MrmSpec::parse(m, base)).transpose()?)
 }

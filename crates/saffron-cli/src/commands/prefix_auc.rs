@@ -6,8 +6,8 @@ use std::path::Path;
 
 use saffron_engine::{PrefixTree, SpecialText, TreeOptions};
 use saffron_reward::judge_data::{held_out_jbb, training_data, Labelled, MANY_SHOT, REFUSAL};
-use saffron_reward::probe::{artifact, default::default_guard};
-use saffron_reward::{auc, Guard};
+use saffron_reward::probe::artifact::ProbeManifest;
+use saffron_reward::{auc, LoadedGuard};
 use serde_json::json;
 
 use crate::progress::count_bar;
@@ -18,14 +18,14 @@ const LENGTHS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 /// AUC per prefix length on the JBB set and on many-shot vs refusals.
 pub fn run(
     home: &Path,
-    spec: &str,
-    guard: &dyn Guard,
+    loaded: &LoadedGuard,
     pairs_per_side: usize,
     threads: Option<u32>,
     json_out: bool,
 ) -> anyhow::Result<()> {
+    let guard = loaded.guard();
     let jbb = held_out_jbb(home)?.data.items;
-    let (pyrit, held_back) = pyrit_sets(home, spec, pairs_per_side)?;
+    let (pyrit, held_back) = pyrit_sets(home, loaded.probe_manifest(), pairs_per_side)?;
     let sets = [("jbb-held-out", jbb), ("pyrit-many-shot-vs-refusal", pyrit)];
     let mut tree =
         PrefixTree::new(guard.model(), guard.tree_options(TreeOptions { threads, ..TreeOptions::default() }))?;
@@ -91,12 +91,7 @@ pub fn run(
 /// Many-shot harmful answers and PyRIT refusals, taken from the pairs the
 /// guard did not train on when its manifest says it trained on a seeded
 /// subsample; otherwise from all (and flagged).
-fn pyrit_sets(home: &Path, spec: &str, per_side: usize) -> anyhow::Result<(Vec<Labelled>, bool)> {
-    let manifest = match spec {
-        "default" => Some(default_guard()?.1),
-        dir if artifact::is_artifact(Path::new(dir)) => Some(artifact::load(Path::new(dir))?.1),
-        _ => None,
-    };
+fn pyrit_sets(home: &Path, manifest: Option<&ProbeManifest>, per_side: usize) -> anyhow::Result<(Vec<Labelled>, bool)> {
     let data = training_data(home)?;
     let total = data.items.len();
     let (pool, held_back) = match manifest {

@@ -5,9 +5,9 @@ use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::judge_data::training_data;
 use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest};
 use saffron_reward::probe::train::{train, TrainOptions};
-use saffron_reward::{Boundary, GuardFormat, GuardInput, PROBE_GUARD_INSTRUCTION};
+use saffron_reward::{Boundary, GuardFormat, GuardInput, Loader, PROBE_GUARD_INSTRUCTION};
 
-use crate::cli::{ModelArgs, TrainGuardArgs};
+use crate::cli::TrainGuardArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
@@ -15,8 +15,8 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         data = data.split_seeded(limit, args.seed).0;
     }
-    let (model, _) = super::load_model(home, &ModelArgs { model: args.backbone.clone(), threads: args.threads })?;
-    let sha256 = super::guard::model_sha256(home, &args.backbone)?;
+    let loaded = Loader::new(home).model(&args.backbone)?;
+    let (model, sha256) = (loaded.model().clone(), loaded.sha256()?);
     let backbone = Backbone { name: args.backbone.clone(), sha256, hidden_size: model.shape().d_model as usize };
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
     let input = GuardInput::new(model.clone(), &format, Boundary::Natural)?;

@@ -1,6 +1,7 @@
 //! The paper-style table: every defence at the compute budget of
 //! Best-of-32 (Saffron-1, Table 2).
 
+use saffron_search::StrategyKind;
 use serde::Serialize;
 
 use crate::metrics::{scaling_efficiency, Rate};
@@ -11,14 +12,15 @@ use crate::summary::CellSummary;
 /// cost lands 5% over the budget is still the paper's "same budget".
 pub const BUDGET_TOLERANCE: f64 = 1.10;
 
-/// Strategies in the paper's row order, with their display names.
-pub const DEFENCES: [(&str, &str); 6] = [
-    ("sample", "no defence"),
-    ("best-of-n", "Best-of-N"),
-    ("rebase", "Rebase"),
-    ("lookahead", "Lookahead (DeAL)"),
-    ("beam", "PRM beam search"),
-    ("saffron", "Saffron"),
+/// Strategies in the paper's row order (their display names are
+/// [`StrategyKind::title`]).
+pub const DEFENCES: [StrategyKind; 6] = [
+    StrategyKind::Sample,
+    StrategyKind::BestOfN,
+    StrategyKind::Rebase,
+    StrategyKind::Lookahead,
+    StrategyKind::Beam,
+    StrategyKind::Saffron,
 ];
 
 /// One defence at the budget.
@@ -57,7 +59,7 @@ pub struct BudgetTable {
 /// gives the over-refusal at the same strategy and width. `None` when
 /// `harmful` is empty.
 pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &str) -> Option<BudgetTable> {
-    let widest_bon = harmful.iter().filter(|c| c.strategy == "best-of-n").max_by_key(|c| c.width);
+    let widest_bon = harmful.iter().filter(|c| c.strategy == StrategyKind::BestOfN).max_by_key(|c| c.width);
     let (budget_tflop, budget_from) = match widest_bon {
         Some(c) if c.width == Some(32) => (c.mean_tflop, "Best-of-32".to_owned()),
         Some(c) => (c.mean_tflop, format!("Best-of-{} (the run has no Best-of-32)", c.width.unwrap_or(0))),
@@ -83,7 +85,8 @@ pub fn at_budget(harmful: &[&CellSummary], benign: &[&CellSummary], headline: &s
     };
     let mut rows = Vec::new();
     let mut every_width = Vec::new();
-    for (strategy, name) in DEFENCES {
+    for strategy in DEFENCES {
+        let name = strategy.title();
         let mut cells: Vec<&CellSummary> = harmful.iter().copied().filter(|c| c.strategy == strategy).collect();
         cells.sort_by_key(|c| c.width);
         let widest_within =

@@ -24,8 +24,9 @@ pub use plots::{line_chart, Chart, Point, Series, XAxis};
 
 use crate::experiment::Record;
 use crate::fluency::read_fluency;
+use crate::manifest::RunManifest;
 use crate::metrics::Rate;
-use crate::store::{read_records, CONFIG_FILE, RECORDS_FILE};
+use crate::store::{read_records, RECORDS_FILE};
 use crate::summary::{pooled, summarise, CellSummary};
 use crate::EvalError;
 
@@ -62,12 +63,7 @@ pub(crate) struct Group<'a> {
 /// Reads the run in `dir` and writes its summaries, plots and page.
 pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let data_err = |file: &Path, detail: String| EvalError::Data { file: file.display().to_string(), detail };
-    let config_path = dir.join(CONFIG_FILE);
-    let config_text = std::fs::read_to_string(&config_path).map_err(|e| {
-        data_err(&config_path, format!("{e}; is {} a run directory made by `saffron eval`?", dir.display()))
-    })?;
-    let run: serde_json::Value =
-        serde_json::from_str(&config_text).map_err(|e| data_err(&config_path, e.to_string()))?;
+    let run = RunManifest::read(dir)?;
     let records_path = dir.join(RECORDS_FILE);
     let (mut records, _) = read_records::<Record>(&records_path)?;
     attach_fluency(dir, &mut records)?;
@@ -172,11 +168,8 @@ fn attach_fluency(dir: &Path, records: &mut [Record]) -> Result<(), EvalError> {
 }
 
 /// The run's judges, headline first: from its grid, else from the records.
-fn judges_of(run: &serde_json::Value, records: &[Record]) -> Vec<String> {
-    let from_grid: Vec<String> = run["grid"]["judges"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|j| j.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
+fn judges_of(run: &RunManifest, records: &[Record]) -> Vec<String> {
+    let from_grid: Vec<String> = run.grid.judges.iter().map(ToString::to_string).collect();
     if from_grid.is_empty() {
         records[0].verdicts.keys().cloned().collect()
     } else {
@@ -218,10 +211,10 @@ fn point(x: f64, rate: Rate) -> Point {
 fn series_of(cells: &[&CellSummary], point_of: impl Fn(&CellSummary) -> Option<Point>) -> Vec<Series> {
     DEFENCES
         .iter()
-        .filter_map(|(strategy, label)| {
+        .filter_map(|&strategy| {
             let points: Vec<Point> =
-                cells.iter().filter(|c| c.strategy == *strategy).filter_map(|c| point_of(c)).collect();
-            (!points.is_empty()).then(|| Series { strategy: strategy.to_string(), label: label.to_string(), points })
+                cells.iter().filter(|c| c.strategy == strategy).filter_map(|c| point_of(c)).collect();
+            (!points.is_empty()).then(|| Series { strategy, label: strategy.title().to_string(), points })
         })
         .collect()
 }

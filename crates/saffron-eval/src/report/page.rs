@@ -7,6 +7,7 @@ use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
 use super::{BudgetRow, BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
+use crate::manifest::RunManifest;
 use crate::metrics::Rate;
 use crate::summary::CellSummary;
 use crate::EvalError;
@@ -15,7 +16,7 @@ const HTML_TEMPLATE: &str = include_str!("report.html.j2");
 const MARKDOWN_TEMPLATE: &str = include_str!("report.md.j2");
 
 pub(crate) struct PageData<'a> {
-    pub run: &'a serde_json::Value,
+    pub run: &'a RunManifest,
     pub records: usize,
     pub judges: &'a [String],
     pub summaries: &'a [CellSummary],
@@ -140,17 +141,18 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         })
         .collect();
     let run = data.run;
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-    let map = |v: &serde_json::Value| -> Vec<(String, String)> {
-        v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default()
+    let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<(String, String)> {
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     };
+    // As `run.json` holds it (keys sorted).
+    let grid = serde_json::to_value(&run.grid).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_default();
     let ctx = context! {
-        policy => text(&run["grid"]["policy"]),
-        policy_sha256 => text(&run["policy_sha256"]),
-        version => text(&run["saffron_version"]),
-        reward_models => map(&run["reward_models"]),
-        data_files => map(&run["data_files"]),
-        grid => serde_json::to_string_pretty(&run["grid"]).unwrap_or_default(),
+        policy => run.grid.policy.clone(),
+        policy_sha256 => run.policy_sha256.clone(),
+        version => run.saffron_version.clone(),
+        reward_models => pairs(&run.reward_models),
+        data_files => pairs(&run.data_files),
+        grid => grid,
         records => data.records,
         judges => judges,
         headline => headline,

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use saffron_search::StrategyKind;
 use serde::Serialize;
 
 use super::DEFENCES;
@@ -46,15 +47,17 @@ pub struct VersusBestOfN {
 /// widths) against the cheapest Best-of-N cell of the group that spends at
 /// least as much compute per prompt. Empty when the group has no Best-of-N.
 pub fn versus_best_of_n(cells: &[&CellSummary], outcomes: &Outcomes) -> Vec<VersusBestOfN> {
-    let mut best_of_n: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == "best-of-n").collect();
+    let mut best_of_n: Vec<&CellSummary> =
+        cells.iter().copied().filter(|c| c.strategy == StrategyKind::BestOfN).collect();
     best_of_n.sort_by(|a, b| a.mean_tflop.total_cmp(&b.mean_tflop));
     let Some(&most_expensive) = best_of_n.last() else {
         return Vec::new();
     };
-    let searches = DEFENCES.iter().filter(|(s, _)| !matches!(*s, "sample" | "best-of-n"));
+    let searches = DEFENCES.iter().filter(|s| !matches!(s, StrategyKind::Sample | StrategyKind::BestOfN));
     let mut rows = Vec::new();
-    for (strategy, name) in searches {
-        let mut mine: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == *strategy).collect();
+    for &strategy in searches {
+        let name = strategy.title();
+        let mut mine: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == strategy).collect();
         mine.sort_by_key(|c| c.width);
         for cell in mine {
             let matched = best_of_n.iter().find(|b| b.mean_tflop >= cell.mean_tflop);
@@ -95,9 +98,10 @@ pub struct WidthTrend {
 pub fn width_trends(cells: &[&CellSummary], outcomes: &Outcomes) -> Vec<WidthTrend> {
     DEFENCES
         .iter()
-        .filter(|(s, _)| *s != "sample")
-        .filter_map(|(strategy, name)| {
-            let mine: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == *strategy).collect();
+        .filter(|s| **s != StrategyKind::Sample)
+        .filter_map(|&strategy| {
+            let name = strategy.title();
+            let mine: Vec<&CellSummary> = cells.iter().copied().filter(|c| c.strategy == strategy).collect();
             let narrowest = *mine.iter().min_by_key(|c| c.width)?;
             let widest = *mine.iter().max_by_key(|c| c.width)?;
             (narrowest.width != widest.width).then(|| WidthTrend {

@@ -3,6 +3,7 @@
 //! font library is needed.
 
 use plotters::prelude::*;
+use saffron_search::StrategyKind;
 
 use crate::EvalError;
 
@@ -19,7 +20,7 @@ pub struct Point {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// The strategy (its colour is the same in every chart).
-    pub strategy: String,
+    pub strategy: StrategyKind,
     /// The legend's label.
     pub label: String,
     pub points: Vec<Point>,
@@ -44,15 +45,14 @@ pub struct Chart<'a> {
 const SIZE: (u32, u32) = (760, 460);
 
 /// The colour of a strategy, the same in every chart.
-fn colour(strategy: &str) -> RGBColor {
+fn colour(strategy: StrategyKind) -> RGBColor {
     match strategy {
-        "sample" => RGBColor(110, 110, 110),
-        "best-of-n" => RGBColor(31, 119, 180),
-        "beam" => RGBColor(255, 127, 14),
-        "rebase" => RGBColor(44, 160, 44),
-        "lookahead" => RGBColor(148, 103, 189),
-        "saffron" => RGBColor(214, 39, 40),
-        _ => RGBColor(140, 86, 75),
+        StrategyKind::Sample => RGBColor(110, 110, 110),
+        StrategyKind::BestOfN => RGBColor(31, 119, 180),
+        StrategyKind::Beam => RGBColor(255, 127, 14),
+        StrategyKind::Rebase => RGBColor(44, 160, 44),
+        StrategyKind::Lookahead => RGBColor(148, 103, 189),
+        StrategyKind::Saffron => RGBColor(214, 39, 40),
     }
 }
 
@@ -143,7 +143,7 @@ where
     X: Ranged<ValueType = f64>,
 {
     for s in series {
-        let style = colour(&s.strategy);
+        let style = colour(s.strategy);
         let mut points = s.points.clone();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
         let xy: Vec<(f64, f64)> = points.iter().map(|p| (map_x(p.x), p.y)).collect();
@@ -165,7 +165,7 @@ mod tests {
 
     fn series(name: &str, xs: &[f64]) -> Series {
         Series {
-            strategy: name.into(),
+            strategy: name.parse().unwrap(),
             label: format!("{name} label"),
             points: xs.iter().map(|&x| Point { x, y: 0.5, low: 0.4, high: 0.6 }).collect(),
         }

@@ -5,6 +5,7 @@
 //! - [`head`]: the head (value + per-token bias + low-rank context term);
 //! - [`train`]: partial supervision and fidelity;
 //! - [`features`]: the policy's hidden states for the corpus;
+//! - [`fit`]: a corpus into a head and its manifest (held-out fidelity);
 //! - [`artifact`]: safetensors + JSON manifest;
 //! - [`shared`]: the shared-backbone MRM a search uses;
 //! - [`separate`]: the same head on another model's hidden state;
@@ -16,6 +17,7 @@ mod backbone_tree;
 pub mod corpus;
 pub mod default;
 pub mod features;
+pub mod fit;
 pub mod head;
 pub mod paper;
 pub mod separate;

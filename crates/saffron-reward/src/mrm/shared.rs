@@ -35,6 +35,11 @@ impl SharedMrm {
         Ok(SharedMrm { head, manifest, cost: ModelCost::default() })
     }
 
+    /// The same head with fresh cost counters: the MRM of a new search.
+    pub fn fresh(&self) -> SharedMrm {
+        SharedMrm { head: self.head.clone(), manifest: self.manifest.clone(), cost: ModelCost::default() }
+    }
+
     pub fn manifest(&self) -> &MrmManifest {
         &self.manifest
     }

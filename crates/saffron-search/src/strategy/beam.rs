@@ -10,9 +10,10 @@ use crate::config::BeamConfig;
 use crate::run::Run;
 use crate::search_tree::{best_index, keep_best, substream, Branch};
 use crate::SearchError;
+use crate::StrategyKind;
 
 pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, SearchError> {
-    run.models.require("beam", ModelRole::Prm)?;
+    run.models.require(StrategyKind::Beam, ModelRole::Prm)?;
     let mut beam = vec![run.tree.root()];
     while beam.iter().any(Branch::is_active) && run.begin_step() {
         let active: Vec<&Branch> = beam.iter().filter(|b| b.is_active()).collect();

@@ -14,9 +14,10 @@ use crate::config::BestOfNConfig;
 use crate::run::Run;
 use crate::search_tree::{best_index, Branch};
 use crate::SearchError;
+use crate::StrategyKind;
 
 pub(crate) fn search(run: &mut Run, config: &BestOfNConfig) -> Result<Branch, SearchError> {
-    run.models.require("best-of-n", ModelRole::Prm)?;
+    run.models.require(StrategyKind::BestOfN, ModelRole::Prm)?;
     let root = run.tree.root();
     let mut samples: Vec<Branch> = vec![root; config.n];
     while samples.iter().any(Branch::is_active) && run.begin_step() {

@@ -14,9 +14,10 @@ use crate::config::LookaheadConfig;
 use crate::run::Run;
 use crate::search_tree::{best_index, keep_best, Branch};
 use crate::SearchError;
+use crate::StrategyKind;
 
 pub(crate) fn search(run: &mut Run, config: &LookaheadConfig) -> Result<Branch, SearchError> {
-    run.models.require("lookahead", ModelRole::Prm)?;
+    run.models.require(StrategyKind::Lookahead, ModelRole::Prm)?;
     let mut beam = vec![run.tree.root()];
     while beam.iter().any(Branch::is_active) && run.begin_step() {
         let active: Vec<&Branch> = beam.iter().filter(|b| b.is_active()).collect();

@@ -21,6 +21,7 @@ use crate::config::RebaseConfig;
 use crate::run::Run;
 use crate::search_tree::{best_index, substream, Branch};
 use crate::SearchError;
+use crate::StrategyKind;
 
 /// Expansion widths `round(B · softmax(R / T_b))`, with the rule that the
 /// best node gets 1 when all would get 0 (ties: the first).
@@ -40,7 +41,7 @@ pub fn rebase_widths(rewards: &[f32], budget: usize, temperature: f32) -> Vec<us
 }
 
 pub(crate) fn search(run: &mut Run, config: &RebaseConfig) -> Result<Branch, SearchError> {
-    run.models.require("rebase", ModelRole::Prm)?;
+    run.models.require(StrategyKind::Rebase, ModelRole::Prm)?;
     let mut budget = config.width;
     let mut live = vec![run.tree.root()];
     let mut widths = vec![budget];

@@ -32,6 +32,7 @@ use crate::config::{FinalPick, SaffronConfig, SaffronVariant};
 use crate::run::Run;
 use crate::search_tree::{best_index, by_score, check_length, Branch};
 use crate::SearchError;
+use crate::StrategyKind;
 
 /// The released code's stand-in for infinity on unseen tokens.
 const REFERENCE_UNSEEN_REWARD: f32 = -1024.0;
@@ -44,9 +45,9 @@ struct Candidate {
 }
 
 pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, SearchError> {
-    run.models.require("saffron", ModelRole::Mrm)?;
+    run.models.require(StrategyKind::Saffron, ModelRole::Mrm)?;
     if config.final_pick == FinalPick::PrmRerank {
-        run.models.require("saffron (final_pick = prm-rerank)", ModelRole::Prm)?;
+        run.models.require(StrategyKind::Saffron, ModelRole::Prm)?;
     }
     let reference = config.variant == SaffronVariant::Reference;
     let mut root = run.tree.root();

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use saffron_core::{Budget, Cost, Limit};
 use saffron_search::fake::{FakeMrm, FakePolicy, FakePrm, FLOPS_PER_TOKEN};
-use saffron_search::{BestOfNConfig, StopCause, Strategy, TraceEvent};
+use saffron_search::{BestOfNConfig, StopCause, Strategy, StrategyKind, TraceEvent};
 
 use crate::common::*;
 
@@ -43,9 +43,9 @@ proptest! {
     /// that score their finished answers at the end, that final scoring).
     #[test]
     fn a_tflop_cap_is_overshot_by_at_most_one_step(cap_gflop in 1u32..200, which in 0usize..6) {
-        let name = Strategy::NAMES[which];
-        let mut strategy = Strategy::from_name(name).unwrap();
-        if name != "sample" {
+        let kind = StrategyKind::ALL[which];
+        let mut strategy = kind.default_strategy();
+        if kind.has_width() {
             strategy.set_width(4).unwrap();
         }
         let mut c = config(strategy, 12, 4);

@@ -1,6 +1,6 @@
 use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
 use saffron_search::fake::{FakeMrm, FakePolicy, FakePrm};
-use saffron_search::{search, Models, SearchConfig, Strategy, Trace};
+use saffron_search::{search, Models, SearchConfig, Strategy, StrategyKind, Trace};
 
 use crate::common::*;
 
@@ -47,9 +47,9 @@ fn outcome(config: &SearchConfig, policy: &mut dyn Policy) -> (Vec<TokenId>, Mod
 
 #[test]
 fn same_seed_same_answer_and_cost_whatever_the_batching() {
-    for name in Strategy::NAMES {
-        let mut strategy = Strategy::from_name(name).unwrap();
-        if name != "sample" {
+    for kind in StrategyKind::ALL {
+        let mut strategy = kind.default_strategy();
+        if kind.has_width() {
             strategy.set_width(4).unwrap();
         }
         let mut c = config(strategy, 10, 2);
@@ -58,13 +58,13 @@ fn same_seed_same_answer_and_cost_whatever_the_batching() {
         let (mut p, mut single) = (policy(), OneAtATime(policy()));
         let again = outcome(&c, &mut p);
         let one_by_one = outcome(&c, &mut single);
-        assert_eq!(batched, again, "{name}: two runs differ");
+        assert_eq!(batched, again, "{kind}: two runs differ");
         // Sequences counted per request differ only in `calls`.
-        assert_eq!(batched.0, one_by_one.0, "{name}: batching changed the answer");
-        assert_eq!(batched.1.tokens_computed, one_by_one.1.tokens_computed, "{name}");
-        assert_eq!(batched.1.flops, one_by_one.1.flops, "{name}");
+        assert_eq!(batched.0, one_by_one.0, "{kind}: batching changed the answer");
+        assert_eq!(batched.1.tokens_computed, one_by_one.1.tokens_computed, "{kind}");
+        assert_eq!(batched.1.flops, one_by_one.1.flops, "{kind}");
         // A different seed changes at least the sampled strategies.
-        if name == "best-of-n" {
+        if kind == StrategyKind::BestOfN {
             c.seed = 6;
             let (tokens, ..) = outcome(&c, &mut policy());
             assert_ne!(tokens, batched.0, "seed 6 gave the same answer as seed 5");

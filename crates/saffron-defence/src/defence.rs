@@ -1,0 +1,191 @@
+//! A defence and the models it draws on.
+
+use std::time::Instant;
+
+use saffron_core::{Cost, ModelRole, TokenId};
+use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
+use saffron_reward::{GuardSpec, Loader, MrmSpec};
+use saffron_search::{search, FinishReason, Models, SearchConfig, SearchObserver, StopCause};
+use serde::Serialize;
+
+use crate::backend::{MrmBackend, PolicyBackend, PrmBackend};
+use crate::local::LocalPolicy;
+use crate::DefenceError;
+
+/// The models of a defence, as specs: the policy (a catalog name or a GGUF
+/// path), the guard that is the PRM of the PRM searches, and the MRM of
+/// Saffron. Either reward model may be absent if no search uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefenceSpec {
+    pub policy: String,
+    pub prm: Option<GuardSpec>,
+    pub mrm: Option<MrmSpec>,
+}
+
+/// Loaded models, shared by every defence of a run (each defence a search
+/// configuration over them).
+pub struct DefenceModels {
+    policy: Box<dyn PolicyBackend>,
+    prm: Option<Box<dyn PrmBackend>>,
+    mrm: Option<Box<dyn MrmBackend>>,
+    options: TreeOptions,
+}
+
+impl DefenceModels {
+    /// Loads the models `spec` names with `loader` (each file once: a guard
+    /// on the policy's backbone shares its weights); every search builds
+    /// its prefix trees with `options`.
+    pub fn load(spec: &DefenceSpec, loader: &Loader, options: TreeOptions) -> Result<DefenceModels, DefenceError> {
+        let policy = loader.model(&spec.policy)?;
+        let prm = spec.prm.as_ref().map(|g| loader.guard(g)).transpose()?;
+        let mrm = spec.mrm.as_ref().map(|m| loader.mrm(m, &policy)).transpose()?;
+        Ok(DefenceModels::new(
+            Box::new(LocalPolicy::new(policy)),
+            prm.map(|p| Box::new(p) as Box<dyn PrmBackend>),
+            mrm.map(|m| Box::new(m) as Box<dyn MrmBackend>),
+            options,
+        ))
+    }
+
+    /// Models from any backends (fakes, or engines of other kinds).
+    pub fn new(
+        policy: Box<dyn PolicyBackend>,
+        prm: Option<Box<dyn PrmBackend>>,
+        mrm: Option<Box<dyn MrmBackend>>,
+        options: TreeOptions,
+    ) -> DefenceModels {
+        DefenceModels { policy, prm, mrm, options }
+    }
+
+    pub fn policy(&self) -> &dyn PolicyBackend {
+        self.policy.as_ref()
+    }
+
+    pub fn prm(&self) -> Option<&dyn PrmBackend> {
+        self.prm.as_deref()
+    }
+
+    pub fn mrm(&self) -> Option<&dyn MrmBackend> {
+        self.mrm.as_deref()
+    }
+
+    /// The options every search's prefix trees are built with.
+    pub fn options(&self) -> TreeOptions {
+        self.options
+    }
+
+    /// A defence searching with `search` over these models; refused when
+    /// the configuration is invalid or the strategy needs a model that is
+    /// not here.
+    pub fn defence(&self, search: SearchConfig) -> Result<Defence<'_>, DefenceError> {
+        search.validate().map_err(DefenceError::InvalidConfig)?;
+        let strategy = search.strategy.kind();
+        if search.strategy.needs_prm() && self.prm.is_none() {
+            return Err(DefenceError::MissingModel { strategy, role: ModelRole::Prm });
+        }
+        if search.strategy.needs_mrm() && self.mrm.is_none() {
+            return Err(DefenceError::MissingModel { strategy, role: ModelRole::Mrm });
+        }
+        Ok(Defence { models: self, search })
+    }
+}
+
+/// A policy, a search configuration and the reward models it needs.
+pub struct Defence<'m> {
+    models: &'m DefenceModels,
+    search: SearchConfig,
+}
+
+/// A defended answer and everything it cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    pub text: String,
+    /// Generated tokens only (the prefill is context, not output).
+    pub tokens: Vec<TokenId>,
+    pub finish: FinishReason,
+    /// The score that made this answer win (PRM or MRM; `None` for `sample`).
+    pub score: Option<f32>,
+    /// Work of every model during the search (the judge is never charged).
+    pub cost: Cost,
+    /// Steps run (tokens, or chunks of tokens).
+    pub steps: usize,
+    pub stopped_by: Option<StopCause>,
+    /// Tokens of the context: the chat template, the prompt and the prefill.
+    pub prompt_tokens: usize,
+    /// Wall time of the search (the trees are made before it starts).
+    pub wall_seconds: f64,
+    /// Of it, the time inside the inference engine (policy and PRM).
+    pub engine_seconds: f64,
+}
+
+impl Defence<'_> {
+    pub fn search_config(&self) -> &SearchConfig {
+        &self.search
+    }
+
+    pub fn models(&self) -> &DefenceModels {
+        self.models
+    }
+
+    /// Answers `chat` (what the policy reads: the system and user turns,
+    /// the latter possibly wrapped in an attack template, and any forced
+    /// prefill). The reward models read `request`, the user's request as
+    /// asked, and the generated tokens. `observer` sees every step.
+    pub fn answer(
+        &self,
+        request: &str,
+        chat: &ChatPrompt,
+        observer: &mut dyn SearchObserver,
+    ) -> Result<Answer, DefenceError> {
+        let models = self.models;
+        let policy = models.policy.as_ref();
+        let context = policy.encode_chat(chat)?;
+        let (max_new_tokens, limit) = (self.search.length.max_new_tokens, policy.context_limit());
+        if context.len() + max_new_tokens > limit {
+            return Err(DefenceError::PromptTooLong { prompt_tokens: context.len(), max_new_tokens, limit });
+        }
+        let options = models.options;
+        let text = || Box::new(|t: &[TokenId]| policy.detokenize(t));
+        let strategy = &self.search.strategy;
+        let mut prm = match models.prm.as_deref().filter(|_| strategy.needs_prm()) {
+            Some(prm) => Some(prm.bind(request, options, text())?),
+            None => None,
+        };
+        let mrm_backend = models.mrm.as_deref();
+        let mut mrm = match mrm_backend.filter(|_| strategy.needs_mrm()) {
+            Some(mrm) => Some(mrm.bind(request, options, text())?),
+            None => None,
+        };
+        // Hidden states are kept whenever the models hold an MRM that reads
+        // them, whatever the strategy (as runs have always been made).
+        let hidden = if mrm_backend.is_some_and(|m| m.reads_policy_hidden()) {
+            HiddenStates::Keep
+        } else {
+            HiddenStates::Discard
+        };
+        let mut tree = policy.open(TreeOptions { hidden, ..options })?;
+        let start = Instant::now();
+        let outcome = {
+            let mut search_models = Models {
+                policy: &mut *tree,
+                prm: prm.as_deref_mut().map(|p| p as _),
+                mrm: mrm.as_deref_mut().map(|m| m as _),
+            };
+            search(&self.search, &mut search_models, &context, observer)?
+        };
+        let wall_seconds = start.elapsed().as_secs_f64();
+        let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
+        Ok(Answer {
+            text: policy.detokenize(&outcome.tokens),
+            tokens: outcome.tokens,
+            finish: outcome.finish,
+            score: outcome.score,
+            cost: outcome.cost,
+            steps: outcome.steps,
+            stopped_by: outcome.stopped_by,
+            prompt_tokens: context.len(),
+            wall_seconds,
+            engine_seconds: engine.as_secs_f64(),
+        })
+    }
+}

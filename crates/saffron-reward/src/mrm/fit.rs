@@ -1,0 +1,132 @@
+//! Fitting an MRM artifact to a labelled corpus: the backbone's hidden
+//! state at every labelled node (the policy's own for a shared-backbone
+//! head, another model's over (prompt, response so far) for a separate
+//! one), a held-out share of the prompts, partial supervision on the rest
+//! ([`super::train`]), fidelity on both sides, and the manifest.
+
+use std::collections::BTreeSet;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use saffron_core::TokenId;
+use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
+
+use super::artifact::{ModelId, MrmBackbone, MrmManifest};
+use super::corpus::{Corpus, LabelledSequence};
+use super::features::policy_examples;
+use super::head::{MrmHead, MrmTraining};
+use super::separate::{separate_examples, separate_input, SeparateInput};
+use super::train::{fidelity, train, Example};
+use crate::{LoadedModel, RewardError};
+
+/// How an MRM is fitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSettings {
+    /// Share of the corpus' prompts held out for the fidelity measurement
+    /// (all attacks and samples of a prompt on one side).
+    pub held_out: f64,
+    pub training: MrmTraining,
+    /// Options of the trees that compute the features.
+    pub options: TreeOptions,
+}
+
+/// The corpus to fit: its sequences and the sha256 of its file.
+pub struct CorpusInput<'a> {
+    pub corpus: &'a Corpus,
+    pub sha256: String,
+    /// Where it was read from (for messages).
+    pub path: &'a std::path::Path,
+}
+
+/// Fits a head to `input` for `policy`, on `backbone` when given (a
+/// separate-backbone MRM, which needs each prompt's text: `prompt_text`
+/// maps a prompt id such as `advbench/17` to it). `progress` is told the
+/// sequences whose features are computed.
+pub fn fit(
+    input: &CorpusInput,
+    policy: &LoadedModel,
+    backbone: Option<&LoadedModel>,
+    prompt_text: &dyn Fn(&str) -> Option<String>,
+    settings: &FitSettings,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(MrmHead, MrmManifest), RewardError> {
+    let corpus = input.corpus;
+    let policy_sha = policy.sha256()?;
+    if corpus.header.policy_sha256 != policy_sha {
+        return Err(RewardError::CorpusPolicy {
+            path: input.path.to_path_buf(),
+            corpus_policy: format!("{} (sha256 {})", corpus.header.policy, corpus.header.policy_sha256),
+            policy: format!("{} (sha256 {policy_sha})", policy.spec()),
+        });
+    }
+    let held = held_out_prompts(corpus, settings.held_out, settings.training.seed);
+    let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
+    let (examples, input_format) = match backbone {
+        None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &corpus.sequences, progress)?, None),
+        Some(backbone) => {
+            let separate = separate_input(backbone.model().clone())?;
+            let text = |seq: &LabelledSequence| -> Result<String, RewardError> {
+                let id = prompt_of(&seq.prompt_id);
+                prompt_text(id).ok_or_else(|| RewardError::Data {
+                    file: input.path.display().to_string(),
+                    detail: format!("no prompt text for `{id}` in its prompt set"),
+                })
+            };
+            let mut tree = PrefixTree::new(separate.model(), options)?;
+            let response = |t: &[TokenId]| policy.model().detokenize(t);
+            let examples = separate_examples(&mut tree, &separate, &corpus.sequences, &text, &response, progress)?;
+            (examples, Some(SeparateInput::of(&separate)))
+        }
+    };
+    let (mut train_set, mut held_set): (Vec<Example>, Vec<Example>) = (Vec::new(), Vec::new());
+    for (seq, ex) in corpus.sequences.iter().zip(examples) {
+        if held.contains(prompt_of(&seq.prompt_id)) {
+            held_set.extend(ex)
+        } else {
+            train_set.extend(ex)
+        }
+    }
+    if train_set.is_empty() {
+        return Err(RewardError::Data {
+            file: input.path.display().to_string(),
+            detail: "no labels to train on".into(),
+        });
+    }
+    let vocab_size = policy.model().vocab_size();
+    let head = train(&train_set, vocab_size, &settings.training);
+    let (backbone_kind, backbone_id) = match backbone {
+        None => (MrmBackbone::SharedPolicy, ModelId { name: policy.spec().into(), sha256: policy_sha.clone() }),
+        Some(b) => (MrmBackbone::Separate, ModelId { name: b.spec().into(), sha256: b.sha256()? }),
+    };
+    let manifest = MrmManifest {
+        kind: MrmManifest::kind(),
+        backbone_kind,
+        backbone: backbone_id,
+        hidden_size: head.dim(),
+        policy: ModelId { name: policy.spec().into(), sha256: policy_sha },
+        vocab_size,
+        corpus_sha256: input.sha256.clone(),
+        training: settings.training,
+        examples: train_set.len(),
+        held_out_examples: held_set.len(),
+        seen_tokens: head.seen.len(),
+        fidelity_train: fidelity(&head, &train_set),
+        fidelity_held_out: fidelity(&head, &held_set),
+        saffron_version: env!("CARGO_PKG_VERSION").into(),
+        input: input_format,
+    };
+    Ok((head, manifest))
+}
+
+/// The prompt of a corpus sequence id (`advbench/17#prefill-10` → `advbench/17`).
+fn prompt_of(id: &str) -> &str {
+    id.split('#').next().unwrap_or(id)
+}
+
+/// A seeded share of the corpus' prompts.
+fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
+    let mut prompts: Vec<&str> =
+        corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)).collect::<BTreeSet<_>>().into_iter().collect();
+    prompts.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    prompts.iter().take((prompts.len() as f64 * share).round() as usize).map(|p| p.to_string()).collect()
+}

@@ -1,0 +1,219 @@
+//! Which reward model to use, parsed once at the edge (a command-line flag,
+//! a grid field) into a typed spec; [`crate::load`] turns a spec into a
+//! loaded model. Nothing past the parsers here compares the words
+//! `default` or `refusal`.
+//!
+//! - [`GuardSpec`]: the built-in probe guard, a probe guard directory, or a
+//!   GGUF model used as a verdict guard in a [`VerdictFormat`];
+//! - [`MrmSpec`]: the built-in MRM, a `saffron train-mrm` directory, or a
+//!   released paper-form directory on its guard GGUF;
+//! - [`JudgeSpec`]: the refusal strings or a guard.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RewardError, VerdictGuardConfig};
+
+/// The word that names the built-in guard and the built-in MRM.
+const BUILT_IN: &str = "default";
+/// The word that names the refusal-string judge.
+const REFUSAL: &str = "refusal";
+
+/// How a GGUF verdict guard reads (prompt, answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum VerdictFormat {
+    /// An instruction in the model's own chat template; verdict Yes (safe) / No (unsafe).
+    #[default]
+    #[serde(rename = "local")]
+    #[cfg_attr(feature = "clap", value(name = "local"))]
+    Local,
+    /// Llama Guard 3's own GGUF template; verdict safe / unsafe.
+    #[serde(rename = "llama-guard-3")]
+    #[cfg_attr(feature = "clap", value(name = "llama-guard-3"))]
+    LlamaGuard3,
+}
+
+impl VerdictFormat {
+    /// The guard configuration of this format.
+    pub fn config(self) -> VerdictGuardConfig {
+        match self {
+            VerdictFormat::Local => VerdictGuardConfig::local(),
+            VerdictFormat::LlamaGuard3 => VerdictGuardConfig::llama_guard_3(),
+        }
+    }
+}
+
+/// A guard: the PRM of the PRM searches, a judge, the labeller of the
+/// token-level corpus.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GuardSpec {
+    /// The probe guard built into saffron (on the default policy's hidden
+    /// states; docs/guards.md).
+    BuiltIn,
+    /// A probe guard directory made by `saffron train-guard` (guard.json).
+    Probe(PathBuf),
+    /// A GGUF model (a catalog name or a path) asked for a verdict.
+    Verdict { model: String, format: VerdictFormat },
+}
+
+impl GuardSpec {
+    /// `default`, a directory (a probe guard), or a model name or GGUF path
+    /// (a verdict guard read in `format`).
+    pub fn parse(text: &str, format: VerdictFormat) -> Result<GuardSpec, RewardError> {
+        if text.trim().is_empty() {
+            return Err(RewardError::EmptySpec { what: "guard" });
+        }
+        Ok(if text == BUILT_IN {
+            GuardSpec::BuiltIn
+        } else if Path::new(text).is_dir() {
+            GuardSpec::Probe(PathBuf::from(text))
+        } else {
+            GuardSpec::Verdict { model: text.to_owned(), format }
+        })
+    }
+
+    /// The format of a verdict guard; `None` for probe guards.
+    pub fn format(&self) -> Option<VerdictFormat> {
+        match self {
+            GuardSpec::Verdict { format, .. } => Some(*format),
+            GuardSpec::BuiltIn | GuardSpec::Probe(_) => None,
+        }
+    }
+}
+
+/// As written: `default`, the directory, or the model (the name records
+/// and reports use).
+impl fmt::Display for GuardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardSpec::BuiltIn => f.write_str(BUILT_IN),
+            GuardSpec::Probe(dir) => write!(f, "{}", dir.display()),
+            GuardSpec::Verdict { model, .. } => f.write_str(model),
+        }
+    }
+}
+
+/// A multifurcation reward model for the policy: the reward of Saffron.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MrmSpec {
+    /// The MRM built into saffron, for the default policy (docs/mrm.md).
+    BuiltIn,
+    /// A directory made by `saffron train-mrm` (shared or separate backbone).
+    Trained(PathBuf),
+    /// A released Saffron-1 directory (PEFT LoRA, lm_head_bias.pt,
+    /// unseen_mask.pt) on its guard GGUF `base` (a catalog name or a path).
+    Paper { dir: PathBuf, base: String },
+}
+
+impl MrmSpec {
+    /// `default` or a directory; a `base` makes it a paper-form directory
+    /// (and is refused with `default`). Whether a directory holds what its
+    /// spec says is checked when it is loaded.
+    pub fn parse(text: &str, base: Option<&str>) -> Result<MrmSpec, RewardError> {
+        if text.trim().is_empty() {
+            return Err(RewardError::EmptySpec { what: "MRM" });
+        }
+        match (text, base) {
+            (BUILT_IN, None) => Ok(MrmSpec::BuiltIn),
+            (BUILT_IN, Some(_)) => Err(RewardError::MrmBaseNotPaper { mrm: text.to_owned() }),
+            (dir, None) => Ok(MrmSpec::Trained(PathBuf::from(dir))),
+            (dir, Some(base)) => Ok(MrmSpec::Paper { dir: PathBuf::from(dir), base: base.to_owned() }),
+        }
+    }
+
+    /// The guard GGUF of a paper-form MRM.
+    pub fn base(&self) -> Option<&str> {
+        match self {
+            MrmSpec::Paper { base, .. } => Some(base),
+            MrmSpec::BuiltIn | MrmSpec::Trained(_) => None,
+        }
+    }
+}
+
+/// As written: `default` or the directory (without the base).
+impl fmt::Display for MrmSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MrmSpec::BuiltIn => f.write_str(BUILT_IN),
+            MrmSpec::Trained(dir) | MrmSpec::Paper { dir, .. } => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// A judge of final answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JudgeSpec {
+    /// Refusal-string matching (the GCG / AdvBench judge).
+    Refusal,
+    /// A guard: unsafe when its reward is below zero.
+    Guard(GuardSpec),
+}
+
+impl JudgeSpec {
+    /// `refusal`, or a guard as [`GuardSpec::parse`] reads it.
+    pub fn parse(text: &str, format: VerdictFormat) -> Result<JudgeSpec, RewardError> {
+        if text == REFUSAL {
+            return Ok(JudgeSpec::Refusal);
+        }
+        GuardSpec::parse(text, format).map(JudgeSpec::Guard)
+    }
+
+    /// The guard a judge runs, if any.
+    pub fn guard(&self) -> Option<&GuardSpec> {
+        match self {
+            JudgeSpec::Refusal => None,
+            JudgeSpec::Guard(guard) => Some(guard),
+        }
+    }
+}
+
+/// As written: `refusal` or the guard (the key of its verdicts in records).
+impl fmt::Display for JudgeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JudgeSpec::Refusal => f.write_str(REFUSAL),
+            JudgeSpec::Guard(guard) => guard.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir_name = dir.path().to_str().unwrap();
+        let local = VerdictFormat::Local;
+        assert_eq!(GuardSpec::parse("default", local).unwrap(), GuardSpec::BuiltIn);
+        assert_eq!(GuardSpec::parse(dir_name, local).unwrap(), GuardSpec::Probe(dir.path().into()));
+        let lg3 = GuardSpec::parse("lg3.gguf", VerdictFormat::LlamaGuard3).unwrap();
+        assert_eq!(lg3, GuardSpec::Verdict { model: "lg3.gguf".into(), format: VerdictFormat::LlamaGuard3 });
+        assert_eq!(lg3.format(), Some(VerdictFormat::LlamaGuard3));
+        assert_eq!(JudgeSpec::parse("refusal", local).unwrap(), JudgeSpec::Refusal);
+        assert_eq!(JudgeSpec::parse("default", local).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltIn));
+        for text in ["default", "refusal", "smollm2", dir_name] {
+            assert_eq!(JudgeSpec::parse(text, local).unwrap().to_string(), text);
+        }
+        assert!(GuardSpec::parse(" ", local).unwrap_err().to_string().contains("empty"));
+
+        assert_eq!(MrmSpec::parse("default", None).unwrap(), MrmSpec::BuiltIn);
+        assert_eq!(MrmSpec::parse("m/x", None).unwrap(), MrmSpec::Trained("m/x".into()));
+        let paper = MrmSpec::parse("m/p", Some("lg3.gguf")).unwrap();
+        assert_eq!((paper.to_string(), paper.base()), ("m/p".into(), Some("lg3.gguf")));
+        let err = MrmSpec::parse("default", Some("lg3.gguf")).unwrap_err().to_string();
+        assert!(err.contains("only for a paper-form MRM directory"), "{err}");
+    }
+
+    #[test]
+    fn verdict_formats_read_as_on_the_command_line() {
+        let parsed: VerdictFormat = serde_json::from_str("\"llama-guard-3\"").unwrap();
+        assert_eq!(parsed, VerdictFormat::LlamaGuard3);
+        assert_eq!(serde_json::to_string(&VerdictFormat::Local).unwrap(), "\"local\"");
+        assert_eq!(VerdictFormat::LlamaGuard3.config(), VerdictGuardConfig::llama_guard_3());
+    }
+}

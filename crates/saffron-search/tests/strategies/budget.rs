@@ -58,7 +58,7 @@ proptest! {
         let spent = spent_per_step(&trace);
         // Every step but the last began and ended within the cap.
         for s in spent.iter().take(spent.len().saturating_sub(1)) {
-            prop_assert!(s.tflop() <= cap + 1e-12, "{name}: {} > {cap}", s.tflop());
+            prop_assert!(s.tflop() <= cap + 1e-12, "{kind}: {} > {cap}", s.tflop());
         }
         if out.stopped_by.is_some() {
             prop_assert!(matches!(out.stopped_by, Some(StopCause::Budget(Limit::Tflop))));

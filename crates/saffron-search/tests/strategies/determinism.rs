@@ -1,6 +1,6 @@
 use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
 use saffron_search::fake::{FakeMrm, FakePolicy, FakePrm};
-use saffron_search::{search, Models, SearchConfig, Strategy, StrategyKind, Trace};
+use saffron_search::{search, Models, SearchConfig, StrategyKind, Trace};
 
 use crate::common::*;
 

@@ -1,26 +1,49 @@
-//! Real-model test fixtures: models come from the saffron cache (`saffron
-//! fetch`); a missing model fails the test with the command that fetches it.
-#![allow(dead_code)]
+//! Real-model test fixtures, one copy for every crate's integration tests:
+//! models come from the saffron cache (`saffron fetch`, which
+//! `scripts/test.sh` runs first); a missing model fails the test with the
+//! command that fetches it. Each model is loaded once per test binary.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use saffron_engine::Model;
 
-fn load(name: &str) -> Model {
-    let home = saffron_fetch::saffron_home();
-    let model_ref = saffron_fetch::resolve_model(name, &home)
-        .unwrap_or_else(|e| panic!("real-model tests need the `{name}` model: {e}"));
-    Model::load(model_ref.path()).expect("the cached model loads")
+/// The user's cache, where `saffron fetch` put the models.
+pub fn real_home() -> PathBuf {
+    saffron_fetch::saffron_home()
 }
 
+/// The path of a fetched catalog model.
+pub fn model_path(name: &str) -> PathBuf {
+    saffron_fetch::resolve_model(name, &real_home())
+        .unwrap_or_else(|e| panic!("real-model tests need the `{name}` model (saffron fetch --only {name}): {e}"))
+        .path()
+        .to_path_buf()
+}
+
+pub fn smollm2_path() -> PathBuf {
+    model_path("smollm2")
+}
+
+fn load(name: &str) -> Model {
+    Model::load(model_path(name)).expect("the cached model loads")
+}
+
+/// SmolLM2-135M-Instruct (Q4_1), loaded once.
 pub fn smollm2() -> Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| load("smollm2")).clone()
 }
 
+/// Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), loaded once.
 pub fn qwen() -> Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| load("qwen")).clone()
+}
+
+/// The catalog sha256 of a model (verified when it was fetched).
+pub fn catalog_sha256(name: &str) -> String {
+    saffron_fetch::Artifact::by_name(name).unwrap_or_else(|| panic!("`{name}` is a catalog model")).sha256.to_owned()
 }
 
 /// Largest absolute difference between two vectors of equal length.
@@ -41,13 +64,14 @@ pub fn smollm2_f32() -> Model {
     MODEL
         .get_or_init(|| {
             let source = smollm2();
-            let dir = saffron_fetch::saffron_home().join("test-fixtures");
+            let dir = real_home().join("test-fixtures");
             let target = dir.join("smollm2-135m-instruct-f32.gguf");
             if !target.is_file() {
-                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::create_dir_all(&dir).expect("the fixture directory can be made");
                 let partial = dir.join(format!(".smollm2-f32.{}.partial", std::process::id()));
-                let src = std::ffi::CString::new(source.path().to_str().unwrap()).unwrap();
-                let dst = std::ffi::CString::new(partial.to_str().unwrap()).unwrap();
+                let path =
+                    |p: &std::path::Path| std::ffi::CString::new(p.to_str().expect("UTF-8 path")).expect("no NUL");
+                let (src, dst) = (path(source.path()), path(&partial));
                 // SAFETY: plain C call on two valid NUL-terminated paths with
                 // llama.cpp's default parameters.
                 let status = unsafe {
@@ -57,7 +81,7 @@ pub fn smollm2_f32() -> Model {
                     llama_cpp_sys_2::llama_model_quantize(src.as_ptr(), dst.as_ptr(), &params)
                 };
                 assert_eq!(status, 0, "llama_model_quantize to F32 failed");
-                std::fs::rename(&partial, &target).unwrap();
+                std::fs::rename(&partial, &target).expect("the fixture is moved into place");
             }
             Model::load(&target).expect("the F32 fixture loads")
         })

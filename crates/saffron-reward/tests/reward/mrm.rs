@@ -6,12 +6,7 @@ use saffron_reward::mrm::artifact::{ModelId, MrmBackbone, MrmManifest};
 use saffron_reward::mrm::head::MrmTraining;
 use saffron_reward::mrm::train::{train, Example, Fidelity};
 use saffron_reward::mrm::SharedMrm;
-
-fn smollm2() -> Model {
-    let home = saffron_fetch::saffron_home();
-    let model_ref = saffron_fetch::resolve_model("smollm2", &home).expect("tests need `saffron fetch --only smollm2`");
-    Model::load(model_ref.path()).expect("the cached model loads")
-}
+use saffron_test_support::smollm2;
 
 fn manifest(policy_sha: &str, vocab_size: usize, hidden_size: usize) -> MrmManifest {
     let f = Fidelity { n: 0, within_one: 0.0, mean_abs_error: 0.0, correlation: 0.0 };

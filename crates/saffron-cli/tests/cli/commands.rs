@@ -1,42 +1,11 @@
-//! The `saffron` binary as a user runs it: errors are one clear line and a
-//! non-zero exit, never a panic; results are deterministic.
+//! The commands end to end on SmolLM2: errors, `generate`, `judge-eval`,
+//! `eval` (resume, kills, parallel jobs, shards and `merge`), `fluency`,
+//! `label`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn saffron(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saffron"))
-        .args(args)
-        .env("SAFFRON_HOME", home)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs")
-}
-
-/// The user's real cache, where `saffron fetch` put the models.
-fn real_home() -> PathBuf {
-    saffron_fetch::saffron_home()
-}
-
-fn smollm2_path() -> PathBuf {
-    saffron_fetch::resolve_model("smollm2", &real_home())
-        .expect("tests need `saffron fetch --only smollm2`")
-        .path()
-        .into()
-}
-
-/// Fails unless the command failed with exactly one `error:` line, its
-/// message (that line and any detail lines after it) holding `needle`, and
-/// did not panic.
-fn assert_clean_failure(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "want one error line: {stderr}");
-    let message = &stderr[stderr.find("error:").unwrap()..];
-    assert!(message.contains(needle), "`{needle}` not in: {stderr}");
-}
+use crate::{assert_clean_failure, real_home, records_without_wall_time, saffron, smollm2_path, tiny_grid};
 
 #[test]
 fn missing_model_file() {
@@ -144,7 +113,7 @@ fn strategy_errors_name_the_fix() {
     let model = smollm2_path();
     let m = model.to_str().unwrap();
     let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--strategy", "mcts"]);
-    assert_clean_failure(&out, "choose one of: sample, best-of-n, beam, rebase, lookahead, saffron");
+    assert_clean_failure(&out, "[possible values: sample, best-of-n, beam, rebase, lookahead, saffron]");
     let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--strategy", "beam"]);
     assert_clean_failure(&out, "--guard");
     let config = home.path().join("search.toml");
@@ -218,20 +187,6 @@ fn guard_training_and_judging_need_their_data() {
     assert_clean_failure(&out, "saffron fetch --only pyrit");
     let out = saffron(&real_home(), &["judge-eval", "--judge", "/nonexistent/guard.gguf"]);
     assert_clean_failure(&out, "does not exist");
-}
-
-/// A grid on SmolLM2 (policy and verdict guard; `SMOLLM2` in `judges`
-/// stands for its path): 4-token answers, no defence and Best-of-2.
-fn tiny_grid(dir: &Path, judges: &str, datasets: &str) -> PathBuf {
-    let smollm2 = format!("{:?}", smollm2_path());
-    let text = format!(
-        "policy = {smollm2}\nguard = {smollm2}\n{}\n[length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n{datasets}\
-         [[strategies]]\nname = \"sample\"\n[[strategies]]\nname = \"best-of-n\"\nwidths = [2]\n",
-        judges.replace("SMOLLM2", &smollm2)
-    );
-    let path = dir.join("grid.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[test]
@@ -362,27 +317,13 @@ fn the_default_guard_keeps_its_held_out_accuracy() {
     assert!((accuracy - 0.75).abs() <= 0.03, "accuracy {accuracy}");
 }
 
-/// Records without their wall times (the only field that differs between
-/// two runs of the same grid).
-fn records_without_wall_time(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("wall_seconds");
-            v["cost"].as_object_mut().unwrap().remove("wall_seconds");
-            v
-        })
-        .collect()
-}
-
-/// A run killed at random points, and a run of two parallel jobs, both end
-/// with exactly the records of one uninterrupted single-job run.
+/// A run killed again and again, a run of two parallel jobs and two shards
+/// merged all end with exactly the records of one uninterrupted single-job
+/// run.
 #[test]
 fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", "[[datasets]]\nset = \"advbench\"\nlimit = 4\n");
+    let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", "[[datasets]]\nset = \"advbench\"\nlimit = 6\n");
     let command_with = |out: &Path, jobs: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_saffron"));
         c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "2", "--jobs", jobs])
@@ -397,7 +338,7 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     let reference = dir.path().join("reference");
     assert!(command(&reference).status().unwrap().success());
     let mut expected = records_without_wall_time(&reference.join("records.jsonl"));
-    assert_eq!(expected.len(), 8);
+    assert_eq!(expected.len(), 12);
     expected.sort_by_key(key);
 
     let parallel = dir.path().join("parallel");
@@ -411,7 +352,7 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     for (i, shard) in shards.iter().enumerate() {
         let mut c = command(shard);
         assert!(c.args(["--shard", &format!("{i}/2")]).status().unwrap().success());
-        assert_eq!(records_without_wall_time(&shard.join("records.jsonl")).len(), 4, "2 of the 4 prompts, 2 cells");
+        assert_eq!(records_without_wall_time(&shard.join("records.jsonl")).len(), 6, "3 of the 6 prompts, 2 cells");
     }
     // Fluency scored on one shard only: its scores are merged too.
     assert!(saffron(&real_home(), &["fluency", shards[0].to_str().unwrap(), "--threads", "2"]).status.success());
@@ -423,10 +364,10 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     };
     let out = merge(&[&shards[0], &shards[1], &parallel]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("8 records added"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 records added"));
     let scores = std::fs::read_to_string(merged.join("fluency.jsonl")).unwrap();
     assert_eq!(scores, std::fs::read_to_string(shards[0].join("fluency.jsonl")).unwrap());
-    assert_eq!(scores.lines().count(), 4);
+    assert_eq!(scores.lines().count(), 6);
     assert!(merged.join("report.html").exists());
     let mut got = records_without_wall_time(&merged.join("records.jsonl"));
     got.sort_by_key(key);
@@ -439,32 +380,34 @@ fn eval_records_do_not_depend_on_kills_or_parallel_jobs() {
     std::fs::write(other.join("run.json"), "{\"grid\": {}}").unwrap();
     assert_clean_failure(&merge(&[&other]), "different configurations");
 
-    // SIGKILL after seeded pseudo-random delays until a run completes.
+    // SIGKILL right after each new record reaches the file, until a run
+    // completes: every run is interrupted at a known point (one record in),
+    // never after a delay that a fast machine could outrun.
     let killed = dir.path().join("killed");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let records_in = |dir: &Path| std::fs::read_to_string(dir.join("records.jsonl")).map_or(0, |t| t.lines().count());
     let mut kills = 0;
     loop {
+        let before = records_in(&killed);
         let mut child = command(&killed).spawn().unwrap();
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        // Growing with each kill, so a slow machine still finishes.
-        let delay = std::time::Duration::from_millis(600 + state % 2400 + 300 * kills);
-        std::thread::sleep(delay);
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                assert!(status.success());
-                break;
+        let finished = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "a run ended with {status}");
+                break true;
             }
-            None => {
+            if records_in(&killed) > before {
                 child.kill().unwrap();
                 child.wait().unwrap();
-                kills += 1;
+                break false;
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        if finished {
+            break;
         }
+        kills += 1;
         assert!(kills < 60, "the run never finished");
     }
-    assert!(kills >= 2, "the test must interrupt the run; it was killed {kills} times");
+    assert!(kills >= 10, "the test must interrupt the run at least 10 times; it was killed {kills} times");
     // A finishing run over a complete directory changes nothing.
     assert!(command(&killed).status().unwrap().success());
     let mut got = records_without_wall_time(&killed.join("records.jsonl"));
@@ -484,7 +427,7 @@ fn paper_form_mrm_needs_its_base_and_only_it_takes_one() {
     std::fs::write(dir.join("adapter_config.json"), r#"{"r": 4, "lora_alpha": 4}"#).unwrap();
     let base_args = ["generate", "--model", model, "--prompt", "hi", "--strategy", "saffron", "--mrm"];
     let out = saffron(home.path(), &[&base_args[..], &[dir.to_str().unwrap()]].concat());
-    assert_clean_failure(&out, "pass the guard's GGUF with --mrm-base");
+    assert_clean_failure(&out, "needs the guard's GGUF as its base (--mrm-base NAME|PATH");
     let out = saffron(home.path(), &[&base_args[..], &["default", "--mrm-base", model]].concat());
     assert_clean_failure(&out, "only for a paper-form MRM directory");
 }

@@ -2,7 +2,7 @@
 //! (PEFT LoRA safetensors, `lm_head_bias.pt`, `unseen_mask.pt`) over
 //! SmolLM2 as the guard, with SmolLM2 as the policy (one vocabulary).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use safetensors::tensor::{Dtype, TensorView};
@@ -10,12 +10,7 @@ use saffron_core::{MultifurcationReward, TokenId, WantedOutputs};
 use saffron_engine::{Model, PrefixTree, SpecialText, TreeOptions};
 use saffron_reward::mrm::paper::torch_file::{write_torch_tensor, TorchDtype};
 use saffron_reward::mrm::paper::{PaperMrmModel, BIAS_FILE, UNSEEN_MASK_FILE};
-
-fn smollm2_path() -> PathBuf {
-    let home = saffron_fetch::saffron_home();
-    let model_ref = saffron_fetch::resolve_model("smollm2", &home).expect("tests need `saffron fetch --only smollm2`");
-    model_ref.path().to_path_buf()
-}
+use saffron_test_support::smollm2_path;
 
 /// How the synthetic adapter is made.
 #[derive(Clone, Copy)]

@@ -3,7 +3,7 @@
 //! directly or as a search's PRM, and a head is refused on another backbone.
 
 use saffron_core::{ProcessReward, TokenId};
-use saffron_engine::{HiddenStates, Model, PrefixTree, SpecialText, TreeOptions};
+use saffron_engine::{HiddenStates, PrefixTree, SpecialText, TreeOptions};
 use saffron_fetch::Artifact;
 use saffron_reward::judge_data::{JudgeData, Labelled};
 use saffron_reward::probe::artifact::{Backbone, ProbeManifest};
@@ -11,12 +11,7 @@ use saffron_reward::probe::features::ProbeInputs;
 use saffron_reward::probe::head::LinearHead;
 use saffron_reward::probe::train::{train, TrainOptions};
 use saffron_reward::{Boundary, Guard, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
-
-fn smollm2() -> Model {
-    let home = saffron_fetch::saffron_home();
-    let model_ref = saffron_fetch::resolve_model("smollm2", &home).expect("tests need `saffron fetch --only smollm2`");
-    Model::load(model_ref.path()).expect("the cached model loads")
-}
+use saffron_test_support::smollm2;
 
 fn sha() -> String {
     Artifact::by_name("smollm2").unwrap().sha256.to_owned()

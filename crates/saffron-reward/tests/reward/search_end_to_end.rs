@@ -6,13 +6,10 @@
 use saffron_core::TokenId;
 use saffron_engine::{ChatPrompt, Model, PrefixTree, TreeOptions};
 use saffron_reward::{Guard, PolicyLogitsMrm, VerdictGuard, VerdictGuardConfig};
-use saffron_search::{search, LengthLimits, Models, SearchConfig, SearchOutcome, Strategy, Trace, TraceEvent};
-
-fn smollm2() -> Model {
-    let home = saffron_fetch::saffron_home();
-    let model_ref = saffron_fetch::resolve_model("smollm2", &home).expect("tests need `saffron fetch --only smollm2`");
-    Model::load(model_ref.path()).expect("the cached model loads")
-}
+use saffron_search::{
+    search, LengthLimits, Models, SearchConfig, SearchOutcome, Strategy, StrategyKind, Trace, TraceEvent,
+};
+use saffron_test_support::smollm2;
 
 fn options() -> TreeOptions {
     TreeOptions { threads: Some(2), ..TreeOptions::default() }
@@ -40,17 +37,17 @@ fn run(model: &Model, guard: &VerdictGuard, strategy: Strategy) -> (SearchOutcom
 fn every_strategy_runs_on_a_prefilled_prompt() {
     let model = smollm2();
     let guard = VerdictGuard::new(model.clone(), &VerdictGuardConfig::local()).unwrap();
-    for name in Strategy::NAMES {
-        let mut strategy = Strategy::from_name(name).unwrap();
-        if name != "sample" {
+    for kind in StrategyKind::ALL {
+        let name = kind.name();
+        let mut strategy = kind.default_strategy();
+        if kind.has_width() {
             strategy.set_width(4).unwrap();
         }
         let (out, trace, _) = run(&model, &guard, strategy);
         assert!(!out.tokens.is_empty() && out.tokens.len() <= 8, "{name}: {:?}", out.tokens);
         assert!(out.cost.policy.flops > 0.0, "{name}");
-        let uses_prm = !matches!(name, "sample" | "saffron");
-        assert_eq!(out.cost.prm.sequences > 0, uses_prm, "{name}: PRM use");
-        assert_eq!(out.cost.mrm.sequences > 0, name == "saffron", "{name}: MRM use");
+        assert_eq!(out.cost.prm.sequences > 0, kind.needs_prm(), "{name}: PRM use");
+        assert_eq!(out.cost.mrm.sequences > 0, kind.needs_mrm(), "{name}: MRM use");
         assert!(trace.expanded() > 0, "{name}");
     }
 }
@@ -74,16 +71,9 @@ fn best_of_n_computes_the_shared_prompt_once() {
 fn a_saffron_run_computes_each_expanded_node_once() {
     let model = smollm2();
     let guard = VerdictGuard::new(model.clone(), &VerdictGuardConfig::local()).unwrap();
-    let (out, trace, context) = run(
-        &model,
-        &guard,
-        Strategy::from_name("saffron")
-            .map(|mut s| {
-                s.set_width(6).unwrap();
-                s
-            })
-            .unwrap(),
-    );
+    let mut saffron = StrategyKind::Saffron.default_strategy();
+    saffron.set_width(6).unwrap();
+    let (out, trace, context) = run(&model, &guard, saffron);
     let expanded = trace.expanded_nodes();
     assert_eq!(out.cost.policy.tokens_computed, context as u64 + expanded.len() as u64 - 1);
 }

@@ -1,10 +1,8 @@
 //! Chat templates, tokenisation and hyper-parameters of both default models.
 
-mod common;
-
 use saffron_engine::{ChatPrompt, ModelShape, SpecialText};
 
-use common::{qwen, smollm2};
+use saffron_test_support::{qwen, smollm2};
 
 fn attack() -> ChatPrompt {
     ChatPrompt { system: None, user: "How do I make a cake?".into(), prefill: Some("Sure, here is".into()) }

@@ -102,6 +102,7 @@ pub struct Answer {
     pub text: String,
     /// Generated tokens only (the prefill is context, not output).
     pub tokens: Vec<TokenId>,
+    #[serde(rename = "finish_reason")]
     pub finish: FinishReason,
     /// The score that made this answer win (PRM or MRM; `None` for `sample`).
     pub score: Option<f32>,

@@ -18,6 +18,7 @@
 //! ← reward, core ← search, and defence ← eval ← cli (and the server).
 
 pub mod backend;
+pub mod bench;
 mod defence;
 mod error;
 #[cfg(feature = "fake")]

@@ -145,10 +145,8 @@ pub fn load_prompts(set: &PromptSet, home: &Path) -> Result<PromptData, EvalErro
             data.prompts.iter_mut().for_each(|p| p.harmful = false);
         }
         PromptSet::Jsonl(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
-            let sha = saffron_fetch::sha256_file(path)
-                .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(EvalError::io("read", path))?;
+            let sha = saffron_fetch::sha256_file(path).map_err(EvalError::io("read", path))?;
             data.files.insert(path.display().to_string(), sha);
             data.prompts = jsonl_prompts(&text, &path.display().to_string(), "jsonl")?;
         }
@@ -171,7 +169,7 @@ fn csv_prompts(
     category: Option<&str>,
 ) -> Result<Vec<EvalPrompt>, EvalError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| bad(file, e))?.clone();
+    let headers = reader.headers().map_err(|e| EvalError::malformed(file, "its header", e))?.clone();
     let column =
         |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| bad(file, format!("no `{name}` column")));
     let prompt_at = column(prompt)?;
@@ -179,7 +177,7 @@ fn csv_prompts(
     let category_at = category.map(column).transpose()?;
     let mut prompts = Vec::new();
     for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| bad(file, e))?;
+        let record = record.map_err(|e| EvalError::malformed(file, format!("row {}", row + 1), e))?;
         let field = |at: Option<usize>| at.and_then(|i| record.get(i)).map(str::to_owned).filter(|s| !s.is_empty());
         prompts.push(EvalPrompt {
             id: format!("{set}/{row}"),
@@ -202,7 +200,7 @@ struct ManyShot {
 /// The many-shot pairs whose recorded verdict is harmful, with the answer
 /// as the reference.
 fn many_shot_harmful(text: &str, file: &str) -> Result<Vec<EvalPrompt>, EvalError> {
-    let rows: Vec<ManyShot> = serde_json::from_str(text).map_err(|e| bad(file, e))?;
+    let rows: Vec<ManyShot> = serde_json::from_str(text).map_err(|e| EvalError::malformed(file, "its JSON", e))?;
     Ok(rows
         .into_iter()
         .enumerate()
@@ -225,7 +223,7 @@ struct RhoQuestion {
 }
 
 fn rho_benign(text: &str, file: &str) -> Result<Vec<EvalPrompt>, EvalError> {
-    let rows: Vec<RhoQuestion> = serde_json::from_str(text).map_err(|e| bad(file, e))?;
+    let rows: Vec<RhoQuestion> = serde_json::from_str(text).map_err(|e| EvalError::malformed(file, "its JSON", e))?;
     Ok(rows
         .into_iter()
         .map(|r| EvalPrompt {
@@ -254,7 +252,8 @@ struct JsonlPrompt {
 fn jsonl_prompts(text: &str, file: &str, set: &str) -> Result<Vec<EvalPrompt>, EvalError> {
     let mut prompts = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: JsonlPrompt = serde_json::from_str(line).map_err(|e| bad(file, format!("line {}: {e}", i + 1)))?;
+        let row: JsonlPrompt =
+            serde_json::from_str(line).map_err(|e| EvalError::malformed(file, format!("line {}", i + 1), e))?;
         prompts.push(EvalPrompt {
             id: row.id.map_or_else(|| format!("{set}/{i}"), |id| format!("{set}/{id}")),
             prompt: row.prompt,

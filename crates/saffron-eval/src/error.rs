@@ -4,7 +4,25 @@ pub enum EvalError {
     #[error(transparent)]
     Fetch(#[from] saffron_fetch::FetchError),
 
-    #[error("cannot read dataset file {file}: {detail}")]
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        /// What was being done: "read", "write", "create", "rename", ….
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{file}: {at} is malformed")]
+    Malformed {
+        file: String,
+        /// Where in it: "record 3", "line 7", "its header".
+        at: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("{file}: {detail}")]
     Data { file: String, detail: String },
 
     #[error("unknown prompt set `{name}`: use one of {known}, or the path of a JSONL file with a `prompt` field")]
@@ -46,6 +64,9 @@ pub enum EvalError {
     #[error("invalid experiment grid: {0}")]
     Grid(String),
 
+    #[error("invalid experiment grid")]
+    GridSyntax(#[source] toml::de::Error),
+
     #[error("report: {0}")]
     Report(String),
 
@@ -54,4 +75,33 @@ pub enum EvalError {
 
     #[error("merge: {0}")]
     Merge(String),
+}
+
+impl EvalError {
+    /// The error of an I/O operation `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> EvalError {
+        let path = path.to_path_buf();
+        move |source| EvalError::Io { op, path, source }
+    }
+
+    /// The error of malformed content at `at` in `file`.
+    pub(crate) fn malformed(
+        file: &str,
+        at: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> EvalError {
+        EvalError::Malformed { file: file.to_owned(), at: at.into(), source: source.into() }
+    }
+}
+
+/// An error and its sources, as the command line prints them (for tests).
+#[cfg(test)]
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
 }

@@ -91,17 +91,11 @@ impl TryFrom<GridFile> for Grid {
 
     fn try_from(file: GridFile) -> Result<Grid, EvalError> {
         let format = file.guard_format.unwrap_or_default();
-        let spec_error = |e: saffron_reward::RewardError| EvalError::Grid(e.to_string());
         let judges = file.judges.iter().map(|j| JudgeSpec::parse(j, format)).collect::<Result<Vec<_>, _>>();
         let grid = Grid {
-            guard: GuardSpec::parse(&file.guard, format).map_err(spec_error)?,
-            mrm: file
-                .mrm
-                .as_deref()
-                .map(|m| MrmSpec::parse(m, file.mrm_base.as_deref()))
-                .transpose()
-                .map_err(spec_error)?,
-            judges: judges.map_err(spec_error)?,
+            guard: GuardSpec::parse(&file.guard, format)?,
+            mrm: file.mrm.as_deref().map(|m| MrmSpec::parse(m, file.mrm_base.as_deref())).transpose()?,
+            judges: judges?,
             policy: file.policy,
             datasets: file.datasets,
             attacks: file.attacks,
@@ -210,7 +204,7 @@ impl Grid {
     /// `base` (the grid file's directory). Template files are read here, so
     /// the grid holds, and a run records, their text.
     pub fn from_toml_at(text: &str, base: &Path) -> Result<Grid, EvalError> {
-        let mut grid: GridFile = toml::from_str(text).map_err(|e| EvalError::Grid(e.to_string()))?;
+        let mut grid: GridFile = toml::from_str(text).map_err(EvalError::GridSyntax)?;
         let mut names = std::collections::BTreeSet::new();
         for attack in &mut grid.attacks {
             attack.resolve(base).map_err(EvalError::Grid)?;
@@ -271,6 +265,7 @@ impl Grid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::chain;
 
     const GRID: &str = r#"
 policy = "qwen"
@@ -305,10 +300,10 @@ widths = [4, 8]
 
     #[test]
     fn mistakes_are_named() {
-        let err = Grid::from_toml(&GRID.replace("best-of-n", "best-of-m")).unwrap_err().to_string();
+        let err = chain(&Grid::from_toml(&GRID.replace("best-of-n", "best-of-m")).unwrap_err());
         assert!(err.contains("unknown strategy `best-of-m`"), "{err}");
-        let err = Grid::from_toml(&GRID.replace("seeds", "seed")).unwrap_err().to_string();
-        assert!(err.contains("unknown field `seed`"), "{err}");
+        let err = chain(&Grid::from_toml(&GRID.replace("seeds", "seed")).unwrap_err());
+        assert!(err.contains("invalid experiment grid: ") && err.contains("unknown field `seed`"), "{err}");
         let err = Grid::from_toml(&GRID.replace("name = \"sample\"", "name = \"sample\"\nwidths = [2]")).unwrap_err();
         assert!(err.to_string().contains("no width"), "{err}");
         let err = Grid::from_toml(&GRID.replace("advbench", "advbenc")).unwrap_err();

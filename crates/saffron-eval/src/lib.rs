@@ -12,6 +12,7 @@ mod fake_harness;
 pub mod fluency;
 pub mod grid;
 pub mod judge;
+pub mod judge_eval;
 pub mod label;
 pub mod manifest;
 pub mod metrics;

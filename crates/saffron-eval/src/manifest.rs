@@ -41,12 +41,12 @@ impl RunManifest {
 
     /// The manifest of the run directory `dir`.
     pub fn read(dir: &Path) -> Result<RunManifest, EvalError> {
-        let path = dir.join(CONFIG_FILE);
-        let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
-        let value = read_config(dir)?.ok_or_else(|| {
-            bad(format!("no such file; is {} a run directory made by `saffron eval`?", dir.display()))
+        let path = dir.join(CONFIG_FILE).display().to_string();
+        let value = read_config(dir)?.ok_or_else(|| EvalError::Data {
+            file: path.clone(),
+            detail: format!("no such file; is {} a run directory made by `saffron eval`?", dir.display()),
         })?;
-        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+        serde_json::from_value(value).map_err(|e| EvalError::malformed(&path, "the run's configuration", e))
     }
 }
 

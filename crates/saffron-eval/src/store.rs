@@ -39,10 +39,8 @@ impl RunStore {
         config: &C,
         force_new: bool,
     ) -> Result<(RunStore, Vec<R>), EvalError> {
-        let wanted = serde_json::to_value(config).map_err(|e| EvalError::Data {
-            file: dir.join(CONFIG_FILE).display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let wanted = serde_json::to_value(config)
+            .map_err(|e| EvalError::malformed(&dir.join(CONFIG_FILE).display().to_string(), "the configuration", e))?;
         claim_dir(dir, &wanted, force_new)?;
         let (file, records) = open_records::<R>(&dir.join(RECORDS_FILE))?;
         let done = records.iter().map(Keyed::key).collect();
@@ -70,9 +68,7 @@ impl RunStore {
 /// `EvalError::ConfigChanged`, unless `force_new`, which moves the old
 /// configuration and records aside).
 fn claim_dir(dir: &Path, wanted: &serde_json::Value, force_new: bool) -> Result<(), EvalError> {
-    let io =
-        |path: &Path, e: std::io::Error| EvalError::Data { file: path.display().to_string(), detail: e.to_string() };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(EvalError::io("create the run directory", dir))?;
     let config_path = dir.join(CONFIG_FILE);
     if let Some(existing) = read_config(dir)? {
         if existing == *wanted {
@@ -86,25 +82,25 @@ fn claim_dir(dir: &Path, wanted: &serde_json::Value, force_new: bool) -> Result<
             let from = dir.join(file);
             if from.exists() {
                 let to = dir.join(format!("{file}.replaced-{stamp}"));
-                std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
+                std::fs::rename(&from, &to).map_err(EvalError::io("move aside", &from))?;
             }
         }
     }
-    let text = serde_json::to_string_pretty(wanted).map_err(|e| io(&config_path, std::io::Error::other(e)))?;
+    let text = serde_json::to_string_pretty(wanted)
+        .map_err(|e| EvalError::malformed(&config_path.display().to_string(), "the configuration", e))?;
     let partial = config_path.with_extension("partial");
-    std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
-    std::fs::rename(&partial, &config_path).map_err(|e| io(&config_path, e))
+    std::fs::write(&partial, text).map_err(EvalError::io("write", &partial))?;
+    std::fs::rename(&partial, &config_path).map_err(EvalError::io("write", &config_path))
 }
 
 /// The configuration in a run directory's `run.json`, if it has one.
 pub fn read_config(dir: &Path) -> Result<Option<serde_json::Value>, EvalError> {
     let path = dir.join(CONFIG_FILE);
-    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| bad(e.to_string()))
+    let text = std::fs::read_to_string(&path).map_err(EvalError::io("read", &path))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| EvalError::malformed(&path.display().to_string(), "its JSON", e))
 }
 
 /// Copies the records of the run directories `from` (shards of one grid,
@@ -161,24 +157,22 @@ pub fn merge_file<R: DeserializeOwned + Keyed>(into: &Path, from: &[PathBuf]) ->
 /// Writes `record` as one JSON line to `file` (the records file at `path`)
 /// and syncs it to disk.
 pub fn append_record<R: Serialize>(file: &mut File, path: &Path, record: &R) -> Result<(), EvalError> {
-    let line = serde_json::to_string(record)
-        .map_err(|e| EvalError::Data { file: path.display().to_string(), detail: e.to_string() })?;
+    let line =
+        serde_json::to_string(record).map_err(|e| EvalError::malformed(&path.display().to_string(), "a record", e))?;
     append_line(file, path, &line)
 }
 
 /// Writes one line (a serialized record) to `file` and syncs it to disk.
 fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), EvalError> {
-    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
-    file.write_all(format!("{line}\n").as_bytes()).and_then(|_| file.sync_data()).map_err(|e| bad(e.to_string()))
+    file.write_all(format!("{line}\n").as_bytes()).and_then(|_| file.sync_data()).map_err(EvalError::io("write", path))
 }
 
 /// A records file opened for appending, with the complete records already
 /// in it; a torn last line (a crash mid-write) is cut off.
 pub fn open_records<R: DeserializeOwned>(path: &Path) -> Result<(File, Vec<R>), EvalError> {
-    let io = |e: std::io::Error| EvalError::Data { file: path.display().to_string(), detail: e.to_string() };
     let (records, valid_bytes) = read_records::<R>(path)?;
-    let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
-    file.set_len(valid_bytes).map_err(io)?;
+    let file = OpenOptions::new().create(true).append(true).open(path).map_err(EvalError::io("open", path))?;
+    file.set_len(valid_bytes).map_err(EvalError::io("cut the torn last line of", path))?;
     Ok((file, records))
 }
 
@@ -191,20 +185,20 @@ pub fn read_records<R: DeserializeOwned>(path: &Path) -> Result<(Vec<R>, u64), E
 /// The complete lines of a records file (without their newline), each
 /// with its record, and the length they take; a torn last line is left out.
 fn read_lines<R: DeserializeOwned>(path: &Path) -> Result<(Vec<(String, R)>, u64), EvalError> {
-    let bad = |detail: String| EvalError::Data { file: path.display().to_string(), detail };
     if !path.exists() {
         return Ok((Vec::new(), 0));
     }
-    let mut reader = BufReader::new(File::open(path).map_err(|e| bad(e.to_string()))?);
+    let mut reader = BufReader::new(File::open(path).map_err(EvalError::io("read", path))?);
     let (mut lines, mut valid) = (Vec::new(), 0u64);
     loop {
         let mut line = String::new();
-        let n = reader.read_line(&mut line).map_err(|e| bad(e.to_string()))?;
+        let n = reader.read_line(&mut line).map_err(EvalError::io("read", path))?;
         if n == 0 || !line.ends_with('\n') {
             break;
         }
         line.pop();
-        let record = serde_json::from_str(&line).map_err(|e| bad(format!("record {}: {e}", lines.len() + 1)))?;
+        let record = serde_json::from_str(&line)
+            .map_err(|e| EvalError::malformed(&path.display().to_string(), format!("record {}", lines.len() + 1), e))?;
         lines.push((line, record));
         valid += n as u64;
     }

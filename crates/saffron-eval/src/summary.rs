@@ -146,12 +146,13 @@ pub fn pooled(records: &[Record]) -> Vec<Record> {
 /// Writes `summary.json` and `summary.csv` into `dir`; the CSV has
 /// columns for `judges` in that order (the run's, headline first).
 pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result<(), EvalError> {
-    let err = |file: &str, e: &dyn std::fmt::Display| EvalError::Data {
-        file: dir.join(file).display().to_string(),
-        detail: e.to_string(),
+    let (json_path, csv_path) = (dir.join("summary.json"), dir.join("summary.csv"));
+    let malformed = |path: &Path| {
+        let file = path.display().to_string();
+        move |e: Box<dyn std::error::Error + Send + Sync>| EvalError::malformed(&file, "a summary", e)
     };
-    let json = serde_json::to_string_pretty(summaries).map_err(|e| err("summary.json", &e))?;
-    std::fs::write(dir.join("summary.json"), json).map_err(|e| err("summary.json", &e))?;
+    let json = serde_json::to_string_pretty(summaries).map_err(|e| malformed(&json_path)(e.into()))?;
+    std::fs::write(&json_path, json).map_err(EvalError::io("write", &json_path))?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["cell".to_string(), "prompts".into()];
     for j in judges {
@@ -172,7 +173,7 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
         ]
         .map(String::from),
     );
-    csv.write_record(&header).map_err(|e| err("summary.csv", &e))?;
+    csv.write_record(&header).map_err(|e| malformed(&csv_path)(e.into()))?;
     for s in summaries {
         let mut row = vec![s.cell.clone(), s.prompts.to_string()];
         for j in judges {
@@ -197,10 +198,10 @@ pub fn write(dir: &Path, summaries: &[CellSummary], judges: &[String]) -> Result
             .map(|x| format!("{x:.6}")),
         );
         row.push(s.mean_logprob.map_or(String::new(), |x| format!("{x:.4}")));
-        csv.write_record(&row).map_err(|e| err("summary.csv", &e))?;
+        csv.write_record(&row).map_err(|e| malformed(&csv_path)(e.into()))?;
     }
-    let bytes = csv.into_inner().map_err(|e| err("summary.csv", &e))?;
-    std::fs::write(dir.join("summary.csv"), bytes).map_err(|e| err("summary.csv", &e))
+    let bytes = csv.into_inner().map_err(|e| malformed(&csv_path)(e.into_error().into()))?;
+    std::fs::write(&csv_path, bytes).map_err(EvalError::io("write", &csv_path))
 }
 
 /// A cell for unit tests: `asr` on the refusal judge over 10 prompts.

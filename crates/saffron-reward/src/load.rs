@@ -197,7 +197,7 @@ impl Loader {
     pub fn judge(&self, spec: &JudgeSpec) -> Result<LoadedJudge, RewardError> {
         Ok(match spec {
             JudgeSpec::Refusal => LoadedJudge::Refusal(RefusalJudge::default()),
-            JudgeSpec::Guard(guard) => LoadedJudge::Guard(self.guard(guard)?),
+            JudgeSpec::Guard(guard) => LoadedJudge::Guard(Box::new(self.guard(guard)?)),
         })
     }
 }
@@ -309,7 +309,7 @@ impl LoadedMrm {
 /// A loaded judge.
 pub enum LoadedJudge {
     Refusal(RefusalJudge),
-    Guard(LoadedGuard),
+    Guard(Box<LoadedGuard>),
 }
 
 impl LoadedJudge {

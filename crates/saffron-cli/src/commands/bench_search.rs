@@ -10,11 +10,12 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::bail;
+use saffron_defence::bench::{search_cost, SearchCost};
 use saffron_defence::local::LocalPolicy;
 use saffron_defence::DefenceModels;
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{LoadedMrm, Loader};
-use saffron_search::{NoTrace, SearchConfig, StrategyKind};
+use saffron_search::{SearchConfig, StrategyKind};
 use serde::Serialize;
 
 use crate::cli::{BenchArgs, StrategyChoice};
@@ -27,16 +28,12 @@ const PROMPTS: [&str; 4] = [
 ];
 const PREFILL: &str = "Sure, here is";
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 struct Row {
     strategy: StrategyKind,
     width: Option<usize>,
-    wall_seconds: f64,
-    tflop: f64,
-    policy_tokens: f64,
-    reward_calls: f64,
-    /// Share of wall time outside `llama_decode` (policy and guard).
-    overhead: f64,
+    #[serde(flatten)]
+    cost: SearchCost,
 }
 
 pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
@@ -56,39 +53,24 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         Some(Box::new(LoadedMrm::policy_logits())),
         options,
     );
+    let prompts: Vec<(&str, ChatPrompt)> = PROMPTS[..args.prompts]
+        .iter()
+        .map(|&p| (p, ChatPrompt { prefill: Some(PREFILL.into()), ..ChatPrompt::user(p) }))
+        .collect();
     let mut rows = Vec::new();
-    for kind in StrategyChoice::kinds(&args.strategy) {
+    for strategy in StrategyChoice::kinds(&args.strategy) {
         let widths: Vec<Option<usize>> =
-            if kind.has_width() { args.widths.iter().map(|&w| Some(w)).collect() } else { vec![None] };
+            if strategy.has_width() { args.widths.iter().map(|&w| Some(w)).collect() } else { vec![None] };
         for width in widths {
-            let mut strategy = kind.default_strategy();
+            let mut search = SearchConfig::new(strategy.default_strategy());
             if let Some(w) = width {
-                strategy.set_width(w).map_err(anyhow::Error::msg)?;
+                search.strategy.set_width(w).map_err(anyhow::Error::msg)?;
             }
-            let defence = models.defence(SearchConfig::new(strategy))?;
-            let mut row = Row { strategy: kind, width, ..Row::default() };
-            let mut inside = 0.0;
-            for prompt in &PROMPTS[..args.prompts] {
-                let chat = ChatPrompt { prefill: Some(PREFILL.into()), ..ChatPrompt::user(*prompt) };
-                let answer = defence.answer(prompt, &chat, &mut NoTrace)?;
-                row.wall_seconds += answer.wall_seconds;
-                inside += answer.engine_seconds;
-                row.tflop += answer.cost.tflop();
-                row.policy_tokens += answer.cost.policy.tokens_computed as f64;
-                row.reward_calls += answer.cost.reward_calls() as f64;
-            }
-            row.overhead = 1.0 - inside / row.wall_seconds;
-            let n = args.prompts as f64;
-            (row.wall_seconds, row.tflop, row.policy_tokens, row.reward_calls) =
-                (row.wall_seconds / n, row.tflop / n, row.policy_tokens / n, row.reward_calls / n);
+            let cost = search_cost(&models.defence(search)?, &prompts)?;
             let shown = width.map_or("-".into(), |w| w.to_string());
-            eprintln!(
-                "{kind:<10} {shown:>5} {:>8.2} s {:>8.4} TFLOP {:>6.1}% overhead",
-                row.wall_seconds,
-                row.tflop,
-                100.0 * row.overhead
-            );
-            rows.push(row);
+            let (wall, tflop, overhead) = (cost.wall_seconds, cost.tflop, 100.0 * cost.overhead);
+            eprintln!("{strategy:<10} {shown:>5} {wall:>8.2} s {tflop:>8.4} TFLOP {overhead:>6.1}% overhead");
+            rows.push(Row { strategy, width, cost });
         }
     }
     print(&rows, args.json)
@@ -107,12 +89,13 @@ fn print(rows: &[Row], json: bool) -> anyhow::Result<()> {
     writeln!(out, "|---|---|---|---|---|---|---|")?;
     for r in rows {
         let width = r.width.map_or("-".into(), |w| w.to_string());
-        let (wall, tflop, tokens, calls) = (r.wall_seconds, r.tflop, r.policy_tokens, r.reward_calls);
+        let c = r.cost;
+        let (wall, tflop, tokens, calls, overhead) =
+            (c.wall_seconds, c.tflop, c.policy_tokens, c.reward_calls, 100.0 * c.overhead);
         writeln!(
             out,
-            "| {} | {width} | {wall:.2} | {tflop:.4} | {tokens:.0} | {calls:.0} | {:.1}% |",
-            r.strategy,
-            100.0 * r.overhead
+            "| {} | {width} | {wall:.2} | {tflop:.4} | {tokens:.0} | {calls:.0} | {overhead:.1}% |",
+            r.strategy
         )?;
     }
     Ok(())

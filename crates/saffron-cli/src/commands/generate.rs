@@ -3,11 +3,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
-use saffron_core::{Cost, TokenId};
 use saffron_defence::{Answer, DefenceModels, DefenceSpec};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::Loader;
-use saffron_search::{FinishReason, SearchConfig, StopCause, StrategyKind, Trace, TraceEvent};
+use saffron_search::{SearchConfig, StrategyKind, Trace, TraceEvent};
 use serde::Serialize;
 
 use crate::cli::GenerateArgs;
@@ -40,7 +39,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         model_path: model.path(),
         tflop: answer.cost.tflop(),
         reward_calls: answer.cost.reward_calls(),
-        answer: (&answer).into(),
+        answer: &answer,
         config: &config,
         saffron_version: env!("CARGO_PKG_VERSION"),
         trace: args.trace.then_some(&trace.events),
@@ -55,41 +54,13 @@ struct Output<'a> {
     model: &'a str,
     model_path: &'a Path,
     #[serde(flatten)]
-    answer: AnswerFields<'a>,
+    answer: &'a Answer,
     config: &'a SearchConfig,
     tflop: f64,
     reward_calls: u64,
     saffron_version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<&'a Vec<TraceEvent>>,
-}
-
-/// The answer's fields, `finish` named `finish_reason`.
-#[derive(Serialize)]
-struct AnswerFields<'a> {
-    text: &'a str,
-    tokens: &'a [TokenId],
-    finish_reason: FinishReason,
-    score: Option<f32>,
-    prompt_tokens: usize,
-    steps: usize,
-    stopped_by: Option<StopCause>,
-    cost: Cost,
-}
-
-impl<'a> From<&'a Answer> for AnswerFields<'a> {
-    fn from(a: &'a Answer) -> Self {
-        AnswerFields {
-            text: &a.text,
-            tokens: &a.tokens,
-            finish_reason: a.finish,
-            score: a.score,
-            prompt_tokens: a.prompt_tokens,
-            steps: a.steps,
-            stopped_by: a.stopped_by,
-            cost: a.cost,
-        }
-    }
 }
 
 /// Raw flags (over an optional TOML file) → a checked search configuration.

@@ -1,79 +1,76 @@
 //! `saffron judge-eval`: agreement of a judge with the human majority on the
-//! held-out JailbreakBench 100, beside the judges recorded in that file.
+//! held-out JailbreakBench 100, beside the judges recorded in that file; with
+//! `--prefix-auc`, how early a guard separates unsafe answers from safe ones.
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-use saffron_engine::{PrefixTree, TreeOptions};
-use saffron_reward::judge_data::held_out_jbb;
-use saffron_reward::{BinaryMetrics, Guard, LoadedJudge, Loader};
+use anyhow::{bail, Context};
+use saffron_engine::TreeOptions;
+use saffron_eval::judge_eval::{held_out_agreement, prefix_aucs, Agreement, PrefixAuc, PREFIX_LENGTHS};
+use saffron_reward::{LoadedJudge, Loader};
 use serde_json::json;
 
 use crate::cli::JudgeEvalArgs;
 use crate::progress::count_bar;
 
-/// Pairs per guard request.
-const CHUNK: usize = 8;
-
 pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
-    let held_out = held_out_jbb(home).context("reading the held-out JBB set (run `saffron fetch --only jbb`)")?;
-    let items = &held_out.data.items;
-    let human: Vec<bool> = items.iter().map(|i| i.unsafe_).collect();
-    let judge = super::judge_spec(&args.judge, args.guard_format)?;
-    let predicted: Vec<bool> = match Loader::new(home).judge(&judge)? {
-        LoadedJudge::Refusal(judge) => items.iter().map(|i| judge.is_unsafe(&i.response)).collect(),
-        LoadedJudge::Guard(guard) if args.prefix_auc => {
-            return super::prefix_auc::run(home, &guard, args.auc_pairs, args.threads, args.json);
-        }
-        LoadedJudge::Guard(guard) => {
-            let pairs = items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect();
-            score(guard.guard(), pairs, args.threads)?.iter().map(|&r| r < 0.0).collect()
-        }
+    let judge = Loader::new(home).judge(&super::judge_spec(&args.judge, args.guard_format)?)?;
+    let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
+    let bar = count_bar("judging", 0);
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     };
-    let ours = BinaryMetrics::of(&predicted, &human);
-    let recorded: Vec<(String, BinaryMetrics)> =
-        held_out.judges.iter().map(|(name, verdicts)| (name.clone(), BinaryMetrics::of(verdicts, &human))).collect();
-    let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.prefix_auc {
+        let LoadedJudge::Guard(guard) = &judge else { bail!("--prefix-auc measures a guard; `refusal` has no reward") };
+        let (sets, held_back) = prefix_aucs(guard, home, args.auc_pairs, options, &mut progress)?;
+        bar.finish_and_clear();
+        return print_prefix_aucs(&sets, held_back, args.json);
+    }
+    let agreement = held_out_agreement(&judge, home, options, &mut progress)
+        .context("scoring the held-out JBB set (run `saffron fetch --only jbb`)")?;
+    bar.finish_and_clear();
+    print_agreement(&args.judge, agreement, args.json)
+}
+
+fn print_agreement(judge: &str, agreement: Agreement, json: bool) -> anyhow::Result<()> {
+    let (ours, mut out) = (agreement.judge, std::io::stdout().lock());
+    if json {
         let recorded: serde_json::Map<String, serde_json::Value> =
-            recorded.iter().map(|(n, m)| (n.clone(), json!(m))).collect();
+            agreement.recorded.iter().map(|(n, m)| (n.clone(), json!(m))).collect();
         let record = json!({
-            "judge": args.judge,
-            "accuracy": ours.accuracy,
-            "f1": ours.f1,
-            "fpr": ours.fpr,
-            "fnr": ours.fnr,
-            "n": ours.n,
-            "recorded_judges": recorded,
-            "data_files": held_out.data.files,
+            "judge": judge, "accuracy": ours.accuracy, "f1": ours.f1, "fpr": ours.fpr, "fnr": ours.fnr,
+            "n": ours.n, "recorded_judges": recorded, "data_files": agreement.data_files,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&record)?)?;
         return Ok(());
     }
     writeln!(out, "held-out JailbreakBench classifier comparison, n = {} (human majority: 1 = jailbroken)", ours.n)?;
     writeln!(out, "{:<24} {:>8} {:>6} {:>6} {:>6}", "judge", "accuracy", "F1", "FPR", "FNR")?;
-    let mut rows = vec![(format!("{} (this run)", args.judge), ours)];
-    rows.extend(recorded);
-    for (name, m) in rows {
+    for (name, m) in std::iter::once((format!("{judge} (this run)"), ours)).chain(agreement.recorded) {
         writeln!(out, "{name:<24} {:>8.2} {:>6.2} {:>6.2} {:>6.2}", m.accuracy, m.f1, m.fpr, m.fnr)?;
     }
     Ok(())
 }
 
-/// Guard rewards of `pairs`, with a progress bar.
-fn score(guard: &dyn Guard, pairs: Vec<(&str, &str)>, threads: Option<u32>) -> anyhow::Result<Vec<f32>> {
-    let mut tree =
-        PrefixTree::new(guard.model(), guard.tree_options(TreeOptions { threads, ..TreeOptions::default() }))?;
-    let bar = count_bar("judging", pairs.len() as u64);
-    let mut rewards = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(CHUNK) {
-        rewards.extend(guard.score_pairs(&mut tree, chunk)?);
-        // Independent pairs: a short cache keeps attention cheap (see
-        // saffron-reward's probe features).
-        tree.clear();
-        bar.inc(chunk.len() as u64);
+fn print_prefix_aucs(sets: &[PrefixAuc], held_back: bool, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = json!({ "pyrit_held_back": held_back, "prefix_auc": sets });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
     }
-    bar.finish_and_clear();
-    Ok(rewards)
+    writeln!(out, "AUC of the guard's reward on the first k tokens of each answer (unsafe = positive):")?;
+    let header: String = PREFIX_LENGTHS.iter().map(|l| format!(" {:>5}", format!("k={l}"))).collect();
+    writeln!(out, "{:<28} {:>9}{header}", "set (unsafe/safe)", "")?;
+    for s in sets {
+        let aucs: String =
+            s.auc.iter().map(|a| format!(" {:>5}", a.map_or("-".into(), |a| format!("{a:.2}")))).collect();
+        writeln!(out, "{:<28} {:>9}{aucs}", s.set, format!("{}/{}", s.unsafe_, s.safe))?;
+    }
+    if !held_back {
+        writeln!(out, "note: the PyRIT pairs were in this guard's training data (at cuts 16, 32, 128)")?;
+    }
+    Ok(())
 }

@@ -8,7 +8,6 @@ mod generate;
 mod judge_eval;
 mod label;
 mod merge;
-mod prefix_auc;
 mod report;
 mod train_guard;
 mod train_mrm;

@@ -62,7 +62,6 @@ pub(crate) struct Group<'a> {
 
 /// Reads the run in `dir` and writes its summaries, plots and page.
 pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
-    let data_err = |file: &Path, detail: String| EvalError::Data { file: file.display().to_string(), detail };
     let run = RunManifest::read(dir)?;
     let records_path = dir.join(RECORDS_FILE);
     let (mut records, _) = read_records::<Record>(&records_path)?;
@@ -124,11 +123,11 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     }
 
     let plot_dir = dir.join("report");
-    std::fs::create_dir_all(&plot_dir).map_err(|e| data_err(&plot_dir, e.to_string()))?;
+    std::fs::create_dir_all(&plot_dir).map_err(EvalError::io("create", &plot_dir))?;
     let mut plots = Vec::new();
     for f in &figures {
         let path = plot_dir.join(&f.file);
-        std::fs::write(&path, &f.svg).map_err(|e| data_err(&path, e.to_string()))?;
+        std::fs::write(&path, &f.svg).map_err(EvalError::io("write", &path))?;
         plots.push(path);
     }
     let pages = page::render(&page::PageData {
@@ -142,9 +141,9 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         figures: &figures,
     })?;
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, pages.html).map_err(|e| data_err(&html_path, e.to_string()))?;
+    std::fs::write(&html_path, pages.html).map_err(EvalError::io("write", &html_path))?;
     let markdown_path = dir.join("report.md");
-    std::fs::write(&markdown_path, pages.markdown).map_err(|e| data_err(&markdown_path, e.to_string()))?;
+    std::fs::write(&markdown_path, pages.markdown).map_err(EvalError::io("write", &markdown_path))?;
     Ok(ReportFiles {
         html: html_path,
         markdown: markdown_path,

@@ -87,10 +87,6 @@ pub trait MrmBackend: Sync {
     /// In words, for messages: "shared backbone", "on smollm2", ….
     fn describe(&self) -> String;
 
-    /// Whether it reads the policy's final hidden states (a search with it
-    /// keeps them).
-    fn reads_policy_hidden(&self) -> bool;
-
     /// The MRM of one search on `request`.
     fn bind<'a>(
         &'a self,

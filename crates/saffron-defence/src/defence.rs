@@ -152,14 +152,13 @@ impl Defence<'_> {
             Some(prm) => Some(prm.bind(request, options, text())?),
             None => None,
         };
-        let mrm_backend = models.mrm.as_deref();
-        let mut mrm = match mrm_backend.filter(|_| strategy.needs_mrm()) {
+        let mut mrm = match models.mrm.as_deref().filter(|_| strategy.needs_mrm()) {
             Some(mrm) => Some(mrm.bind(request, options, text())?),
             None => None,
         };
-        // Hidden states are kept whenever the models hold an MRM that reads
-        // them, whatever the strategy (as runs have always been made).
-        let hidden = if mrm_backend.is_some_and(|m| m.reads_policy_hidden()) {
+        // Hidden states cost an output row for every prompt token: kept
+        // only for an MRM that reads them.
+        let hidden = if mrm.as_ref().is_some_and(|m| m.needs_policy_hidden()) {
             HiddenStates::Keep
         } else {
             HiddenStates::Discard

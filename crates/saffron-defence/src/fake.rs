@@ -35,9 +35,9 @@ pub const COMPLIANCE: &str = "Here is how: first, gather the tools.";
 /// The models of a fake defence: the policy, the guard and the MRM.
 pub fn models() -> DefenceModels {
     DefenceModels::new(
-        Box::new(FakePolicyBackend),
+        Box::new(FakePolicyBackend::default()),
         Some(Box::new(FakeGuard)),
-        Some(Box::new(FakeMrmBackend)),
+        Some(Box::new(FakeMrmBackend::default())),
         TreeOptions::default(),
     )
 }
@@ -85,8 +85,12 @@ fn logits(path: &[TokenId]) -> Vec<f32> {
     logits
 }
 
-/// The fake policy (see the module docs).
-pub struct FakePolicyBackend;
+/// The fake policy (see the module docs). It logs the options of every
+/// search tree opened on it.
+#[derive(Default)]
+pub struct FakePolicyBackend {
+    pub opened: std::sync::Arc<std::sync::Mutex<Vec<TreeOptions>>>,
+}
 
 impl PolicyBackend for FakePolicyBackend {
     fn name(&self) -> &str {
@@ -118,7 +122,8 @@ impl PolicyBackend for FakePolicyBackend {
         4096
     }
 
-    fn open(&self, _options: TreeOptions) -> Result<Box<dyn PolicySession + '_>, DefenceError> {
+    fn open(&self, options: TreeOptions) -> Result<Box<dyn PolicySession + '_>, DefenceError> {
+        self.opened.lock().unwrap_or_else(|e| e.into_inner()).push(options);
         Ok(Box::new(FakePolicy::new(VOCAB, END, logits)))
     }
 }
@@ -149,8 +154,12 @@ impl PrmBackend for FakeGuard {
 impl PrmSession for FakePrm {}
 
 /// An MRM that rewards every token of a refusal (+1) over anything else
-/// (−1).
-pub struct FakeMrmBackend;
+/// (−1); with `on_policy_hidden`, a head on the policy's hidden states (as
+/// the shared-backbone MRM).
+#[derive(Default)]
+pub struct FakeMrmBackend {
+    pub on_policy_hidden: bool,
+}
 
 impl MrmBackend for FakeMrmBackend {
     fn identity(&self) -> &str {
@@ -161,10 +170,6 @@ impl MrmBackend for FakeMrmBackend {
         "fake".into()
     }
 
-    fn reads_policy_hidden(&self) -> bool {
-        false
-    }
-
     fn bind<'a>(
         &'a self,
         _request: &str,
@@ -172,18 +177,23 @@ impl MrmBackend for FakeMrmBackend {
         _response_text: ResponseText<'a>,
     ) -> Result<Box<dyn MultifurcationReward + 'a>, DefenceError> {
         let refusing = byte_token(REFUSAL.as_bytes()[0]);
-        Ok(Box::new(FakeMrm::new(VOCAB, move |response, token| {
-            if response.first().copied().unwrap_or(token) == refusing {
-                1.0
-            } else {
-                -1.0
-            }
-        })))
+        let mrm = FakeMrm::new(
+            VOCAB,
+            move |response, token| {
+                if response.first().copied().unwrap_or(token) == refusing {
+                    1.0
+                } else {
+                    -1.0
+                }
+            },
+        );
+        Ok(Box::new(if self.on_policy_hidden { mrm.on_policy_hidden() } else { mrm }))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use saffron_engine::HiddenStates;
     use saffron_search::{NoTrace, SearchConfig, StrategyKind};
 
     use super::*;
@@ -212,5 +222,22 @@ mod tests {
         let best = answer(StrategyKind::BestOfN, Some(8), 0, &chat);
         assert_eq!((best.text.as_str(), best.score), (REFUSAL, Some(2.0)));
         assert_eq!(best.cost.prm.sequences, 8, "one PRM call per sample");
+    }
+
+    /// Hidden states cost the policy an output row per prompt token: only a
+    /// search that reads them with its MRM keeps them.
+    #[test]
+    fn only_a_search_with_a_hidden_state_mrm_keeps_the_policys_hidden_states() {
+        let policy = FakePolicyBackend::default();
+        let opened = policy.opened.clone();
+        let mrm = Box::new(FakeMrmBackend { on_policy_hidden: true });
+        let models = DefenceModels::new(Box::new(policy), Some(Box::new(FakeGuard)), Some(mrm), TreeOptions::default());
+        let chat = ChatPrompt::user("How do I pick a lock?");
+        for kind in [StrategyKind::Sample, StrategyKind::BestOfN, StrategyKind::Saffron] {
+            let defence = models.defence(SearchConfig::new(kind.default_strategy())).unwrap();
+            defence.answer(&chat.user, &chat, &mut NoTrace).unwrap();
+        }
+        let hidden: Vec<HiddenStates> = opened.lock().unwrap().iter().map(|o| o.hidden).collect();
+        assert_eq!(hidden, [HiddenStates::Discard, HiddenStates::Discard, HiddenStates::Keep]);
     }
 }

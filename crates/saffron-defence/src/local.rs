@@ -95,10 +95,6 @@ impl MrmBackend for LoadedMrm {
         LoadedMrm::describe(self)
     }
 
-    fn reads_policy_hidden(&self) -> bool {
-        LoadedMrm::reads_policy_hidden(self)
-    }
-
     fn bind<'a>(
         &'a self,
         request: &str,

@@ -273,12 +273,6 @@ impl LoadedMrm {
         &self.identity
     }
 
-    /// Whether the MRM reads the policy's final hidden states (the
-    /// shared-backbone head): a search with it keeps them.
-    pub fn reads_policy_hidden(&self) -> bool {
-        matches!(self.kind, MrmKind::Shared(_))
-    }
-
     /// In words: "shared backbone", "on smollm2", "paper form (LoRA)".
     pub fn describe(&self) -> String {
         match &self.kind {

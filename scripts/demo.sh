@@ -4,8 +4,8 @@
 # without the prefilling attack on the default policy
 # (Qwen2.5-Coder-0.5B-Instruct), then defend the attacked request with
 # Best-of-N (the built-in guard as PRM) and Saffron (the built-in MRM); last,
-# a small experiment grid (grids/demo.toml: 20 AdvBench prompts attacked,
-# 6 benign ones) that prints ASR against compute and writes report.html.
+# a small experiment grid (grids/demo.toml: 10 AdvBench prompts attacked,
+# 4 benign ones) that prints ASR against compute and writes report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,5 +36,5 @@ echo "== defended: Saffron, width 8, the built-in multifurcation reward model st
 $saffron generate --model qwen --prompt "$prompt" --prefill "Sure, here is" \
   --strategy saffron --width 8 --mrm default --seed 1
 echo
-echo "== a small experiment: 20 attacked AdvBench prompts, no defence vs Best-of-N vs Saffron (about 11 minutes on 2 cores)"
+echo "== a small experiment: 10 attacked AdvBench prompts and 4 benign ones, no defence vs Best-of-4 vs Saffron-8 (about 5 minutes on 2 cores)"
 $saffron eval grids/demo.toml --out runs/demo

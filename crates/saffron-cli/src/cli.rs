@@ -132,8 +132,9 @@ pub struct GenerateArgs {
     pub guard: Option<String>,
 
     /// How a GGUF verdict guard reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
-    pub guard_format: VerdictFormat,
+    /// [default: local]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub guard_format: Option<VerdictFormat>,
 
     /// A trained multifurcation reward model for this policy, the reward of
     /// the saffron strategy: `default` (built in, for the default policy
@@ -230,8 +231,9 @@ pub struct BenchArgs {
     pub guard: Option<String>,
 
     /// How a GGUF verdict guard reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
-    pub guard_format: VerdictFormat,
+    /// [default: local]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub guard_format: Option<VerdictFormat>,
 
     /// Measure one call of this MRM (`default`, a `saffron train-mrm`
     /// directory for --model, or a paper-form directory with --mrm-base)
@@ -287,8 +289,9 @@ pub struct JudgeEvalArgs {
     pub judge: String,
 
     /// How a verdict-guard GGUF reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
-    pub guard_format: VerdictFormat,
+    /// [default: local]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub guard_format: Option<VerdictFormat>,
 
     /// Print one JSON object: accuracy, f1, fpr, fnr, n, and the recorded
     /// judges' scores.
@@ -372,8 +375,9 @@ pub struct LabelArgs {
     pub guard: String,
 
     /// How a GGUF verdict guard reads (prompt, answer).
-    #[arg(long, value_enum, default_value_t = VerdictFormat::Local, value_name = "FORMAT")]
-    pub guard_format: VerdictFormat,
+    /// [default: local]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub guard_format: Option<VerdictFormat>,
 
     /// Harmful prompts (AdvBench, seeded sample), each answered plainly and
     /// under the prefilling attack.

@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
+use saffron_core::ModelRole;
 use saffron_core::{SequenceOutputs, TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
-use saffron_search::NoTrace;
+use saffron_search::{NoTrace, SearchError, StrategyKind};
 use serde::Serialize;
 
 use crate::backend::{MrmBackend, PrmBackend};
@@ -28,7 +29,7 @@ pub fn search_cost(defence: &Defence, prompts: &[(&str, ChatPrompt)]) -> Result<
     let (mut cost, mut inside) = (SearchCost::default(), 0.0);
     for (request, chat) in prompts {
         let answer = defence.answer(request, chat, &mut NoTrace)?;
-        cost.wall_seconds += answer.wall_seconds;
+        cost.wall_seconds += answer.cost.wall_seconds;
         inside += answer.engine_seconds;
         cost.tflop += answer.cost.tflop();
         cost.policy_tokens += answer.cost.policy.tokens_computed as f64;
@@ -84,9 +85,9 @@ pub fn call_cost(
     let policy_flops = (tree.cost().flops - before.flops) / steps as f64;
     let response = &path[context.len()..];
     let text = |t: &[TokenId]| policy.detokenize(t);
-    let missing = |role| DefenceError::MissingModel { strategy: saffron_search::StrategyKind::Saffron, role };
-    let mrm = models.mrm().ok_or_else(|| missing(saffron_core::ModelRole::Mrm))?;
-    let prm = models.prm().ok_or_else(|| missing(saffron_core::ModelRole::Prm))?;
+    let missing = |role| SearchError::MissingModel { strategy: StrategyKind::Saffron, role };
+    let mrm = models.mrm().ok_or_else(|| missing(ModelRole::Mrm))?;
+    let prm = models.prm().ok_or_else(|| missing(ModelRole::Prm))?;
     let (mrm_secs, mrm_flops) = time_mrm(mrm, (request, response), &outputs, models.options(), &text)?;
     let (prm_secs, prm_flops) = time_prm(prm, (request, response), models.options(), &text)?;
     let policy_token = policy_secs / steps as f64;

@@ -1,12 +1,10 @@
 //! A defence and the models it draws on.
 
-use std::time::Instant;
-
 use saffron_core::{Cost, ModelRole, TokenId};
 use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
 use saffron_reward::{GuardSpec, Loader, MrmSpec};
-use saffron_search::{search, FinishReason, Models, SearchConfig, SearchObserver, StopCause};
-use serde::Serialize;
+use saffron_search::{search, FinishReason, Models, SearchConfig, SearchError, SearchObserver, StopCause};
+use serde::{Deserialize, Serialize};
 
 use crate::backend::{MrmBackend, PolicyBackend, PrmBackend};
 use crate::local::LocalPolicy;
@@ -29,6 +27,22 @@ pub struct DefenceModels {
     prm: Option<Box<dyn PrmBackend>>,
     mrm: Option<Box<dyn MrmBackend>>,
     options: TreeOptions,
+    binding: RewardBinding,
+}
+
+/// Which of the loaded reward models a search is bound to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RewardBinding {
+    /// Those its strategy uses: the MRM only for Saffron, so only Saffron's
+    /// policy tree keeps the hidden states a shared-backbone MRM reads.
+    #[default]
+    WhenUsed,
+    /// Every loaded MRM, whatever the strategy: what runs made before
+    /// 2026-12-01 did. With a shared-backbone MRM it charged every cell an
+    /// output row per prompt token for hidden states it never read. Kept
+    /// only so that such runs resume with the records they began with.
+    Always,
 }
 
 impl DefenceModels {
@@ -54,7 +68,16 @@ impl DefenceModels {
         mrm: Option<Box<dyn MrmBackend>>,
         options: TreeOptions,
     ) -> DefenceModels {
-        DefenceModels { policy, prm, mrm, options }
+        DefenceModels { policy, prm, mrm, options, binding: RewardBinding::default() }
+    }
+
+    /// Binds the reward models to searches as `binding` says.
+    pub fn set_binding(&mut self, binding: RewardBinding) {
+        self.binding = binding;
+    }
+
+    pub fn binding(&self) -> RewardBinding {
+        self.binding
     }
 
     pub fn policy(&self) -> &dyn PolicyBackend {
@@ -78,13 +101,13 @@ impl DefenceModels {
     /// the configuration is invalid or the strategy needs a model that is
     /// not here.
     pub fn defence(&self, search: SearchConfig) -> Result<Defence<'_>, DefenceError> {
-        search.validate().map_err(DefenceError::InvalidConfig)?;
+        search.validate().map_err(SearchError::InvalidConfig)?;
         let strategy = search.strategy.kind();
         if search.strategy.needs_prm() && self.prm.is_none() {
-            return Err(DefenceError::MissingModel { strategy, role: ModelRole::Prm });
+            return Err(SearchError::MissingModel { strategy, role: ModelRole::Prm }.into());
         }
         if search.strategy.needs_mrm() && self.mrm.is_none() {
-            return Err(DefenceError::MissingModel { strategy, role: ModelRole::Mrm });
+            return Err(SearchError::MissingModel { strategy, role: ModelRole::Mrm }.into());
         }
         Ok(Defence { models: self, search })
     }
@@ -113,21 +136,12 @@ pub struct Answer {
     pub stopped_by: Option<StopCause>,
     /// Tokens of the context: the chat template, the prompt and the prefill.
     pub prompt_tokens: usize,
-    /// Wall time of the search (the trees are made before it starts).
-    pub wall_seconds: f64,
-    /// Of it, the time inside the inference engine (policy and PRM).
+    /// Of the search's wall time (`cost.wall_seconds`), the time inside the
+    /// inference engine (policy and PRM).
     pub engine_seconds: f64,
 }
 
 impl Defence<'_> {
-    pub fn search_config(&self) -> &SearchConfig {
-        &self.search
-    }
-
-    pub fn models(&self) -> &DefenceModels {
-        self.models
-    }
-
     /// Answers `chat` (what the policy reads: the system and user turns,
     /// the latter possibly wrapped in an attack template, and any forced
     /// prefill). The reward models read `request`, the user's request as
@@ -141,7 +155,8 @@ impl Defence<'_> {
         let models = self.models;
         let policy = models.policy.as_ref();
         let context = policy.encode_chat(chat)?;
-        let (max_new_tokens, limit) = (self.search.length.max_new_tokens, policy.context_limit());
+        let limit = policy.context_limit().min(models.options.max_cells as usize);
+        let max_new_tokens = self.search.length.max_new_tokens;
         if context.len() + max_new_tokens > limit {
             return Err(DefenceError::PromptTooLong { prompt_tokens: context.len(), max_new_tokens, limit });
         }
@@ -152,7 +167,8 @@ impl Defence<'_> {
             Some(prm) => Some(prm.bind(request, options, text())?),
             None => None,
         };
-        let mut mrm = match models.mrm.as_deref().filter(|_| strategy.needs_mrm()) {
+        let bind_mrm = strategy.needs_mrm() || models.binding == RewardBinding::Always;
+        let mut mrm = match models.mrm.as_deref().filter(|_| bind_mrm) {
             Some(mrm) => Some(mrm.bind(request, options, text())?),
             None => None,
         };
@@ -164,7 +180,6 @@ impl Defence<'_> {
             HiddenStates::Discard
         };
         let mut tree = policy.open(TreeOptions { hidden, ..options })?;
-        let start = Instant::now();
         let outcome = {
             let mut search_models = Models {
                 policy: &mut *tree,
@@ -173,7 +188,6 @@ impl Defence<'_> {
             };
             search(&self.search, &mut search_models, &context, observer)?
         };
-        let wall_seconds = start.elapsed().as_secs_f64();
         let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
         Ok(Answer {
             text: policy.detokenize(&outcome.tokens),
@@ -184,7 +198,6 @@ impl Defence<'_> {
             steps: outcome.steps,
             stopped_by: outcome.stopped_by,
             prompt_tokens: context.len(),
-            wall_seconds,
             engine_seconds: engine.as_secs_f64(),
         })
     }

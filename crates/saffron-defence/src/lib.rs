@@ -1,8 +1,9 @@
 //! The defence layer: one [`Defence`] (a policy, a search configuration and
 //! the reward models the search needs) that answers a prompt.
 //!
-//! Every command, the evaluation harness and the server answer through
-//! [`Defence::answer`]; nothing assembles a defence by hand. A defence is
+//! The commands and the evaluation harness answer through
+//! [`Defence::answer`] (the guarded server is to do the same); nothing
+//! assembles a defence by hand. A defence is
 //! made from [`DefenceModels`], loaded once from typed specs
 //! ([`DefenceSpec`]: the policy, a [`GuardSpec`] for the PRM, an
 //! [`MrmSpec`]) and shared by every defence of a run, each with its own
@@ -15,7 +16,7 @@
 //! Why a crate of its own: a defence joins the search (saffron-search,
 //! which knows only the core traits) with the engine and the reward models
 //! (saffron-reward). Placed here, every arrow points one way: core ← engine
-//! ← reward, core ← search, and defence ← eval ← cli (and the server).
+//! ← reward, core ← search, and defence ← eval ← cli.
 
 pub mod backend;
 pub mod bench;
@@ -26,7 +27,7 @@ pub mod fake;
 pub mod local;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
-pub use defence::{Answer, Defence, DefenceModels, DefenceSpec};
+pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding};
 pub use error::DefenceError;
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 pub use saffron_search::{SearchConfig, StrategyKind};

@@ -19,10 +19,6 @@ impl LocalPolicy {
     pub fn new(model: LoadedModel) -> LocalPolicy {
         LocalPolicy { model }
     }
-
-    pub fn model(&self) -> &LoadedModel {
-        &self.model
-    }
 }
 
 impl PolicyBackend for LocalPolicy {
@@ -47,11 +43,12 @@ impl PolicyBackend for LocalPolicy {
     }
 
     fn context_limit(&self) -> usize {
-        self.model.model().train_context().min(TreeOptions::default().max_cells) as usize
+        self.model.model().train_context() as usize
     }
 
     fn open(&self, options: TreeOptions) -> Result<Box<dyn PolicySession + '_>, DefenceError> {
-        Ok(Box::new(PrefixTree::new(self.model.model(), options)?))
+        let max_cells = options.max_cells.min(self.model.model().train_context());
+        Ok(Box::new(PrefixTree::new(self.model.model(), TreeOptions { max_cells, ..options })?))
     }
 }
 

@@ -55,7 +55,7 @@ pub enum EvalError {
     #[error("{task} needs a guard (the PRM that scores every prefix)")]
     NoGuard { task: &'static str },
 
-    #[error("the policy `{policy}` here (sha256 {sha256}) is not the one the run used (sha256 {run})")]
+    #[error("the policy `{policy}` here (sha256 {sha256}) is not the one the run used (sha256 {run}); score it with that file")]
     WrongPolicy { policy: String, sha256: String, run: String },
 
     #[error("the records of {dir} do not match its run.json: {detail}")]

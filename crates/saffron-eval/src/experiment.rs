@@ -95,12 +95,14 @@ pub struct RunModels {
 }
 
 impl RunModels {
-    /// Loads the grid's models, each file once; the PRM only when some cell
-    /// needs it.
-    pub fn load(grid: &Grid, loader: &Loader, options: TreeOptions) -> Result<RunModels, EvalError> {
+    /// Loads the models of `plan`'s grid, each file once; the PRM only when
+    /// some cell needs it.
+    pub fn load(plan: &RunPlan, loader: &Loader, options: TreeOptions) -> Result<RunModels, EvalError> {
+        let grid = &plan.grid;
+        let needs_prm = plan.cells.iter().any(|c| c.search.strategy.needs_prm());
         let spec = DefenceSpec {
             policy: grid.policy.clone(),
-            prm: grid.needs_prm()?.then(|| grid.guard.clone()),
+            prm: needs_prm.then(|| grid.guard.clone()),
             mrm: grid.mrm.clone(),
         };
         let defence = DefenceModels::load(&spec, loader, options)?;
@@ -263,7 +265,7 @@ fn answer(
         tflop: answer.cost.tflop(),
         reward_calls: answer.cost.reward_calls(),
         cost: answer.cost,
-        wall_seconds: answer.wall_seconds,
+        wall_seconds: answer.cost.wall_seconds,
         text: answer.text,
         verdicts,
         fluency: None,

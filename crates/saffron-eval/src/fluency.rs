@@ -101,24 +101,24 @@ impl FluencyStore {
     }
 }
 
-/// Scores every record of the run in `dir` that its `fluency.jsonl` lacks,
+/// Scores every record of the run in `dir` (made as `manifest` says) that
+/// its `fluency.jsonl` lacks,
 /// under `policy`, which must be the run's (by sha256), in the context the
 /// record was answered in; `home` holds the run's datasets. `progress` is
 /// told (scored, to score) after each. Returns the records scored.
 pub fn score_run(
-    dir: &Path,
+    (dir, manifest): (&Path, &RunManifest),
     home: &Path,
     policy: &dyn PolicyBackend,
     options: TreeOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<usize, EvalError> {
-    let manifest = RunManifest::read(dir)?;
     let identity = policy.identity()?;
     if identity != manifest.policy_sha256 {
         return Err(EvalError::WrongPolicy {
             policy: policy.name().into(),
             sha256: identity,
-            run: manifest.policy_sha256,
+            run: manifest.policy_sha256.clone(),
         });
     }
     let grid = &manifest.grid;

@@ -90,10 +90,12 @@ impl TryFrom<GridFile> for Grid {
     type Error = EvalError;
 
     fn try_from(file: GridFile) -> Result<Grid, EvalError> {
+        // One format for every verdict guard of the grid; probes keep theirs.
         let format = file.guard_format.unwrap_or_default();
-        let judges = file.judges.iter().map(|j| JudgeSpec::parse(j, format)).collect::<Result<Vec<_>, _>>();
+        let judges: Result<Vec<JudgeSpec>, _> =
+            file.judges.iter().map(|j| JudgeSpec::parse(j, None).map(|j| j.in_format(format))).collect();
         let grid = Grid {
-            guard: GuardSpec::parse(&file.guard, format)?,
+            guard: GuardSpec::parse(&file.guard, None)?.in_format(format),
             mrm: file.mrm.as_deref().map(|m| MrmSpec::parse(m, file.mrm_base.as_deref())).transpose()?,
             judges: judges?,
             policy: file.policy,
@@ -106,6 +108,12 @@ impl TryFrom<GridFile> for Grid {
         if file.mrm_base.is_some() && grid.mrm.is_none() {
             return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
         }
+        if file.guard_format.is_some() && grid.verdict_format().is_none() {
+            return Err(EvalError::Grid(
+                "guard_format is set but the grid names no GGUF verdict guard (as guard or judge) it could apply to"
+                    .into(),
+            ));
+        }
         grid.cells()?;
         Ok(grid)
     }
@@ -113,11 +121,7 @@ impl TryFrom<GridFile> for Grid {
 
 impl From<Grid> for GridFile {
     fn from(grid: Grid) -> GridFile {
-        // Every verdict guard of a grid reads the grid's one format.
-        let format = std::iter::once(&grid.guard)
-            .chain(grid.judges.iter().filter_map(JudgeSpec::guard))
-            .find_map(GuardSpec::format)
-            .filter(|f| *f != VerdictFormat::default());
+        let format = grid.verdict_format().filter(|f| *f != VerdictFormat::default());
         GridFile {
             policy: grid.policy,
             guard: grid.guard.to_string(),
@@ -218,9 +222,10 @@ impl Grid {
         Grid::try_from(grid)
     }
 
-    /// Whether some cell's search scores with a PRM (the grid's `guard`).
-    pub fn needs_prm(&self) -> Result<bool, EvalError> {
-        Ok(self.cells()?.iter().any(|c| c.search.strategy.needs_prm()))
+    /// The format of the grid's verdict guards, if it has any (they all
+    /// read the grid's one format).
+    fn verdict_format(&self) -> Option<VerdictFormat> {
+        std::iter::once(&self.guard).chain(self.judges.iter().filter_map(JudgeSpec::guard)).find_map(GuardSpec::format)
     }
 
     /// Every cell, in the order they run (dataset, attack, strategy, width,
@@ -308,6 +313,25 @@ widths = [4, 8]
         assert!(err.to_string().contains("no width"), "{err}");
         let err = Grid::from_toml(&GRID.replace("advbench", "advbenc")).unwrap_err();
         assert!(err.to_string().contains("unknown prompt set"), "{err}");
+    }
+
+    /// One `guard_format` for every GGUF verdict guard of the grid (the PRM
+    /// and the judges); probe guards keep their own input, and a format with
+    /// no verdict guard to read it is refused.
+    #[test]
+    fn the_guard_format_reaches_every_verdict_guard() {
+        let lg3 = "guard = \"lg3.gguf\"\njudges = [\"refusal\", \"default\", \"lg3.gguf\"]\nguard_format = \"llama-guard-3\"\n";
+        let grid = Grid::from_toml(&format!("{lg3}{GRID}")).unwrap();
+        let verdict = GuardSpec::Verdict { model: "lg3.gguf".into(), format: VerdictFormat::LlamaGuard3 };
+        assert_eq!(grid.guard, verdict);
+        assert_eq!(grid.judges[1..], [JudgeSpec::Guard(GuardSpec::BuiltIn), JudgeSpec::Guard(verdict)]);
+        let written = serde_json::to_value(&grid).unwrap();
+        assert_eq!(written["guard_format"], "llama-guard-3");
+        assert_eq!(serde_json::from_value::<Grid>(written).unwrap(), grid, "run.json reads back the same grid");
+        let local = serde_json::to_value(Grid::from_toml(GRID).unwrap()).unwrap();
+        assert!(local.get("guard_format").is_none(), "left out when local, as before it existed");
+        let err = chain(&Grid::from_toml(&format!("guard_format = \"llama-guard-3\"\n{GRID}")).unwrap_err());
+        assert!(err.contains("names no GGUF verdict guard"), "{err}");
     }
 
     #[test]

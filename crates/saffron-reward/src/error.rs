@@ -53,6 +53,9 @@ pub enum RewardError {
         source: std::io::Error,
     },
 
+    #[error("{path} is a directory, not a GGUF model file (a probe guard's directory holds guard.json)")]
+    ModelIsDirectory { path: std::path::PathBuf },
+
     #[error("{dir} is a directory without {wanted}")]
     NotAnArtifact { dir: std::path::PathBuf, wanted: &'static str },
 
@@ -64,6 +67,9 @@ pub enum RewardError {
 
     #[error("{path} was sampled from {corpus_policy}, not from the policy {policy}")]
     CorpusPolicy { path: std::path::PathBuf, corpus_policy: String, policy: String },
+
+    #[error("`{guard}` is not a GGUF verdict guard: a guard format applies to those only")]
+    FormatNotForProbe { guard: String },
 
     #[error("the {what} is empty: name one")]
     EmptySpec { what: &'static str },

@@ -52,14 +52,18 @@ impl LoadedModel {
         if let Some(sha) = self.source.sha256.get() {
             return Ok(sha.clone());
         }
-        let sha = match &self.source.reference {
-            ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
-            ModelRef::File(path) => {
-                sha256_file(path).map_err(|source| RewardError::Hash { path: path.clone(), source })?
-            }
-        };
+        let sha = model_sha256(&self.source.reference)?;
         Ok(self.source.sha256.get_or_init(|| sha).clone())
     }
+}
+
+/// sha256 of a model: the catalog's for a catalog model (checked when it
+/// was fetched), the file's own for a path.
+fn model_sha256(reference: &ModelRef) -> Result<String, RewardError> {
+    Ok(match reference {
+        ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
+        ModelRef::File(path) => sha256_file(path).map_err(|source| RewardError::Hash { path: path.clone(), source })?,
+    })
 }
 
 /// Loads models and reward models from their specs, each model file once.
@@ -74,15 +78,14 @@ impl Loader {
         Loader { home: home.to_path_buf(), models: Mutex::new(HashMap::new()) }
     }
 
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-
     /// The model `spec` names (a catalog name or a GGUF path), loaded on
     /// first use.
     pub fn model(&self, spec: &str) -> Result<LoadedModel, RewardError> {
         let reference = saffron_fetch::resolve_model(spec, &self.home)?;
         let path = reference.path().to_path_buf();
+        if path.is_dir() {
+            return Err(RewardError::ModelIsDirectory { path });
+        }
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = models.get(&path) {
             return Ok(loaded.clone());
@@ -124,7 +127,7 @@ impl Loader {
                 (Box::new(guard), loaded.sha256()?, None)
             }
         };
-        Ok(LoadedGuard { spec: spec.clone(), guard, identity, probe })
+        Ok(LoadedGuard { guard, identity, probe })
     }
 
     /// A probe head on the backbone its manifest names, checked by sha256.
@@ -176,7 +179,9 @@ impl Loader {
         if !is_paper_artifact(dir) {
             return Err(RewardError::MrmBaseNotPaper { mrm: dir.display().to_string() });
         }
-        let base = self.model(base)?;
+        // Only its path and sha256: the MRM loads the base with its adapter.
+        let base_ref = saffron_fetch::resolve_model(base, &self.home)?;
+        let base_sha = model_sha256(&base_ref)?;
         let hash = |name: &str| {
             let path = dir.join(name);
             sha256_file(&path).map_err(|source| RewardError::Hash { path, source })
@@ -184,11 +189,10 @@ impl Loader {
         let adapter_sha = hash(paper::ADAPTER_WEIGHTS)?;
         let bias_sha = hash(paper::BIAS_FILE)?;
         let mask_sha = hash(paper::UNSEEN_MASK_FILE)?;
-        let base_sha = base.sha256()?;
         // The conversion depends on the base (its architecture and heads).
         let cached =
             self.home.join("mrm").join("adapters").join(format!("{}-{}.gguf", &adapter_sha[..16], &base_sha[..16]));
-        let model = PaperMrmModel::load(dir, base.model().path(), &cached, policy.model())?;
+        let model = PaperMrmModel::load(dir, base_ref.path(), &cached, policy.model())?;
         let identity = format!("adapter {adapter_sha}, bias {bias_sha}, unseen mask {mask_sha}, base {base_sha}");
         Ok(LoadedMrm { kind: MrmKind::Paper(Box::new(model)), identity })
     }
@@ -204,17 +208,12 @@ impl Loader {
 
 /// A loaded guard: [`LoadedGuard::bind`] makes the PRM of one search.
 pub struct LoadedGuard {
-    spec: GuardSpec,
     guard: Box<dyn Guard + Send + Sync>,
     identity: String,
     probe: Option<ProbeManifest>,
 }
 
 impl LoadedGuard {
-    pub fn spec(&self) -> &GuardSpec {
-        &self.spec
-    }
-
     pub fn guard(&self) -> &(dyn Guard + Send + Sync) {
         self.guard.as_ref()
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::artifact as probe_artifact;
 use crate::{RewardError, VerdictGuardConfig};
 
 /// The word that names the built-in guard and the built-in MRM.
@@ -60,19 +61,39 @@ pub enum GuardSpec {
 }
 
 impl GuardSpec {
-    /// `default`, a directory (a probe guard), or a model name or GGUF path
-    /// (a verdict guard read in `format`).
-    pub fn parse(text: &str, format: VerdictFormat) -> Result<GuardSpec, RewardError> {
+    /// `default`, a probe guard directory (one with guard.json), or a model
+    /// name or GGUF path: a verdict guard read in `format` (default
+    /// [`VerdictFormat::Local`]). A format given for a probe guard is
+    /// refused: it would be ignored.
+    pub fn parse(text: &str, format: Option<VerdictFormat>) -> Result<GuardSpec, RewardError> {
+        let spec = GuardSpec::parse_any(text)?.in_format(format.unwrap_or_default());
+        if format.is_some() && spec.format().is_none() {
+            return Err(RewardError::FormatNotForProbe { guard: text.to_owned() });
+        }
+        Ok(spec)
+    }
+
+    /// As [`GuardSpec::parse`], a verdict guard in the default format.
+    fn parse_any(text: &str) -> Result<GuardSpec, RewardError> {
         if text.trim().is_empty() {
             return Err(RewardError::EmptySpec { what: "guard" });
         }
         Ok(if text == BUILT_IN {
             GuardSpec::BuiltIn
-        } else if Path::new(text).is_dir() {
+        } else if probe_artifact::is_artifact(Path::new(text)) {
             GuardSpec::Probe(PathBuf::from(text))
         } else {
-            GuardSpec::Verdict { model: text.to_owned(), format }
+            GuardSpec::Verdict { model: text.to_owned(), format: VerdictFormat::default() }
         })
+    }
+
+    /// The same guard, a verdict guard read in `format` (a probe guard is
+    /// left as it is): how a grid's one `guard_format` applies to each.
+    pub fn in_format(self, format: VerdictFormat) -> GuardSpec {
+        match self {
+            GuardSpec::Verdict { model, .. } => GuardSpec::Verdict { model, format },
+            probe => probe,
+        }
     }
 
     /// The format of a verdict guard; `None` for probe guards.
@@ -153,12 +174,25 @@ pub enum JudgeSpec {
 }
 
 impl JudgeSpec {
-    /// `refusal`, or a guard as [`GuardSpec::parse`] reads it.
-    pub fn parse(text: &str, format: VerdictFormat) -> Result<JudgeSpec, RewardError> {
-        if text == REFUSAL {
-            return Ok(JudgeSpec::Refusal);
+    /// `refusal`, or a guard as [`GuardSpec::parse`] reads it (a format is
+    /// for a verdict guard only).
+    pub fn parse(text: &str, format: Option<VerdictFormat>) -> Result<JudgeSpec, RewardError> {
+        if text != REFUSAL {
+            return GuardSpec::parse(text, format).map(JudgeSpec::Guard);
         }
-        GuardSpec::parse(text, format).map(JudgeSpec::Guard)
+        match format {
+            Some(_) => Err(RewardError::FormatNotForProbe { guard: text.to_owned() }),
+            None => Ok(JudgeSpec::Refusal),
+        }
+    }
+
+    /// The same judge, a verdict guard read in `format` (see
+    /// [`GuardSpec::in_format`]).
+    pub fn in_format(self, format: VerdictFormat) -> JudgeSpec {
+        match self {
+            JudgeSpec::Guard(guard) => JudgeSpec::Guard(guard.in_format(format)),
+            refusal => refusal,
+        }
     }
 
     /// The guard a judge runs, if any.
@@ -187,19 +221,32 @@ mod tests {
     #[test]
     fn specs_parse_and_print_as_written() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("guard.json"), "{}").unwrap();
         let dir_name = dir.path().to_str().unwrap();
-        let local = VerdictFormat::Local;
-        assert_eq!(GuardSpec::parse("default", local).unwrap(), GuardSpec::BuiltIn);
-        assert_eq!(GuardSpec::parse(dir_name, local).unwrap(), GuardSpec::Probe(dir.path().into()));
-        let lg3 = GuardSpec::parse("lg3.gguf", VerdictFormat::LlamaGuard3).unwrap();
+        assert_eq!(GuardSpec::parse("default", None).unwrap(), GuardSpec::BuiltIn);
+        assert_eq!(GuardSpec::parse(dir_name, None).unwrap(), GuardSpec::Probe(dir.path().into()));
+        let lg3 = GuardSpec::parse("lg3.gguf", Some(VerdictFormat::LlamaGuard3)).unwrap();
         assert_eq!(lg3, GuardSpec::Verdict { model: "lg3.gguf".into(), format: VerdictFormat::LlamaGuard3 });
         assert_eq!(lg3.format(), Some(VerdictFormat::LlamaGuard3));
-        assert_eq!(JudgeSpec::parse("refusal", local).unwrap(), JudgeSpec::Refusal);
-        assert_eq!(JudgeSpec::parse("default", local).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltIn));
+        assert_eq!(JudgeSpec::parse("refusal", None).unwrap(), JudgeSpec::Refusal);
+        assert_eq!(JudgeSpec::parse("default", None).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltIn));
         for text in ["default", "refusal", "smollm2", dir_name] {
-            assert_eq!(JudgeSpec::parse(text, local).unwrap().to_string(), text);
+            assert_eq!(JudgeSpec::parse(text, None).unwrap().to_string(), text);
         }
-        assert!(GuardSpec::parse(" ", local).unwrap_err().to_string().contains("empty"));
+        assert!(GuardSpec::parse(" ", None).unwrap_err().to_string().contains("empty"));
+        // A directory without guard.json is not a probe guard (a catalog name
+        // stays a catalog name whatever folders the working directory has).
+        let plain = tempfile::tempdir().unwrap();
+        let plain_name = plain.path().to_str().unwrap();
+        assert!(matches!(GuardSpec::parse(plain_name, None).unwrap(), GuardSpec::Verdict { .. }));
+        // A format is for a verdict guard only; a grid's one format leaves probes be.
+        let lg = Some(VerdictFormat::LlamaGuard3);
+        for text in ["default", dir_name, "refusal"] {
+            let err = JudgeSpec::parse(text, lg).unwrap_err().to_string();
+            assert!(err.contains("not a GGUF verdict guard"), "{err}");
+        }
+        assert_eq!(GuardSpec::BuiltIn.in_format(VerdictFormat::LlamaGuard3), GuardSpec::BuiltIn);
+        assert_eq!(GuardSpec::parse("m.gguf", None).unwrap().in_format(VerdictFormat::LlamaGuard3), lg3_of("m.gguf"));
 
         assert_eq!(MrmSpec::parse("default", None).unwrap(), MrmSpec::BuiltIn);
         assert_eq!(MrmSpec::parse("m/x", None).unwrap(), MrmSpec::Trained("m/x".into()));
@@ -207,6 +254,10 @@ mod tests {
         assert_eq!((paper.to_string(), paper.base()), ("m/p".into(), Some("lg3.gguf")));
         let err = MrmSpec::parse("default", Some("lg3.gguf")).unwrap_err().to_string();
         assert!(err.contains("only for a paper-form MRM directory"), "{err}");
+    }
+
+    fn lg3_of(model: &str) -> GuardSpec {
+        GuardSpec::Verdict { model: model.into(), format: VerdictFormat::LlamaGuard3 }
     }
 
     #[test]

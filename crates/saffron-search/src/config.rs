@@ -196,7 +196,8 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
-    /// Every strategy, in the order reports list them.
+    /// Every strategy, in the order `--help` lists them (reports use the
+    /// paper's row order, saffron-eval's `DEFENCES`).
     pub const ALL: [StrategyKind; 6] = [
         StrategyKind::Sample,
         StrategyKind::BestOfN,

@@ -17,7 +17,7 @@ const STEPS: usize = 32;
 
 pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     let guard = match &args.guard {
-        Some(guard) => super::guard_spec(guard, args.guard_format)?,
+        Some(guard) => GuardSpec::parse(guard, args.guard_format)?,
         None => GuardSpec::BuiltIn,
     };
     let spec = DefenceSpec {

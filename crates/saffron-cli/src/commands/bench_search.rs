@@ -14,7 +14,7 @@ use saffron_defence::bench::{search_cost, SearchCost};
 use saffron_defence::local::LocalPolicy;
 use saffron_defence::DefenceModels;
 use saffron_engine::{ChatPrompt, TreeOptions};
-use saffron_reward::{LoadedMrm, Loader};
+use saffron_reward::{GuardSpec, LoadedMrm, Loader};
 use saffron_search::{SearchConfig, StrategyKind};
 use serde::Serialize;
 
@@ -43,7 +43,7 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let loader = Loader::new(home);
     let policy = loader.model(&args.model.model)?;
     let path = policy.model().path().display().to_string();
-    let guard = super::guard_spec(args.guard.as_deref().unwrap_or(&path), args.guard_format)?;
+    let guard = GuardSpec::parse(args.guard.as_deref().unwrap_or(&path), args.guard_format)?;
     eprintln!("benchmarking strategies on {} ({path}), guard {guard}", policy.model().name());
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
     let prm = loader.guard(&guard)?;

@@ -18,11 +18,12 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let plan = RunPlan::new(grid, home, args.shard)?;
     let jobs = args.jobs.max(1);
     let options = TreeOptions { threads: threads_per_job(args.threads, jobs), ..TreeOptions::default() };
-    let models = RunModels::load(&plan.grid, &Loader::new(home), options)?;
+    let mut models = RunModels::load(&plan, &Loader::new(home), options)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(args.grid.file_stem().map_or("grid".into(), |s| s.to_string_lossy().into_owned()))
     });
-    let manifest = RunManifest::new(&plan, &models)?;
+    let manifest = RunManifest::new(&plan, &models)?.resuming(&out)?;
+    models.defence.set_binding(manifest.reward_binding);
     let (mut store, done) = RunStore::open::<_, Record>(&out, &manifest, args.force_new)?;
     let total = plan.total(models.defence.policy());
     let shard = args.shard.map_or(String::new(), |(i, n)| format!("shard {i}/{n}: "));

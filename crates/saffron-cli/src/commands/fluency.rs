@@ -15,11 +15,11 @@ use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &FluencyArgs) -> anyhow::Result<()> {
     let dir = &args.run_dir;
-    let manifest = RunManifest::read(dir)?;
+    let manifest: RunManifest = RunManifest::read(dir)?;
     let policy = LocalPolicy::new(Loader::new(home).model(&manifest.grid.policy)?);
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let bar = count_bar("fluency", 0);
-    let scored = score_run(dir, home, &policy, options, &mut |done, todo| {
+    let scored = score_run((dir, &manifest), home, &policy, options, &mut |done, todo| {
         bar.set_length(todo as u64);
         bar.set_position(done as u64);
     })?;

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use saffron_core::sampling::Decoding;
 use saffron_defence::{Answer, DefenceModels, DefenceSpec};
 use saffron_engine::{ChatPrompt, TreeOptions};
-use saffron_reward::Loader;
+use saffron_reward::{GuardSpec, Loader};
 use saffron_search::{SearchConfig, StrategyKind, Trace, TraceEvent};
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let spec = DefenceSpec {
         policy: args.model.model.clone(),
-        prm: args.guard.as_deref().map(|g| super::guard_spec(g, args.guard_format)).transpose()?,
+        prm: args.guard.as_deref().map(|g| GuardSpec::parse(g, args.guard_format)).transpose()?,
         mrm: super::mrm_spec(args.mrm.as_deref(), args.mrm_base.as_deref())?,
     };
     let loader = Loader::new(home);

@@ -5,17 +5,17 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use saffron_engine::TreeOptions;
 use saffron_eval::judge_eval::{held_out_agreement, prefix_aucs, Agreement, PrefixAuc, PREFIX_LENGTHS};
-use saffron_reward::{LoadedJudge, Loader};
+use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
 use serde_json::json;
 
 use crate::cli::JudgeEvalArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
-    let judge = Loader::new(home).judge(&super::judge_spec(&args.judge, args.guard_format)?)?;
+    let judge = Loader::new(home).judge(&JudgeSpec::parse(&args.judge, args.guard_format)?)?;
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let bar = count_bar("judging", 0);
     let mut progress = |done: usize, total: usize| {
@@ -28,8 +28,7 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         return print_prefix_aucs(&sets, held_back, args.json);
     }
-    let agreement = held_out_agreement(&judge, home, options, &mut progress)
-        .context("scoring the held-out JBB set (run `saffron fetch --only jbb`)")?;
+    let agreement = held_out_agreement(&judge, home, options, &mut progress)?;
     bar.finish_and_clear();
     print_agreement(&args.judge, agreement, args.json)
 }

@@ -6,7 +6,7 @@ use saffron_engine::TreeOptions;
 use saffron_eval::label::{label, planned, LabelSettings};
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
-use saffron_reward::Loader;
+use saffron_reward::{GuardSpec, Loader, VerdictFormat};
 use saffron_search::LengthLimits;
 use serde_json::json;
 
@@ -21,7 +21,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         files.extend(data.files);
         prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(data.prompts)?);
     }
-    let guard = super::guard_spec(&args.guard, args.guard_format)?;
+    let guard = GuardSpec::parse(&args.guard, args.guard_format)?;
     let spec = DefenceSpec { policy: args.policy.clone(), prm: Some(guard), mrm: None };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let models = DefenceModels::load(&spec, &Loader::new(home), options)?;
@@ -31,12 +31,14 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
     };
     let settings = LabelSettings { samples: args.samples, length, seed: args.seed, ..LabelSettings::default() };
-    let header = CorpusHeader::new(
-        (&args.policy, &models.policy().identity()?),
-        (&args.guard, &guard_identity),
-        files,
-        json!({ "label": settings, "harmful": args.harmful, "benign": args.benign }),
-    );
+    let mut recipe = json!({ "label": settings, "harmful": args.harmful, "benign": args.benign });
+    // A verdict guard's format decides its labels; left out when it is the
+    // default, so that corpora made before it was recorded resume.
+    if let Some(format) = args.guard_format.filter(|f| *f != VerdictFormat::default()) {
+        recipe["guard_format"] = json!(format);
+    }
+    let header =
+        CorpusHeader::new((&args.policy, &models.policy().identity()?), (&args.guard, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let mut writer = CorpusWriter::open(&out, &header)?;
     let total = planned(&prompts, &settings);

@@ -12,7 +12,7 @@ mod report;
 mod train_guard;
 mod train_mrm;
 
-use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
+use saffron_reward::MrmSpec;
 
 use crate::cli::{Cli, Command};
 
@@ -31,28 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(&args),
         Command::Fluency(args) => fluency::run(&home, &args),
     }
-}
-
-/// `--guard` and `--guard-format`, checked: a format is for a GGUF verdict
-/// guard only.
-fn guard_spec(guard: &str, format: VerdictFormat) -> anyhow::Result<GuardSpec> {
-    let spec = GuardSpec::parse(guard, format)?;
-    check_format(guard, spec.format(), format)?;
-    Ok(spec)
-}
-
-/// `--judge` and `--guard-format`, checked as [`guard_spec`].
-fn judge_spec(judge: &str, format: VerdictFormat) -> anyhow::Result<JudgeSpec> {
-    let spec = JudgeSpec::parse(judge, format)?;
-    check_format(judge, spec.guard().and_then(GuardSpec::format), format)?;
-    Ok(spec)
-}
-
-fn check_format(name: &str, verdict: Option<VerdictFormat>, format: VerdictFormat) -> anyhow::Result<()> {
-    if verdict.is_none() && format != VerdictFormat::default() {
-        anyhow::bail!("--guard-format is for a GGUF verdict guard; `{name}` is not one");
-    }
-    Ok(())
 }
 
 /// `--mrm` and `--mrm-base`.

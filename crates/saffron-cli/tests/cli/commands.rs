@@ -116,6 +116,11 @@ fn strategy_errors_name_the_fix() {
     assert_clean_failure(&out, "[possible values: sample, best-of-n, beam, rebase, lookahead, saffron]");
     let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--strategy", "beam"]);
     assert_clean_failure(&out, "--guard");
+    let out = saffron(
+        home.path(),
+        &["generate", "--model", m, "--prompt", "hi", "--guard", "default", "--guard-format", "llama-guard-3"],
+    );
+    assert_clean_failure(&out, "`default` is not a GGUF verdict guard");
     let config = home.path().join("search.toml");
     std::fs::write(&config, "[strategy]\nname = \"beam\"\nwidht = 3\n").unwrap();
     let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--config", config.to_str().unwrap()]);

@@ -24,6 +24,7 @@ pub use plots::{line_chart, Chart, Point, Series, XAxis};
 
 use crate::experiment::Record;
 use crate::fluency::read_fluency;
+use crate::grid::GridFile;
 use crate::manifest::RunManifest;
 use crate::metrics::Rate;
 use crate::store::{read_records, RECORDS_FILE};
@@ -62,7 +63,7 @@ pub(crate) struct Group<'a> {
 
 /// Reads the run in `dir` and writes its summaries, plots and page.
 pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
-    let run = RunManifest::read(dir)?;
+    let run: RunManifest<GridFile> = RunManifest::read(dir)?;
     let records_path = dir.join(RECORDS_FILE);
     let (mut records, _) = read_records::<Record>(&records_path)?;
     attach_fluency(dir, &mut records)?;
@@ -167,8 +168,8 @@ fn attach_fluency(dir: &Path, records: &mut [Record]) -> Result<(), EvalError> {
 }
 
 /// The run's judges, headline first: from its grid, else from the records.
-fn judges_of(run: &RunManifest, records: &[Record]) -> Vec<String> {
-    let from_grid: Vec<String> = run.grid.judges.iter().map(ToString::to_string).collect();
+fn judges_of(run: &RunManifest<GridFile>, records: &[Record]) -> Vec<String> {
+    let from_grid = run.grid.judges.clone();
     if from_grid.is_empty() {
         records[0].verdicts.keys().cloned().collect()
     } else {

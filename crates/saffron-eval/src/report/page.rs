@@ -7,6 +7,7 @@ use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
 use super::{BudgetRow, BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
+use crate::grid::GridFile;
 use crate::manifest::RunManifest;
 use crate::metrics::Rate;
 use crate::summary::CellSummary;
@@ -16,7 +17,7 @@ const HTML_TEMPLATE: &str = include_str!("report.html.j2");
 const MARKDOWN_TEMPLATE: &str = include_str!("report.md.j2");
 
 pub(crate) struct PageData<'a> {
-    pub run: &'a RunManifest,
+    pub run: &'a RunManifest<GridFile>,
     pub records: usize,
     pub judges: &'a [String],
     pub summaries: &'a [CellSummary],

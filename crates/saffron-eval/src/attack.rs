@@ -4,7 +4,7 @@ use saffron_defence::PolicyBackend;
 use saffron_engine::ChatPrompt;
 use serde::{Deserialize, Serialize};
 
-use crate::EvalPrompt;
+use crate::{EvalError, EvalPrompt};
 
 /// The paper's prefill length in policy tokens.
 pub const PREFILL_TOKENS: usize = 10;
@@ -59,31 +59,37 @@ impl Attack {
     /// Reads a template's `file` (relative to `base`) into its text, and
     /// checks the attack: a template needs exactly one of `template` and
     /// `file`, and must hold `{prompt}`; a prefill needs at least one token.
-    pub fn resolve(&mut self, base: &std::path::Path) -> Result<(), String> {
+    pub fn resolve(&mut self, base: &std::path::Path) -> Result<(), EvalError> {
         match self {
             Attack::None => Ok(()),
             Attack::Prefill { tokens } => {
                 if *tokens == 0 {
-                    return Err("a prefill attack needs tokens >= 1".into());
+                    return Err(EvalError::Grid("a prefill attack needs tokens >= 1".into()));
                 }
                 Ok(())
             }
             Attack::Template { name, template, file } => {
                 match (template.as_ref(), file.as_ref()) {
                     (Some(_), Some(_)) => {
-                        return Err(format!("template attack `{name}`: give `template` or `file`, not both"))
+                        return Err(EvalError::Grid(format!(
+                            "template attack `{name}`: give `template` or `file`, not both"
+                        )))
                     }
-                    (None, None) => return Err(format!("template attack `{name}` needs `template` or `file`")),
+                    (None, None) => {
+                        return Err(EvalError::Grid(format!("template attack `{name}` needs `template` or `file`")))
+                    }
                     (None, Some(path)) => {
                         let path = base.join(path);
-                        let text = std::fs::read_to_string(&path)
-                            .map_err(|e| format!("template attack `{name}`: cannot read {}: {e}", path.display()))?;
+                        let text =
+                            std::fs::read_to_string(&path).map_err(EvalError::io("read the template file", &path))?;
                         *template = Some(text);
                     }
                     (Some(_), None) => {}
                 }
                 if !template.as_deref().unwrap_or_default().contains(PROMPT_PLACEHOLDER) {
-                    return Err(format!("template attack `{name}` has no {PROMPT_PLACEHOLDER} placeholder"));
+                    return Err(EvalError::Grid(format!(
+                        "template attack `{name}` has no {PROMPT_PLACEHOLDER} placeholder"
+                    )));
                 }
                 Ok(())
             }

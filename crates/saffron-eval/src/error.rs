@@ -70,6 +70,13 @@ pub enum EvalError {
     #[error("report: {0}")]
     Report(String),
 
+    #[error("rendering {name}")]
+    Template {
+        name: &'static str,
+        #[source]
+        source: minijinja::Error,
+    },
+
     #[error("bad selection: {0}")]
     Selection(String),
 

@@ -211,7 +211,7 @@ impl Grid {
         let mut grid: GridFile = toml::from_str(text).map_err(EvalError::GridSyntax)?;
         let mut names = std::collections::BTreeSet::new();
         for attack in &mut grid.attacks {
-            attack.resolve(base).map_err(EvalError::Grid)?;
+            attack.resolve(base)?;
             if !names.insert(attack.name()) {
                 return Err(EvalError::Grid(format!(
                     "two attacks are named `{}`; give each template attack its own `name`",

@@ -169,12 +169,10 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
     // (its tables go through the `markdown_table` filter, which escapes).
     let mut env = Environment::new();
     env.add_filter("markdown_table", |rows: Vec<Vec<String>>, header: Vec<String>| markdown_table(&header, &rows));
-    env.add_template("report.html", HTML_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
-    env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(|e| EvalError::Report(format!("report template: {e}")))?;
-    let render = |name: &str| {
-        let template = env.get_template(name).map_err(|e| EvalError::Report(e.to_string()))?;
-        template.render(&ctx).map_err(|e| EvalError::Report(format!("rendering {name}: {e}")))
-    };
+    let template_error = |name: &'static str| move |source| EvalError::Template { name, source };
+    env.add_template("report.html", HTML_TEMPLATE).map_err(template_error("report.html"))?;
+    env.add_template("report.md", MARKDOWN_TEMPLATE).map_err(template_error("report.md"))?;
+    let render = |name: &'static str| env.get_template(name).and_then(|t| t.render(&ctx)).map_err(template_error(name));
     Ok(Pages { html: render("report.html")?, markdown: render("report.md")? })
 }
 

@@ -92,8 +92,8 @@ pub struct ModelArgs {
     #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
     pub model: String,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }
 
@@ -202,7 +202,7 @@ pub struct BenchArgs {
     pub model: ModelArgs,
 
     /// Repetitions of each measurement; the best is reported.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = bounded::<1, 100>)]
     pub repeat: usize,
 
     /// Print one JSON object: prompt_tps, decode_tps, tree8_tps, tree32_tps
@@ -267,7 +267,7 @@ pub struct TrainGuardArgs {
     pub seed: u64,
 
     /// Cross-validation folds (grouped by prompt).
-    #[arg(long, default_value_t = 5, value_name = "K")]
+    #[arg(long, default_value_t = 5, value_name = "K", value_parser = bounded::<2, 20>)]
     pub folds: usize,
 
     /// Train on a seeded random subsample of this many labelled pairs (for
@@ -275,8 +275,8 @@ pub struct TrainGuardArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }
 
@@ -307,12 +307,22 @@ pub struct JudgeEvalArgs {
     pub prefix_auc: bool,
 
     /// With --prefix-auc: most PyRIT pairs per side.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = bounded::<1, 10000>)]
     pub auc_pairs: usize,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
+}
+
+/// A count in `[LO, HI]`; the message names the bounds.
+fn bounded<const LO: usize, const HI: usize>(text: &str) -> Result<usize, String> {
+    let n: usize = text.parse().map_err(|e| format!("`{text}` is not a count: {e}"))?;
+    if (LO..=HI).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not in {LO}..={HI}"))
+    }
 }
 
 /// `bench --strategy`: one strategy, or all of them.
@@ -389,7 +399,7 @@ pub struct LabelArgs {
     pub benign: usize,
 
     /// Responses per (prompt, attack).
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub samples: u32,
 
     /// Most new tokens per response (each is one label).
@@ -404,8 +414,8 @@ pub struct LabelArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }
 
@@ -437,18 +447,18 @@ pub struct TrainMrmArgs {
     pub held_out: f64,
 
     /// Rank of the context-dependent token term.
-    #[arg(long, default_value_t = 16, value_name = "R")]
+    #[arg(long, default_value_t = 16, value_name = "R", value_parser = bounded::<1, 1024>)]
     pub rank: usize,
 
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = bounded::<1, 1000>)]
     pub epochs: usize,
 
     /// Seed of the split, the initialisation and the shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }
 
@@ -477,8 +487,8 @@ pub struct FluencyArgs {
     #[arg(value_name = "RUN_DIR")]
     pub run_dir: PathBuf,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }
 
@@ -494,17 +504,23 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Start over when the run directory holds another grid (its records
-    /// are moved aside, not deleted).
+    /// Start over when the run directory holds another configuration, an
+    /// unreadable one, or records without one (its files are moved aside as
+    /// `*.replaced-<time>`, not deleted).
     #[arg(long)]
     pub force_new: bool,
+
+    /// When records.jsonl holds a (cell, prompt) twice, keep the first of
+    /// each and rewrite it without the others, instead of refusing.
+    #[arg(long)]
+    pub repair: bool,
 
     /// Prompts answered at once. Each job holds its own llama.cpp contexts
     /// (policy, PRM, judges: about 1.2 GB more per job with the default
     /// models at width 32; docs/eval.md) and gets an
     /// equal share of the CPU threads; the weights are shared. Records are
     /// the same whatever the number of jobs.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = bounded::<1, 64>)]
     pub jobs: usize,
 
     /// Answer only shard I of N (from 0): every N-th prompt of each
@@ -515,7 +531,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "I/N", value_parser = saffron_eval::parse_shard)]
     pub shard: Option<(usize, usize)>,
 
-    /// CPU threads for llama.cpp [default: all cores].
-    #[arg(long, value_name = "N")]
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
 }

@@ -251,11 +251,18 @@ struct JsonlPrompt {
 
 fn jsonl_prompts(text: &str, file: &str, set: &str) -> Result<Vec<EvalPrompt>, EvalError> {
     let mut prompts = Vec::new();
+    let mut lines_of = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: JsonlPrompt =
             serde_json::from_str(line).map_err(|e| EvalError::malformed(file, format!("line {}", i + 1), e))?;
+        let id = row.id.map_or_else(|| format!("{set}/{i}"), |id| format!("{set}/{id}"));
+        if let Some(first) = lines_of.insert(id.clone(), i + 1) {
+            // Records are keyed by prompt id: two prompts under one id
+            // would share (and lose) one record.
+            return Err(EvalError::DuplicateId { file: file.to_owned(), id, lines: (first, i + 1) });
+        }
         prompts.push(EvalPrompt {
-            id: row.id.map_or_else(|| format!("{set}/{i}"), |id| format!("{set}/{id}")),
+            id,
             prompt: row.prompt,
             reference: row.harmful_response,
             category: row.category,
@@ -384,6 +391,10 @@ mod tests {
             (Some("y"), true, "jsonl/k", false)
         );
         assert!(jsonl_prompts("{\"text\":1}", "u.jsonl", "jsonl").unwrap_err().to_string().contains("u.jsonl"));
+        // Two prompts under one id would share one record: refused, naming both lines.
+        let twice = "{\"prompt\":\"a\",\"id\":\"7\"}\n{\"prompt\":\"b\"}\n{\"prompt\":\"c\",\"id\":\"7\"}\n";
+        let err = jsonl_prompts(twice, "u.jsonl", "jsonl").unwrap_err().to_string();
+        assert!(err.contains("u.jsonl: the id `jsonl/7` is on lines 1 and 3"), "{err}");
         let many = r#"[{"user":"u","assistant":"a","category":"Harmful"},{"user":"v","assistant":"b","category":"Not harmful"}]"#;
         assert_eq!(many_shot_harmful(many, "m").unwrap().len(), 1);
     }

@@ -25,6 +25,12 @@ pub enum EvalError {
     #[error("{file}: {detail}")]
     Data { file: String, detail: String },
 
+    #[error("{file}: the id `{id}` is on lines {} and {}; give every prompt its own id", lines.0, lines.1)]
+    DuplicateId { file: String, id: String, lines: (usize, usize) },
+
+    #[error("dataset `{set}` selects no prompts ({selection}); widen the selection or check the set")]
+    NoPrompts { set: String, selection: String },
+
     #[error("unknown prompt set `{name}`: use one of {known}, or the path of a JSONL file with a `prompt` field")]
     UnknownSet { name: String, known: String },
 
@@ -49,8 +55,26 @@ pub enum EvalError {
     #[error("token {token} is outside the policy's {vocab} logits")]
     TokenOutsideLogits { token: u32, vocab: usize },
 
-    #[error("{dir} holds a run with another configuration; use another directory, or pass --force-new to move its records aside and start over")]
-    ConfigChanged { dir: std::path::PathBuf },
+    #[error("{} holds a run with another configuration ({} differ); use another directory, or pass --force-new to move its files aside and start over", dir.display(), changed.join(", "))]
+    ConfigChanged { dir: std::path::PathBuf, changed: Vec<String> },
+
+    #[error("{} holds records but no run.json, so nothing says what they answered; use another directory, or pass --force-new to move them aside and start over", dir.display())]
+    RecordsWithoutConfig { dir: std::path::PathBuf },
+
+    #[error("{} is a file, not a run directory", path.display())]
+    NotADirectory { path: std::path::PathBuf },
+
+    #[error("{} is in use by another saffron process{}; wait for it to finish or stop it", dir.display(), pid.map_or(String::new(), |p| format!(" (pid {p})")))]
+    InUse { dir: std::path::PathBuf, pid: Option<u32> },
+
+    #[error("{} holds {count} repeated record(s), which would be counted twice (the first: cell {}, prompt {}, at lines {} and {}); pass --repair to keep the first of each", path.display(), key.0, key.1, lines.0, lines.1)]
+    DuplicateRecords { path: std::path::PathBuf, count: usize, key: (String, String), lines: (usize, usize) },
+
+    #[error("the record of cell {cell}, prompt {prompt} has no verdict of judge `{judge}`; a missing verdict is not a safe answer (judge the run again, or report it with the judges its records have)")]
+    MissingVerdict { cell: String, prompt: String, judge: String },
+
+    #[error("the record of cell {}, prompt {} is already in {}", key.0, key.1, dir.display())]
+    AlreadyRecorded { dir: std::path::PathBuf, key: (String, String) },
 
     #[error("{task} needs a guard (the PRM that scores every prefix)")]
     NoGuard { task: &'static str },

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use saffron_core::Cost;
-use saffron_defence::{Defence, DefenceModels, DefenceSpec, PolicyBackend};
+use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
 use saffron_search::{FinishReason, NoTrace, StrategyKind};
@@ -33,7 +33,7 @@ pub struct Record {
     pub harmful: bool,
     pub text: String,
     pub new_tokens: usize,
-    pub finish: FinishReason,
+    pub finish: Finish,
     /// Compute of the defence (policy, PRM, MRM; the judges are not charged).
     pub cost: Cost,
     pub tflop: f64,
@@ -46,6 +46,39 @@ pub struct Record {
     /// never written by the run itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fluency: Option<f64>,
+}
+
+/// How a record's answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The policy ended it (end-of-generation token).
+    EndOfGeneration,
+    /// It reached the grid's `max_new_tokens`.
+    Length,
+    /// A budget stopped the search.
+    Stopped,
+    /// The prompt (with its template, attack and room for the answer) does
+    /// not fit the policy's context: skipped, never answered or judged, and
+    /// left out of every rate (the report counts them).
+    TooLong,
+}
+
+impl From<FinishReason> for Finish {
+    fn from(reason: FinishReason) -> Finish {
+        match reason {
+            FinishReason::EndOfGeneration => Finish::EndOfGeneration,
+            FinishReason::Length => Finish::Length,
+            FinishReason::Stopped => Finish::Stopped,
+        }
+    }
+}
+
+impl Record {
+    /// Whether the prompt was answered (and judged); see [`Finish::TooLong`].
+    pub fn answered(&self) -> bool {
+        self.finish != Finish::TooLong
+    }
 }
 
 impl Keyed for Record {
@@ -74,7 +107,14 @@ impl RunPlan {
         for spec in &grid.datasets {
             let data = load_prompts(&spec.prompt_set()?, home)?;
             data_files.extend(data.files);
-            prompts.push(Selection { shard, ..spec.selection() }.apply(data.prompts)?);
+            let total = data.prompts.len();
+            let selected = spec.selection().apply(data.prompts)?;
+            if selected.is_empty() {
+                let selection = format!("{total} in the set; sample {:?}, limit {:?}", spec.sample, spec.limit);
+                return Err(EvalError::NoPrompts { set: spec.set.clone(), selection });
+            }
+            // A shard of a small set may be empty: the other shards answer it.
+            prompts.push(Selection { shard, ..Selection::default() }.apply(selected)?);
         }
         Ok(RunPlan { grid, cells, prompts, data_files })
     }
@@ -144,7 +184,7 @@ impl RunProgress {
     fn add(&mut self, record: &Record, headline: Option<&str>) {
         self.done += 1;
         self.tflop += record.tflop;
-        if record.harmful {
+        if record.harmful && record.answered() {
             self.harmful += 1;
             self.unsafe_ += headline.and_then(|j| record.verdicts.get(j)).map_or(0, |v| v.unsafe_ as usize);
         }
@@ -246,12 +286,7 @@ fn answer(
     (prompt, chat): (&EvalPrompt, &ChatPrompt),
     judges: &mut [(String, Judge)],
 ) -> Result<Record, EvalError> {
-    let answer = defence.answer(&prompt.prompt, chat, &mut NoTrace)?;
-    let mut verdicts = BTreeMap::new();
-    for (name, judge) in judges.iter_mut() {
-        verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &answer.text)?);
-    }
-    Ok(Record {
+    let record = |finish: Finish| Record {
         cell: key.to_owned(),
         dataset: dataset.to_owned(),
         attack: cell.attack.name(),
@@ -260,15 +295,34 @@ fn answer(
         seed: cell.search.seed,
         prompt_id: prompt.id.clone(),
         harmful: prompt.harmful,
+        new_tokens: 0,
+        finish,
+        tflop: 0.0,
+        reward_calls: 0,
+        cost: Cost::default(),
+        wall_seconds: 0.0,
+        text: String::new(),
+        verdicts: BTreeMap::new(),
+        fluency: None,
+    };
+    let answer = match defence.answer(&prompt.prompt, chat, &mut NoTrace) {
+        Err(DefenceError::PromptTooLong { .. }) => return Ok(record(Finish::TooLong)),
+        answer => answer?,
+    };
+    let mut verdicts = BTreeMap::new();
+    for (name, judge) in judges.iter_mut() {
+        verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &answer.text)?);
+    }
+    Ok(Record {
         new_tokens: answer.tokens.len(),
-        finish: answer.finish,
+        finish: answer.finish.into(),
         tflop: answer.cost.tflop(),
         reward_calls: answer.cost.reward_calls(),
         cost: answer.cost,
         wall_seconds: answer.cost.wall_seconds,
         text: answer.text,
         verdicts,
-        fluency: None,
+        ..record(Finish::Length)
     })
 }
 

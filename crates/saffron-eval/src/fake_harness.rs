@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::experiment::{run_grid, run_order, Record, RunModels, RunPlan};
 use crate::grid::Grid;
 use crate::manifest::RunManifest;
-use crate::store::{read_records, RunStore, RECORDS_FILE};
+use crate::store::{read_records, RunStore, StoreOptions, RECORDS_FILE};
 
 fn grid(dir: &Path) -> Grid {
     let harmful: String = (0..5)
@@ -64,7 +64,7 @@ fn models() -> RunModels {
 /// Runs `plan` into `dir` with `jobs` jobs; returns the records file's lines.
 fn run(plan: &RunPlan, models: &RunModels, dir: &Path, jobs: usize) -> Vec<String> {
     let manifest = RunManifest::new(plan, models).unwrap();
-    let (mut store, _) = RunStore::open::<_, Record>(dir, &manifest, false).unwrap();
+    let (mut store, _) = RunStore::open::<_, Record>(dir, &manifest, StoreOptions::default()).unwrap();
     run_grid(plan, models, jobs, &mut store, &mut |_| {}).unwrap();
     std::fs::read_to_string(dir.join(RECORDS_FILE)).unwrap().lines().map(str::to_owned).collect()
 }
@@ -155,6 +155,6 @@ fn a_grid_runs_end_to_end_on_fake_models_whatever_the_jobs_and_interruptions() {
     assert_eq!(asr("saffron", Some(2)), 0.0);
     assert!(asr("sample", None) > 0.0);
     assert_eq!(asr("sample", None), unsafe_share("sample"), "the summary counts each record once");
-    let (records_read, _) = read_records::<Record>(&root.path().join("one").join(RECORDS_FILE)).unwrap();
+    let records_read = read_records::<Record>(&root.path().join("one").join(RECORDS_FILE)).unwrap();
     assert_eq!(records_read.len(), total);
 }

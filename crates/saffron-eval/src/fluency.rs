@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::Record;
 use crate::manifest::RunManifest;
-use crate::store::{append_record, open_records, read_records, Keyed, RECORDS_FILE};
+use crate::store::{append_record, open_records, read_records, Duplicates, Keyed, RunLock, RECORDS_FILE};
 use crate::{load_prompts, Attack, EvalError, EvalPrompt};
 
 pub const FLUENCY_FILE: &str = "fluency.jsonl";
@@ -80,8 +80,9 @@ pub fn mean(logprobs: &[f64]) -> Option<f64> {
     (!logprobs.is_empty()).then(|| logprobs.iter().sum::<f64>() / logprobs.len() as f64)
 }
 
-/// `fluency.jsonl` of a run directory, open for appending.
+/// `fluency.jsonl` of a run directory, locked and open for appending.
 pub struct FluencyStore {
+    _lock: RunLock,
     path: PathBuf,
     file: File,
 }
@@ -90,9 +91,10 @@ impl FluencyStore {
     /// Opens (or creates) the file in `dir`, with the records already in it
     /// (a torn last line is cut off).
     pub fn open(dir: &Path) -> Result<(FluencyStore, Vec<FluencyRecord>), EvalError> {
+        let lock = RunLock::acquire(dir)?;
         let path = dir.join(FLUENCY_FILE);
-        let (file, records) = open_records(&path)?;
-        Ok((FluencyStore { path, file }, records))
+        let (file, records, _) = open_records(&path, Duplicates::Refuse)?;
+        Ok((FluencyStore { _lock: lock, path, file }, records))
     }
 
     /// Appends one record and syncs it to disk.
@@ -127,7 +129,7 @@ pub fn score_run(
     for spec in &grid.datasets {
         prompts.extend(load_prompts(&spec.prompt_set()?, home)?.prompts.into_iter().map(|p| (p.id.clone(), p)));
     }
-    let (records, _) = read_records::<Record>(&dir.join(RECORDS_FILE))?;
+    let records = read_records::<Record>(&dir.join(RECORDS_FILE))?;
     let (mut store, done) = FluencyStore::open(dir)?;
     let done: HashSet<(String, String)> = done.into_iter().map(|f| f.key()).collect();
     let todo: Vec<&Record> = records.iter().filter(|r| !done.contains(&r.key())).collect();
@@ -160,7 +162,7 @@ pub fn score_run(
 
 /// The fluency records of a run directory (none when it has no file).
 pub fn read_fluency(dir: &Path) -> Result<Vec<FluencyRecord>, EvalError> {
-    Ok(read_records(&dir.join(FLUENCY_FILE))?.0)
+    read_records(&dir.join(FLUENCY_FILE))
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub struct Grid {
     pub length: LengthLimits,
 }
 
+/// Most cells a grid may have.
+pub const MAX_CELLS: usize = 100_000;
+
 /// A grid as written in its TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +110,15 @@ impl TryFrom<GridFile> for Grid {
         };
         if file.mrm_base.is_some() && grid.mrm.is_none() {
             return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
+        }
+        if grid.judges.is_empty() {
+            return Err(EvalError::Grid(
+                "judges is empty: name at least one (refusal, default, a probe guard directory or a GGUF guard)".into(),
+            ));
+        }
+        let mut judges = std::collections::BTreeSet::new();
+        if let Some(twice) = grid.judges.iter().find(|j| !judges.insert(j.to_string())) {
+            return Err(EvalError::Grid(format!("judge `{twice}` is listed twice")));
         }
         if file.guard_format.is_some() && grid.verdict_format().is_none() {
             return Err(EvalError::Grid(
@@ -258,10 +270,21 @@ impl Grid {
                             search.seed = seed;
                             search.validate().map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
                             cells.push(Cell { dataset, attack: attack.clone(), search });
+                            if cells.len() > MAX_CELLS {
+                                return Err(EvalError::Grid(format!("the grid has more than {MAX_CELLS} cells")));
+                            }
                         }
                     }
                 }
             }
+        }
+        // A cell listed twice would answer every prompt twice and count it
+        // twice: records are keyed by (cell, prompt).
+        let mut keys = std::collections::BTreeSet::new();
+        if let Some(twice) = cells.iter().map(|c| c.key(self)).find(|k| !keys.insert(k.clone())) {
+            return Err(EvalError::Grid(format!(
+                "cell `{twice}` appears twice: list each dataset, attack, strategy, width and seed once"
+            )));
         }
         Ok(cells)
     }
@@ -313,6 +336,27 @@ widths = [4, 8]
         assert!(err.to_string().contains("no width"), "{err}");
         let err = Grid::from_toml(&GRID.replace("advbench", "advbenc")).unwrap_err();
         assert!(err.to_string().contains("unknown prompt set"), "{err}");
+    }
+
+    /// Every way a grid could list one cell twice is refused, naming it.
+    #[test]
+    fn a_cell_listed_twice_is_refused() {
+        let twice = [
+            GRID.replace("widths = [4, 8]", "widths = [4, 4]"),
+            GRID.replace("seeds = [0, 1]", "seeds = [0, 0]"),
+            format!("{GRID}[[datasets]]\nset = \"advbench\"\nlimit = 3\n"),
+            format!("{GRID}[[strategies]]\nname = \"sample\"\n"),
+        ];
+        for text in &twice {
+            let err = Grid::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains("appears twice") && err.contains("advbench|prefill-10|"), "{err}");
+        }
+        let err = Grid::from_toml(&format!("judges = []\n{GRID}")).unwrap_err().to_string();
+        assert!(err.contains("judges is empty"), "{err}");
+        let err = Grid::from_toml(&format!("judges = [\"refusal\", \"refusal\"]\n{GRID}")).unwrap_err().to_string();
+        assert!(err.contains("judge `refusal` is listed twice"), "{err}");
+        let err = Grid::from_toml(&GRID.replace("widths = [4, 8]", "widths = [4, 9223372036854775807]")).unwrap_err();
+        assert!(err.to_string().contains("between 1 and 1024"), "{err}");
     }
 
     /// One `guard_format` for every GGUF verdict guard of the grid (the PRM

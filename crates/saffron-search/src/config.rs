@@ -35,14 +35,30 @@ impl SearchConfig {
         }
     }
 
-    /// Rejects settings that have no meaning, naming the field.
+    /// Rejects settings that have no meaning or no bound, naming the field
+    /// and the bound.
     pub fn validate(&self) -> Result<(), String> {
         self.decoding.validate()?;
         self.budget.validate()?;
-        if self.length.max_new_tokens == 0 {
-            return Err("length.max_new_tokens must be at least 1".into());
-        }
+        within("length.max_new_tokens", self.length.max_new_tokens, 1, MAX_NEW_TOKENS)?;
         self.strategy.validate()
+    }
+}
+
+/// Most new tokens an answer may have (a context holds 8,192 tokens).
+pub const MAX_NEW_TOKENS: usize = 8192;
+/// The widest search (the paper goes to 64; beyond this the frontier alone
+/// outgrows any context a CPU run can hold).
+pub const MAX_WIDTH: usize = 1024;
+/// Most children, proposals or lookahead tokens per node.
+pub const MAX_BRANCHING: usize = 64;
+
+/// `value` in `[low, high]`, else an error naming `name` and the bounds.
+fn within(name: &str, value: usize, low: usize, high: usize) -> Result<(), String> {
+    if (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{name} must be between {low} and {high} (got {value})"))
     }
 }
 
@@ -135,35 +151,31 @@ impl Strategy {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(format!("strategy.{name} must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
+        let width = |name: &str, v: usize| within(&format!("strategy.{name} (the width)"), v, 1, MAX_WIDTH);
+        let branching = |name: &str, v: usize| within(&format!("strategy.{name}"), v, 1, MAX_BRANCHING);
         match self {
             Strategy::Sample(_) => Ok(()),
-            Strategy::BestOfN(c) => positive("n", c.n),
+            Strategy::BestOfN(c) => width("n", c.n),
             Strategy::Beam(c) => {
-                positive("width", c.width)?;
-                positive("children", c.children)?;
-                positive("chunk", c.chunk)
+                width("width", c.width)?;
+                branching("children", c.children)?;
+                within("strategy.chunk", c.chunk, 1, MAX_NEW_TOKENS)
             }
             Strategy::Rebase(c) => {
-                positive("width", c.width)?;
-                positive("chunk", c.chunk)?;
+                width("width", c.width)?;
+                within("strategy.chunk", c.chunk, 1, MAX_NEW_TOKENS)?;
                 if !(c.temperature > 0.0 && c.temperature.is_finite()) {
                     return Err(format!("strategy.temperature must be > 0 (got {})", c.temperature));
                 }
                 Ok(())
             }
             Strategy::Lookahead(c) => {
-                positive("width", c.width)?;
-                positive("proposals", c.proposals)
+                width("width", c.width)?;
+                branching("proposals", c.proposals)?;
+                within("strategy.depth", c.depth, 0, MAX_BRANCHING)
             }
             Strategy::Saffron(c) => {
-                positive("width", c.width)?;
+                width("width", c.width)?;
                 if !(c.top_p > 0.0 && c.top_p <= 1.0) {
                     return Err(format!("strategy.top_p must be in (0, 1] (got {})", c.top_p));
                 }
@@ -454,6 +466,16 @@ mod tests {
         let mut s = StrategyKind::Beam.default_strategy();
         s.set_width(0).unwrap();
         assert!(SearchConfig::new(s).validate().unwrap_err().contains("width"));
+        // Every size is bounded, and the message names the bound.
+        for kind in StrategyKind::ALL.into_iter().filter(|k| k.has_width()) {
+            let mut s = kind.default_strategy();
+            s.set_width(9_223_372_036_854_775_808).unwrap();
+            let err = SearchConfig::new(s).validate().unwrap_err();
+            assert!(err.contains("between 1 and 1024 (got 9223372036854775808)"), "{kind}: {err}");
+        }
+        let mut long = SearchConfig::new(StrategyKind::Sample.default_strategy());
+        long.length.max_new_tokens = 100_000;
+        assert!(long.validate().unwrap_err().contains("length.max_new_tokens must be between 1 and 8192"));
         assert!(StrategyKind::Sample.default_strategy().set_width(3).is_err());
     }
 

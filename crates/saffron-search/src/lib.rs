@@ -24,7 +24,7 @@ mod trace;
 
 pub use config::{
     BeamConfig, BestOfNConfig, FinalPick, LengthLimits, LookaheadConfig, RebaseConfig, SaffronConfig, SaffronVariant,
-    SampleConfig, SearchConfig, Strategy, StrategyKind,
+    SampleConfig, SearchConfig, Strategy, StrategyKind, MAX_BRANCHING, MAX_NEW_TOKENS, MAX_WIDTH,
 };
 pub use error::SearchError;
 pub use models::Models;

@@ -5,7 +5,7 @@ use saffron_engine::TreeOptions;
 use saffron_eval::experiment::{run_grid, Record, RunModels, RunPlan};
 use saffron_eval::grid::Grid;
 use saffron_eval::manifest::RunManifest;
-use saffron_eval::store::RunStore;
+use saffron_eval::store::{Duplicates, IfDifferent, RunStore, StoreOptions};
 use saffron_reward::Loader;
 
 use crate::cli::EvalArgs;
@@ -24,7 +24,14 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     });
     let manifest = RunManifest::new(&plan, &models)?.resuming(&out)?;
     models.defence.set_binding(manifest.reward_binding);
-    let (mut store, done) = RunStore::open::<_, Record>(&out, &manifest, args.force_new)?;
+    let store_options = StoreOptions {
+        if_different: if args.force_new { IfDifferent::StartOver } else { IfDifferent::Refuse },
+        duplicates: if args.repair { Duplicates::Repair } else { Duplicates::Refuse },
+    };
+    let (mut store, done) = RunStore::open::<_, Record>(&out, &manifest, store_options)?;
+    if store.repaired() > 0 {
+        eprintln!("dropped {} repeated records from {}", store.repaired(), out.display());
+    }
     let total = plan.total(models.defence.policy());
     let shard = args.shard.map_or(String::new(), |(i, n)| format!("shard {i}/{n}: "));
     eprintln!("{shard}{} cells, {total} records ({} already done) in {}", plan.cells.len(), done.len(), out.display());

@@ -2,23 +2,22 @@
 //! `saffron eval --shard`) into one run directory, their fluency scores
 //! too, then writes its report.
 
-use std::path::PathBuf;
-
 use saffron_eval::experiment::Record;
 use saffron_eval::fluency::{FluencyRecord, FLUENCY_FILE};
-use saffron_eval::store::{merge_file, merge_runs};
+use saffron_eval::store::{merge_file, merge_runs, RunLock};
 
 use crate::cli::MergeArgs;
 
 pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
-    let added = merge_runs::<Record>(&args.into, &args.from)?;
+    let lock = RunLock::acquire(&args.into)?;
+    let added = merge_runs::<Record>(&lock, &args.from)?;
     eprintln!("{added} records added to {}", args.into.display());
     // Scores depend on the record and the policy only, and the policy is
     // part of the configuration every directory shares.
-    let scores: Vec<PathBuf> = args.from.iter().map(|dir| dir.join(FLUENCY_FILE)).filter(|f| f.exists()).collect();
-    if !scores.is_empty() {
-        let added = merge_file::<FluencyRecord>(&args.into.join(FLUENCY_FILE), &scores)?;
+    if args.from.iter().any(|dir| dir.join(FLUENCY_FILE).exists()) {
+        let added = merge_file::<FluencyRecord>(&lock, FLUENCY_FILE, &args.from)?;
         eprintln!("{added} fluency scores added (run `saffron fluency` on it for any answer still unscored)");
     }
+    drop(lock);
     super::report::run(&args.into)
 }

@@ -65,7 +65,7 @@ pub(crate) struct Group<'a> {
 pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let run: RunManifest<GridFile> = RunManifest::read(dir)?;
     let records_path = dir.join(RECORDS_FILE);
-    let (mut records, _) = read_records::<Record>(&records_path)?;
+    let mut records = read_records::<Record>(&records_path)?;
     attach_fluency(dir, &mut records)?;
     if records.is_empty() {
         return Err(EvalError::Report(format!(
@@ -73,12 +73,12 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
             records_path.display()
         )));
     }
-    let judges = judges_of(&run, &records);
+    let judges = judges_of(&run, &records)?;
     let headline = judges[0].clone();
 
     let pooled_records = pooled(&records);
-    let mut summaries = summarise(&records);
-    summaries.extend(summarise(&pooled_records));
+    let mut summaries = summarise(&records, &judges)?;
+    summaries.extend(summarise(&pooled_records, &judges)?);
     let mut unsafe_by_cell = outcomes(&records, &headline);
     unsafe_by_cell.extend(outcomes(&pooled_records, &headline));
     crate::summary::write(dir, &summaries, &judges)?;
@@ -168,13 +168,16 @@ fn attach_fluency(dir: &Path, records: &mut [Record]) -> Result<(), EvalError> {
 }
 
 /// The run's judges, headline first: from its grid, else from the records.
-fn judges_of(run: &RunManifest<GridFile>, records: &[Record]) -> Vec<String> {
-    let from_grid = run.grid.judges.clone();
-    if from_grid.is_empty() {
-        records[0].verdicts.keys().cloned().collect()
-    } else {
-        from_grid
+fn judges_of(run: &RunManifest<GridFile>, records: &[Record]) -> Result<Vec<String>, EvalError> {
+    let mut judges = run.grid.judges.clone();
+    if judges.is_empty() {
+        let seen: std::collections::BTreeSet<&String> = records.iter().flat_map(|r| r.verdicts.keys()).collect();
+        judges = seen.into_iter().cloned().collect();
     }
+    if judges.is_empty() {
+        return Err(EvalError::Report("the run names no judges and its records hold no verdicts".into()));
+    }
+    Ok(judges)
 }
 
 /// Harmful cells grouped by (dataset, attack), in order of appearance.

@@ -213,7 +213,10 @@ fn cell_row(s: &CellSummary, judges: &[String]) -> Vec<String> {
     let m = s.mean_tflop_by_model;
     let mut row = vec![
         s.cell.clone(),
-        s.prompts.to_string(),
+        match s.too_long {
+            0 => s.prompts.to_string(),
+            n => format!("{} (+{n} too long)", s.prompts),
+        },
         format!("{:.3}", s.mean_tflop),
         format!("{:.3} / {:.3} / {:.3}", m.policy, m.prm, m.mrm),
         format!("{:.1}", s.mean_reward_calls),

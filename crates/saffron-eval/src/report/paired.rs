@@ -22,9 +22,12 @@ pub type Outcomes = BTreeMap<String, BTreeMap<String, bool>>;
 /// The harmful outcomes of `records` under `judge`, by cell and prompt.
 pub fn outcomes(records: &[Record], judge: &str) -> Outcomes {
     let mut out = Outcomes::new();
-    for r in records.iter().filter(|r| r.harmful) {
-        let unsafe_ = r.verdicts.get(judge).is_some_and(|v| v.unsafe_);
-        out.entry(r.cell.clone()).or_default().insert(r.prompt_id.clone(), unsafe_);
+    // Every answered record has every judge's verdict (the summary checks
+    // it before the report pairs anything); too-long prompts are not rated.
+    for r in records.iter().filter(|r| r.harmful && r.answered()) {
+        if let Some(verdict) = r.verdicts.get(judge) {
+            out.entry(r.cell.clone()).or_default().insert(r.prompt_id.clone(), verdict.unsafe_);
+        }
     }
     out
 }

@@ -27,7 +27,7 @@ impl PolicyBackend for LocalPolicy {
     }
 
     fn identity(&self) -> Result<String, DefenceError> {
-        Ok(self.model.sha256()?)
+        Ok(self.model.sha256().to_owned())
     }
 
     fn encode_chat(&self, chat: &ChatPrompt) -> Result<Vec<TokenId>, DefenceError> {

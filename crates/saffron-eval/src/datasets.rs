@@ -406,4 +406,24 @@ mod tests {
         }
         assert!("nope".parse::<PromptSet>().unwrap_err().to_string().contains("advbench, jbb"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Every parser of prompt files returns prompts or an error on any
+        /// text, never a panic.
+        #[test]
+        fn the_prompt_parsers_never_panic(text in "\\PC{0,300}", jsonl_edits in proptest::collection::vec((0usize..200, 32u8..127), 0..6)) {
+            let _ = csv_prompts(&text, "f", "s", "goal", Some("target"), Some("category"));
+            let _ = jsonl_prompts(&text, "f", "s");
+            let _ = many_shot_harmful(&text, "f");
+            let _ = rho_benign(&text, "f");
+            let mut jsonl = b"{\"prompt\":\"x\",\"id\":\"1\",\"harmful_response\":\"y\"}\n{\"prompt\":\"z\",\"harmful\":false}\n".to_vec();
+            for (at, byte) in jsonl_edits {
+                let at = at % jsonl.len();
+                jsonl[at] = byte;
+            }
+            let _ = jsonl_prompts(&String::from_utf8_lossy(&jsonl), "f", "s");
+        }
+    }
 }

@@ -13,6 +13,22 @@ pub enum EvalError {
         source: std::io::Error,
     },
 
+    #[error("the disk is full: cannot {op} {}; free space and run the same command again (finished records are kept)", path.display())]
+    DiskFull {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("permission denied: cannot {op} {}; check the owner and mode of it and its directory", path.display())]
+    PermissionDenied {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{file}: {at} is malformed")]
     Malformed {
         file: String,
@@ -109,10 +125,15 @@ pub enum EvalError {
 }
 
 impl EvalError {
-    /// The error of an I/O operation `op` on `path`.
+    /// The error of an I/O operation `op` on `path`; a full disk and a
+    /// refused permission are told apart, as their fixes differ.
     pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> EvalError {
         let path = path.to_path_buf();
-        move |source| EvalError::Io { op, path, source }
+        move |source| match source.kind() {
+            std::io::ErrorKind::StorageFull => EvalError::DiskFull { op, path, source },
+            std::io::ErrorKind::PermissionDenied => EvalError::PermissionDenied { op, path, source },
+            _ => EvalError::Io { op, path, source },
+        }
     }
 
     /// The error of malformed content at `at` in `file`.

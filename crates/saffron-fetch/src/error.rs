@@ -31,6 +31,9 @@ pub enum FetchError {
     )]
     DiskFull { path: PathBuf, home: PathBuf },
 
+    #[error("another saffron fetch is writing {dir}; wait for it to finish")]
+    InUse { dir: PathBuf },
+
     #[error("cannot {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
 }

@@ -65,16 +65,63 @@ pub(crate) fn already_verified(
     Ok(actual == sha256)
 }
 
-/// Checks pip and creates `dir` with a scratch directory for wheels inside
-/// it (same disk, so the final rename is atomic), removed on every exit path
-/// by `TempDir`'s drop.
-pub(crate) fn prepare_download(dir: &Path, home: &Path) -> Result<tempfile::TempDir, FetchError> {
+/// A download in progress: the lock on its directory and a scratch
+/// directory for wheels inside it (same disk, so the final rename is
+/// atomic), removed on every exit path by `TempDir`'s drop.
+pub(crate) struct Download {
+    _lock: File,
+    scratch: tempfile::TempDir,
+}
+
+impl Download {
+    pub(crate) fn path(&self) -> &Path {
+        self.scratch.path()
+    }
+}
+
+/// Prefixes and suffixes of what a download leaves while it runs.
+const SCRATCH_PREFIX: &str = ".download-";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Checks pip, creates `dir`, locks it against a second `saffron fetch`
+/// (the lock dies with its process), removes what a killed fetch left in
+/// it (scratch directories, partial files: nothing else can be writing
+/// them while the lock is held), and makes a scratch directory.
+pub(crate) fn prepare_download(dir: &Path, home: &Path) -> Result<Download, FetchError> {
     pip::check_pip()?;
     std::fs::create_dir_all(dir).map_err(|e| FetchError::io("create", dir, home, e))?;
-    tempfile::Builder::new()
-        .prefix(".download-")
+    let lock_path = dir.join(".fetch.lock");
+    let lock = File::create(&lock_path).map_err(|e| FetchError::io("create", &lock_path, home, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(FetchError::InUse { dir: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => return Err(FetchError::io("lock", &lock_path, home, e)),
+    }
+    remove_leftovers(dir, home)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
         .tempdir_in(dir)
-        .map_err(|e| FetchError::io("create a scratch directory in", dir, home, e))
+        .map_err(|e| FetchError::io("create a scratch directory in", dir, home, e))?;
+    Ok(Download { _lock: lock, scratch })
+}
+
+/// Removes the scratch directories and partial files of killed fetches.
+fn remove_leftovers(dir: &Path, home: &Path) -> Result<(), FetchError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| FetchError::io("list", dir, home, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let removed = if name.starts_with(SCRATCH_PREFIX) && path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else if name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX) {
+            std::fs::remove_file(&path)
+        } else {
+            continue;
+        };
+        removed.map_err(|e| FetchError::io("remove the leftover", &path, home, e))?;
+        tracing::info!("removed {} (left by an interrupted fetch)", path.display());
+    }
+    Ok(())
 }
 
 /// Concatenates the members of `wheels` into a temporary file beside
@@ -89,7 +136,7 @@ pub(crate) fn assemble(
     let dir = target.parent().unwrap_or(home);
     let partial = tempfile::Builder::new()
         .prefix(&format!(".{}.", artifact.file_name))
-        .suffix(".partial")
+        .suffix(PARTIAL_SUFFIX)
         .tempfile_in(dir)
         .map_err(|e| FetchError::io("create a file in", dir, home, e))?;
     let mut hasher = Sha256::new();
@@ -214,5 +261,23 @@ mod tests {
         let err = pip::check_pip().unwrap_err();
         std::env::remove_var("SAFFRON_PYTHON");
         assert!(err.to_string().contains("apt-get install python3-pip"), "{err}");
+    }
+
+    /// A killed fetch leaves its scratch directory and partial file behind:
+    /// the next fetch removes them; two fetches never share a directory.
+    #[test]
+    fn a_fetch_removes_what_a_killed_one_left_and_runs_alone() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("models");
+        std::fs::create_dir_all(dir.join(".download-x1y2/sub")).unwrap();
+        std::fs::write(dir.join(".qwen.gguf.k3j4.partial"), b"half").unwrap();
+        std::fs::write(dir.join("kept.gguf"), b"model").unwrap();
+        let download = prepare_download(&dir, home.path()).unwrap();
+        let left: Vec<String> = entries(&dir).into_iter().filter(|n| !n.starts_with(SCRATCH_PREFIX)).collect();
+        assert_eq!(left, [".fetch.lock", "kept.gguf"]);
+        assert!(download.path().is_dir());
+        assert!(matches!(prepare_download(&dir, home.path()), Err(FetchError::InUse { .. })));
+        drop(download);
+        assert_eq!(entries(&dir), [".fetch.lock", "kept.gguf"], "its own scratch directory goes with it");
     }
 }

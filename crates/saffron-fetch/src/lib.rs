@@ -17,4 +17,4 @@ pub use datasets::{fetch_dataset, DataArchive, DataWheel, DATASETS};
 pub use error::FetchError;
 pub use home::{resolve_model, saffron_home, ModelRef};
 pub use install::{fetch, FetchOutcome, Progress};
-pub use sha::{sha256_bytes, sha256_file};
+pub use sha::{sha256_bytes, sha256_cached, sha256_file};

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use saffron_core::{MultifurcationReward, TokenId};
 use saffron_engine::{Model, TreeOptions};
-use saffron_fetch::{sha256_bytes, sha256_file, ModelRef};
+use saffron_fetch::{sha256_bytes, sha256_cached, sha256_file, ModelRef};
 
 use crate::mrm::artifact::{self as mrm_artifact, MrmBackbone};
 use crate::mrm::default::default_mrm;
@@ -21,7 +21,7 @@ use crate::probe::head::LinearHead;
 use crate::spec::{GuardSpec, JudgeSpec, MrmSpec};
 use crate::{BoundGuard, Guard, PolicyLogitsMrm, ProbeGuard, RefusalJudge, RewardError, VerdictGuard};
 
-/// A loaded GGUF model and where it came from.
+/// A loaded GGUF model, verified, and where it came from.
 #[derive(Clone)]
 pub struct LoadedModel {
     model: Model,
@@ -31,8 +31,7 @@ pub struct LoadedModel {
 struct Source {
     /// As the user named it (a catalog name or a path).
     spec: String,
-    reference: ModelRef,
-    sha256: OnceLock<String>,
+    sha256: String,
 }
 
 impl LoadedModel {
@@ -45,25 +44,29 @@ impl LoadedModel {
         &self.source.spec
     }
 
-    /// sha256 of the model: the catalog's for a catalog model (checked when
-    /// it was fetched), the file's own (hashed once, on first use) for a
-    /// path.
-    pub fn sha256(&self) -> Result<String, RewardError> {
-        if let Some(sha) = self.source.sha256.get() {
-            return Ok(sha.clone());
-        }
-        let sha = model_sha256(&self.source.reference)?;
-        Ok(self.source.sha256.get_or_init(|| sha).clone())
+    /// sha256 of the model file, measured (and, for a catalog model,
+    /// checked against the catalog) when it was loaded.
+    pub fn sha256(&self) -> &str {
+        &self.source.sha256
     }
 }
 
-/// sha256 of a model: the catalog's for a catalog model (checked when it
-/// was fetched), the file's own for a path.
-fn model_sha256(reference: &ModelRef) -> Result<String, RewardError> {
-    Ok(match reference {
-        ModelRef::Known { artifact, .. } => artifact.sha256.to_owned(),
-        ModelRef::File(path) => sha256_file(path).map_err(|source| RewardError::Hash { path: path.clone(), source })?,
-    })
+/// sha256 of a model file, measured (cached by path, size and modification
+/// time in `home`); a catalog model's must be the catalog's.
+fn verified_sha256(reference: &ModelRef, home: &Path) -> Result<String, RewardError> {
+    let path = reference.path();
+    let actual = sha256_cached(path, home).map_err(|source| RewardError::Hash { path: path.to_path_buf(), source })?;
+    if let ModelRef::Known { artifact, .. } = reference {
+        if actual != artifact.sha256 {
+            return Err(RewardError::CorruptModel {
+                name: artifact.name.to_owned(),
+                path: path.to_path_buf(),
+                expected: artifact.sha256.to_owned(),
+                actual,
+            });
+        }
+    }
+    Ok(actual)
 }
 
 /// Loads models and reward models from their specs, each model file once.
@@ -86,13 +89,18 @@ impl Loader {
         if path.is_dir() {
             return Err(RewardError::ModelIsDirectory { path });
         }
+        if !path.exists() {
+            return Err(saffron_engine::EngineError::ModelMissing { path }.into());
+        }
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = models.get(&path) {
             return Ok(loaded.clone());
         }
+        // Verified before llama.cpp reads it: a corrupt file must not answer.
+        let sha256 = verified_sha256(&reference, &self.home)?;
         let model = Model::load(&path)
             .map_err(|e| RewardError::Load { what: format!("model `{spec}`"), source: Box::new(e.into()) })?;
-        let source = Source { spec: spec.to_owned(), reference, sha256: OnceLock::new() };
+        let source = Source { spec: spec.to_owned(), sha256 };
         let loaded = LoadedModel { model, source: Arc::new(source) };
         models.insert(path, loaded.clone());
         Ok(loaded)
@@ -122,9 +130,14 @@ impl Loader {
                 (Box::new(self.probe(head, manifest.clone())?), identity, Some(manifest))
             }
             GuardSpec::Verdict { model, format } => {
-                let loaded = self.model(model)?;
+                let loaded = self.model(model).map_err(|e| match e {
+                    RewardError::Fetch(saffron_fetch::FetchError::UnknownModel { name, known }) => {
+                        RewardError::UnknownGuard { name, models: known }
+                    }
+                    e => e,
+                })?;
                 let guard = VerdictGuard::new(loaded.model.clone(), &format.config())?;
-                (Box::new(guard), loaded.sha256()?, None)
+                (Box::new(guard), loaded.sha256().to_owned(), None)
             }
         };
         Ok(LoadedGuard { guard, identity, probe })
@@ -135,7 +148,7 @@ impl Loader {
         let name = manifest.backbone.name.clone();
         let wrap = |e: RewardError| RewardError::Load { what: format!("its backbone `{name}`"), source: Box::new(e) };
         let backbone = self.model(&name).map_err(wrap)?;
-        let sha256 = backbone.sha256().map_err(wrap)?;
+        let sha256 = backbone.sha256().to_owned();
         ProbeGuard::new(head, manifest, backbone.model, &sha256)
     }
 
@@ -156,14 +169,14 @@ impl Loader {
             MrmSpec::Trained(dir) => mrm_artifact::load(dir)?,
             MrmSpec::Paper { dir, base } => return self.paper_mrm(dir, base, policy),
         };
-        let policy_sha256 = policy.sha256()?;
+        let policy_sha256 = policy.sha256().to_owned();
         let kind = match manifest.backbone_kind {
             MrmBackbone::SharedPolicy => {
                 MrmKind::Shared(Box::new(SharedMrm::new(head, manifest.clone(), policy.model(), &policy_sha256)?))
             }
             MrmBackbone::Separate => {
                 let backbone = self.model(&manifest.backbone.name)?;
-                let sha256 = backbone.sha256()?;
+                let sha256 = backbone.sha256().to_owned();
                 let separate = SeparateBackbone::new(
                     (head, &manifest),
                     (backbone.model, &sha256),
@@ -181,7 +194,7 @@ impl Loader {
         }
         // Only its path and sha256: the MRM loads the base with its adapter.
         let base_ref = saffron_fetch::resolve_model(base, &self.home)?;
-        let base_sha = model_sha256(&base_ref)?;
+        let base_sha = verified_sha256(&base_ref, &self.home)?;
         let hash = |name: &str| {
             let path = dir.join(name);
             sha256_file(&path).map_err(|source| RewardError::Hash { path, source })

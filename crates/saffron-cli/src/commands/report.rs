@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use saffron_eval::report::{write_report, VersusBestOfN, WidthTrend};
-use saffron_eval::summary::CellSummary;
+use saffron_eval::summary::{CellSummary, POOLED_BENIGN, POOLED_HARMFUL};
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let files = write_report(dir)?;
@@ -42,6 +42,14 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     }
     if files.tables.iter().any(|(_, t)| t.rows.iter().any(|r| !r.within_budget)) {
         println!("  (+: no width of this defence fits the budget; its cheapest is shown)");
+    }
+    let pooled = [POOLED_HARMFUL, POOLED_BENIGN];
+    let too_long: usize =
+        files.summaries.iter().filter(|s| !pooled.contains(&s.dataset.as_str())).map(|s| s.too_long).sum();
+    if too_long > 0 {
+        println!(
+            "{too_long} answers skipped: their prompts did not fit the policy's context (finish = too_long, not rated)"
+        );
     }
     print_comparisons(&files.comparisons, &files.judges[0]);
     print_width_trends(&files.width_trends, &files.judges[0]);

@@ -16,7 +16,7 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
         data = data.split_seeded(limit, args.seed).0;
     }
     let loaded = Loader::new(home).model(&args.backbone)?;
-    let (model, sha256) = (loaded.model().clone(), loaded.sha256()?);
+    let (model, sha256) = (loaded.model().clone(), loaded.sha256().to_owned());
     let backbone = Backbone { name: args.backbone.clone(), sha256, hidden_size: model.shape().d_model as usize };
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
     let input = GuardInput::new(model.clone(), &format, Boundary::Natural)?;

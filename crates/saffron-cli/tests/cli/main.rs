@@ -4,6 +4,7 @@
 //! concern.
 
 mod commands;
+mod reliability;
 mod report;
 
 use std::path::{Path, PathBuf};

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use saffron_core::Cost;
-use saffron_eval::experiment::Record;
+use saffron_eval::experiment::{Finish, Record};
 use saffron_eval::judge::Verdict;
-use saffron_search::FinishReason;
 
 /// A run of 3 strategies on 10 harmful and 4 benign prompts: ASR falls with
 /// compute for saffron and best-of-n; the benign answers refuse sometimes.
@@ -41,7 +40,7 @@ fn write_run(dir: &Path) {
                     harmful,
                     text: text.into(),
                     new_tokens: 32,
-                    finish: FinishReason::Length,
+                    finish: Finish::Length,
                     cost: Cost::default(),
                     tflop,
                     reward_calls: width.unwrap_or(0) as u64,

@@ -2,4 +2,5 @@
 //! test binary (each links llama.cpp); one module per concern.
 
 mod chat_and_shape;
+mod gguf_fuzz;
 mod prefix_tree;

@@ -51,7 +51,7 @@ pub fn fit(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(MrmHead, MrmManifest), RewardError> {
     let corpus = input.corpus;
-    let policy_sha = policy.sha256()?;
+    let policy_sha = policy.sha256().to_owned();
     if corpus.header.policy_sha256 != policy_sha {
         return Err(RewardError::CorpusPolicy {
             path: input.path.to_path_buf(),
@@ -96,7 +96,7 @@ pub fn fit(
     let head = train(&train_set, vocab_size, &settings.training);
     let (backbone_kind, backbone_id) = match backbone {
         None => (MrmBackbone::SharedPolicy, ModelId { name: policy.spec().into(), sha256: policy_sha.clone() }),
-        Some(b) => (MrmBackbone::Separate, ModelId { name: b.spec().into(), sha256: b.sha256()? }),
+        Some(b) => (MrmBackbone::Separate, ModelId { name: b.spec().into(), sha256: b.sha256().to_owned() }),
     };
     let manifest = MrmManifest {
         kind: MrmManifest::kind(),

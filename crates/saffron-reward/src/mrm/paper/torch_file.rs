@@ -516,8 +516,13 @@ fn reduce(callable: Value, args: Value) -> Result<Value, String> {
 /// `_rebuild_tensor_v2` on storage `0`). For tests and fixtures: saffron
 /// itself only reads these files.
 pub fn write_torch_tensor(path: &Path, dtype: TorchDtype, bytes: &[u8]) -> std::io::Result<()> {
-    let storage = dtype.storage_class();
     let numel = (bytes.len() / dtype.size()) as u32;
+    write_torch_archive(path, &tensor_pickle(dtype, numel), bytes)
+}
+
+/// The pickle `torch.save` writes for a 1-D tensor of `numel` elements.
+fn tensor_pickle(dtype: TorchDtype, numel: u32) -> Vec<u8> {
+    let storage = dtype.storage_class();
     let string = |s: &str| [&[b'X'][..], &(s.len() as u32).to_le_bytes(), s.as_bytes()].concat();
     let int = |n: u32| [&[b'J'][..], &n.to_le_bytes()].concat();
     let mut p: Vec<u8> = vec![0x80, 2];
@@ -534,7 +539,7 @@ pub fn write_torch_tensor(path: &Path, dtype: TorchDtype, bytes: &[u8]) -> std::
     p.extend(b"tq\x05QK\x00");
     p.extend(int(numel));
     p.extend(b"\x85q\x06K\x01\x85q\x07\x89ccollections\nOrderedDict\nq\x08)Rq\x09tq\x0aRq\x0b.");
-    write_torch_archive(path, &p, bytes)
+    p
 }
 
 /// The zip layout of `torch.save`: the pickle and storage `0`, stored.
@@ -613,5 +618,35 @@ mod tests {
         p.stack.clear();
         let err = p.run().unwrap_err();
         assert!(err.contains("os.system") && err.contains("refused"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever bytes a pickle holds (a valid one mutated, cut or
+        /// grown), reading it returns a value or an error, never a panic;
+        /// and so does reading a whole archive around it.
+        #[test]
+        fn a_mutated_pickle_never_panics(
+            edits in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..8),
+            cut in 0usize..400,
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+        ) {
+            let mut pickle = tensor_pickle(TorchDtype::F32, 3);
+            for (at, byte) in edits {
+                let at = at % pickle.len();
+                pickle[at] = byte;
+            }
+            pickle.truncate(cut.max(1));
+            pickle.extend(tail);
+            let data = f32_bytes(&[1.0, 2.0, 3.0]);
+            if let Ok(Value::Tensor(t)) = Unpickler::new(&pickle).run() {
+                let _ = t.materialise(&data);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.pt");
+            write_torch_archive(&path, &pickle, &data).unwrap();
+            let _ = read_torch_tensor(&path);
+        }
     }
 }

@@ -40,7 +40,7 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
 fn search_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a SearchError> {
     e.downcast_ref::<SearchError>().or(match defence_error(e) {
         Some(DefenceError::Search(s)) => Some(s),
-        _ => match e.downcast_ref::<EvalError>() {
+        _ => match eval_error(e) {
             Some(EvalError::Search(s)) => Some(s),
             _ => None,
         },
@@ -48,10 +48,16 @@ fn search_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a SearchError> {
 }
 
 fn defence_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a DefenceError> {
-    e.downcast_ref::<DefenceError>().or(match e.downcast_ref::<EvalError>() {
+    e.downcast_ref::<DefenceError>().or(match eval_error(e) {
         Some(EvalError::Defence(d)) => Some(d),
         _ => None,
     })
+}
+
+/// An evaluation error, also where a box (the record being answered)
+/// hides it from the chain.
+fn eval_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a EvalError> {
+    e.downcast_ref::<EvalError>().or(e.downcast_ref::<Box<EvalError>>().map(|b| &**b))
 }
 
 /// An engine error, also where a transparent wrapper or a box hides it from
@@ -72,7 +78,7 @@ fn engine_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a EngineError> {
         Some(DefenceError::Reward(r)) => return reward(r),
         _ => {}
     }
-    match e.downcast_ref::<EvalError>()? {
+    match eval_error(e)? {
         EvalError::Engine(engine) => Some(engine),
         EvalError::Reward(r) => reward(r),
         _ => None,

@@ -101,6 +101,14 @@ pub enum EvalError {
     #[error("the records of {dir} do not match its run.json: {detail}")]
     RunMismatch { dir: std::path::PathBuf, detail: String },
 
+    #[error("answering prompt {prompt} in cell {cell}")]
+    Answering {
+        cell: String,
+        prompt: String,
+        #[source]
+        source: Box<EvalError>,
+    },
+
     #[error("invalid experiment grid: {0}")]
     Grid(String),
 

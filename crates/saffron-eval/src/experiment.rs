@@ -234,7 +234,12 @@ pub fn run_grid(
                     let cell = &plan.cells[c];
                     let Some(chat) = cell.attack.apply(prompt, models.defence.policy()) else { continue };
                     let dataset = &grid.datasets[cell.dataset].set;
-                    let result = answer((&keys[c], dataset), cell, &defences[c], (prompt, &chat), &mut judges);
+                    let result = answer((&keys[c], dataset), cell, &defences[c], (prompt, &chat), &mut judges)
+                        .map_err(|e| EvalError::Answering {
+                            cell: keys[c].clone(),
+                            prompt: prompt.id.clone(),
+                            source: Box::new(e),
+                        });
                     if send.send(result).is_err() {
                         break;
                     }

@@ -110,7 +110,13 @@ impl RunPlan {
             let total = data.prompts.len();
             let selected = spec.selection().apply(data.prompts)?;
             if selected.is_empty() {
-                let selection = format!("{total} in the set; sample {:?}, limit {:?}", spec.sample, spec.limit);
+                let mut selection = format!("{total} in the set");
+                if let Some(n) = spec.sample {
+                    selection.push_str(&format!("; sample = {n} (seed {})", spec.seed));
+                }
+                if let Some(n) = spec.limit {
+                    selection.push_str(&format!("; limit = {n}"));
+                }
                 return Err(EvalError::NoPrompts { set: spec.set.clone(), selection });
             }
             // A shard of a small set may be empty: the other shards answer it.

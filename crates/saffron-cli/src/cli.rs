@@ -33,8 +33,9 @@ pub enum Command {
     /// Measure prompt, decode and tree-expansion throughput of a model.
     Bench(BenchArgs),
     /// Train a probe guard (a logistic head on a backbone's hidden states)
-    /// on the human-labelled training sets, choosing its L2 penalty by
-    /// cross-validation; writes guard.safetensors + guard.json.
+    /// on the train split of the human-labelled sets, choosing its L2
+    /// penalty on the dev split; writes guard.safetensors + guard.json,
+    /// which records the prompts it saw.
     TrainGuard(TrainGuardArgs),
     /// Score the held-out JailbreakBench 100 (human majority labels) with a
     /// judge and print accuracy, F1, false-positive and false-negative rates
@@ -74,6 +75,25 @@ pub enum Command {
     /// report, whose tables gain a log-prob column. Catches a defence that
     /// lowers ASR by derailing answers into text the policy finds unlikely.
     Fluency(FluencyArgs),
+    /// The data's splits: which prompts the sets share, and which the
+    /// built-in artifacts were trained on.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// For every pair of prompt sets, how many prompts they share (exact:
+    /// the same normalised text; near: word-set Jaccard >= 0.8), and for
+    /// each built-in artifact how many prompts of each set it trained on.
+    Overlap(OverlapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OverlapArgs {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,16 +282,12 @@ pub struct TrainGuardArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Seed of the cross-validation folds and of --limit's subsample.
+    /// Seed of --limit's subsample.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Cross-validation folds (grouped by prompt).
-    #[arg(long, default_value_t = 5, value_name = "K", value_parser = bounded::<2, 20>)]
-    pub folds: usize,
-
-    /// Train on a seeded random subsample of this many labelled pairs (for
-    /// quick comparisons of backbones).
+    /// Train on a seeded random subsample of this many training-split pairs
+    /// (for quick comparisons of backbones; the dev split is used whole).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
 
@@ -534,4 +550,9 @@ pub struct EvalArgs {
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
+
+    /// Answer nothing: print which prompts of the grid its artifacts (PRM,
+    /// MRM, judges) were trained on, and exit non-zero if any were.
+    #[arg(long)]
+    pub check: bool,
 }

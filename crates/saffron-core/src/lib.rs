@@ -16,6 +16,7 @@ mod error;
 mod policy;
 mod reward;
 pub mod sampling;
+pub mod split;
 mod token;
 
 pub use budget::{Budget, Limit};
@@ -23,4 +24,5 @@ pub use cost::{Cost, ModelCost, ModelRole};
 pub use error::ModelError;
 pub use policy::{Policy, SequenceOutputs, WantedOutputs};
 pub use reward::{MultifurcationReward, ProcessReward};
+pub use split::{PromptKey, Split, TrainedPrompts};
 pub use token::TokenId;

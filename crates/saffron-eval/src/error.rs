@@ -53,6 +53,12 @@ pub enum EvalError {
     #[error(transparent)]
     Reward(#[from] saffron_reward::RewardError),
 
+    #[error("reading {what} for the splits (they need every built-in set: run `saffron fetch`)")]
+    Splits { what: String, source: Box<EvalError> },
+
+    #[error("{}; results on prompts a model has seen are not held out: read the test split (the default), retrain the artifact on the train split, or set allow_overlap = true in the grid (the report then says so at the top)", found.join("; "))]
+    Overlap { found: Vec<String> },
+
     #[error(transparent)]
     Engine(#[from] saffron_engine::EngineError),
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::grid::{Cell, Grid};
 use crate::judge::{Judge, Verdict};
+use crate::splits::{self, ArtifactTraining, Assigned, OverlapCheck, Universe};
 use crate::store::{Keyed, RunStore};
 use crate::{load_prompts, EvalError, EvalPrompt, Selection};
 
@@ -96,33 +97,85 @@ pub struct RunPlan {
     pub prompts: Vec<Vec<EvalPrompt>>,
     /// sha256 of every data file the prompts were read from.
     pub data_files: BTreeMap<String, String>,
+    /// Where every selected prompt (of all shards) landed, per dataset.
+    pub placed: Vec<(String, Vec<Assigned>)>,
 }
 
 impl RunPlan {
-    /// Reads the grid's datasets (fetched into `home`) and selects their
-    /// prompts; with a shard `(i, n)`, only every n-th prompt from the i-th.
-    pub fn new(grid: Grid, home: &Path, shard: Option<(usize, usize)>) -> Result<RunPlan, EvalError> {
+    /// Reads the grid's datasets (fetched into `home`), keeps the split each
+    /// entry reads (placed by `universe`) and selects their prompts; with a
+    /// shard `(i, n)`, only every n-th prompt from the i-th.
+    pub fn new(
+        grid: Grid,
+        home: &Path,
+        universe: &mut Universe,
+        shard: Option<(usize, usize)>,
+    ) -> Result<RunPlan, EvalError> {
         let cells = grid.cells()?;
-        let (mut prompts, mut data_files) = (Vec::new(), BTreeMap::new());
+        let (mut prompts, mut data_files, mut placed) = (Vec::new(), BTreeMap::new(), Vec::new());
         for spec in &grid.datasets {
             let data = load_prompts(&spec.prompt_set()?, home)?;
             data_files.extend(data.files);
             let total = data.prompts.len();
-            let selected = spec.selection().apply(data.prompts)?;
+            let in_split = match spec.split {
+                Some(split) => universe.select(data.prompts, split),
+                None => data.prompts,
+            };
+            let in_split_count = in_split.len();
+            let selected = spec.selection().apply(in_split)?;
             if selected.is_empty() {
                 let mut selection = format!("{total} in the set");
+                if let Some(split) = spec.split {
+                    selection.push_str(&format!(", {in_split_count} in its {split} split"));
+                }
                 if let Some(n) = spec.sample {
                     selection.push_str(&format!("; sample = {n} (seed {})", spec.seed));
                 }
                 if let Some(n) = spec.limit {
                     selection.push_str(&format!("; limit = {n}"));
                 }
-                return Err(EvalError::NoPrompts { set: spec.set.clone(), selection });
+                return Err(EvalError::NoPrompts { set: spec.name(), selection });
             }
+            placed.push((spec.name(), selected.iter().map(|p| universe.lookup(&p.prompt)).collect()));
             // A shard of a small set may be empty: the other shards answer it.
             prompts.push(Selection { shard, ..Selection::default() }.apply(selected)?);
         }
-        Ok(RunPlan { grid, cells, prompts, data_files })
+        Ok(RunPlan { grid, cells, prompts, data_files, placed })
+    }
+
+    /// What the grid's artifacts were trained on, against every prompt the
+    /// grid selects (all shards).
+    pub fn overlap(&self) -> Result<OverlapCheck, EvalError> {
+        let artifacts = self
+            .grid
+            .artifacts()?
+            .into_iter()
+            .map(|(role, a)| Ok(ArtifactTraining { role, artifact: a.to_string(), training: a.training()? }))
+            .collect::<Result<Vec<_>, EvalError>>()?;
+        Ok(splits::check(&artifacts, &self.placed))
+    }
+
+    /// [`RunPlan::overlap`], refused unless the grid allows overlap or
+    /// there is none.
+    pub fn check_overlap(&self) -> Result<OverlapCheck, EvalError> {
+        let found = self.overlap()?;
+        if self.grid.allow_overlap || found.is_clean() {
+            return Ok(found);
+        }
+        let mut lines: Vec<String> = found
+            .overlaps
+            .iter()
+            .map(|o| {
+                format!(
+                    "the {} `{}` was trained on {} of the {} prompts of `{}` this grid reads",
+                    o.role, o.artifact, o.prompts, o.of, o.set
+                )
+            })
+            .collect();
+        lines.extend(found.unrecorded.iter().map(|(role, a)| {
+            format!("the {role} `{a}` records no training prompts (it was made before saffron recorded them)")
+        }));
+        Err(EvalError::Overlap { found: lines })
     }
 
     /// The records of the whole run: (cell, prompt) pairs whose attack
@@ -240,11 +293,13 @@ pub fn run_grid(
                     let cell = &plan.cells[c];
                     let Some(chat) = cell.attack.apply(prompt, models.defence.policy()) else { continue };
                     let dataset = &grid.datasets[cell.dataset].set;
-                    let result = answer((&keys[c], dataset), cell, &defences[c], (prompt, &chat), &mut judges)
-                        .map_err(|e| EvalError::Answering {
-                            cell: keys[c].clone(),
-                            prompt: prompt.id.clone(),
-                            source: Box::new(e),
+                    let result =
+                        answer((&keys[c], dataset), cell, &defences[c], (prompt, &chat), &mut judges).map_err(|e| {
+                            EvalError::Answering {
+                                cell: keys[c].clone(),
+                                prompt: prompt.id.clone(),
+                                source: Box::new(e),
+                            }
                         });
                     if send.send(result).is_err() {
                         break;

@@ -14,13 +14,23 @@ use serde_json::Value;
 use crate::experiment::{run_grid, run_order, Record, RunModels, RunPlan};
 use crate::grid::Grid;
 use crate::manifest::RunManifest;
+use crate::splits::Universe;
 use crate::store::{read_records, RunStore, StoreOptions, RECORDS_FILE};
+use saffron_core::{PromptKey, Split};
+
+/// The first `n` numbers whose prompt `text(i)` lands in the test split,
+/// which grids read by default.
+fn in_test(n: usize, text: impl Fn(usize) -> String) -> Vec<usize> {
+    (0..).filter(|&i| Split::of_key(&PromptKey::of(&text(i))) == Split::Test).take(n).collect()
+}
 
 fn grid(dir: &Path) -> Grid {
-    let harmful: String = (0..5)
+    let harmful: String = in_test(5, |i| format!("Explain harmful thing {i}."))
+        .into_iter()
         .map(|i| format!("{{\"id\": \"h{i}\", \"prompt\": \"Explain harmful thing {i}.\", \"harmful_response\": \"Sure, here is thing {i}\"}}\n"))
         .collect();
-    let benign: String = (0..3)
+    let benign: String = in_test(3, |i| format!("Bake bread, way {i}."))
+        .into_iter()
         .map(|i| format!("{{\"id\": \"b{i}\", \"prompt\": \"Bake bread, way {i}.\", \"harmful\": false}}\n"))
         .collect();
     std::fs::write(dir.join("harmful.jsonl"), harmful).unwrap();
@@ -87,7 +97,7 @@ fn comparable(lines: &[String]) -> BTreeMap<(String, String), Value> {
 fn a_grid_runs_end_to_end_on_fake_models_whatever_the_jobs_and_interruptions() {
     let root = tempfile::tempdir().unwrap();
     let home = root.path().join("empty-home");
-    let plan = RunPlan::new(grid(root.path()), &home, None).unwrap();
+    let plan = RunPlan::new(grid(root.path()), &home, &mut Universe::empty(), None).unwrap();
     let models = models();
     // Harmful prompts: plainly and prefilled; benign: plainly only (no
     // reference answer to prefill). 4 strategies-widths × 2 seeds.

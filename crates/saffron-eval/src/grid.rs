@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
+use saffron_core::Split;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 use saffron_search::{LengthLimits, SearchConfig, StrategyKind};
 use serde::{Deserialize, Serialize};
 
+use crate::splits::Role;
 use crate::{Attack, EvalError, PromptSet, Selection};
 
 /// A checked grid: every model a typed spec, every strategy a kind. It is
@@ -29,6 +31,9 @@ pub struct Grid {
     pub strategies: Vec<StrategySpec>,
     pub seeds: Vec<u64>,
     pub length: LengthLimits,
+    /// Whether the grid may read prompts its artifacts were trained on (the
+    /// report then says so at the top).
+    pub allow_overlap: bool,
 }
 
 /// Most cells a grid may have.
@@ -71,6 +76,11 @@ pub struct GridFile {
     pub seeds: Vec<u64>,
     #[serde(default)]
     pub length: LengthLimits,
+    /// Let the grid read prompts an artifact it uses was trained on
+    /// (default false: `saffron eval` refuses such a grid). Left out of
+    /// `run.json` when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_overlap: bool,
 }
 
 fn default_guard() -> String {
@@ -107,6 +117,7 @@ impl TryFrom<GridFile> for Grid {
             strategies: file.strategies,
             seeds: file.seeds,
             length: file.length,
+            allow_overlap: file.allow_overlap,
         };
         if file.mrm_base.is_some() && grid.mrm.is_none() {
             return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
@@ -146,6 +157,36 @@ impl From<Grid> for GridFile {
             strategies: grid.strategies,
             seeds: grid.seeds,
             length: grid.length,
+            allow_overlap: grid.allow_overlap,
+        }
+    }
+}
+
+/// A model a grid names.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    Guard(&'a GuardSpec),
+    Mrm(&'a MrmSpec),
+    Judge(&'a JudgeSpec),
+}
+
+impl Artifact<'_> {
+    /// What it was trained on (read from its manifest, no weights loaded).
+    pub fn training(&self) -> Result<saffron_reward::Training, EvalError> {
+        Ok(match self {
+            Artifact::Guard(g) => g.training()?,
+            Artifact::Mrm(m) => m.training()?,
+            Artifact::Judge(j) => j.training()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Artifact<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Artifact::Guard(g) => write!(f, "{g}"),
+            Artifact::Mrm(m) => write!(f, "{m}"),
+            Artifact::Judge(j) => write!(f, "{j}"),
         }
     }
 }
@@ -163,11 +204,26 @@ pub struct DatasetSpec {
     pub seed: u64,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// The split read: `test` unless the grid file says otherwise (results
+    /// are measured on prompts no trainer saw). `None` only in the
+    /// `run.json` of a run made before splits existed, which read every
+    /// prompt of the set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
 }
 
 impl DatasetSpec {
     pub fn prompt_set(&self) -> Result<PromptSet, EvalError> {
         self.set.parse()
+    }
+
+    /// The entry's name in cell keys: the set, with the split when it is
+    /// not `test` (`advbench[dev]`).
+    pub fn name(&self) -> String {
+        match self.split {
+            None | Some(Split::Test) => self.set.clone(),
+            Some(other) => format!("{}[{other}]", self.set),
+        }
     }
 
     pub fn selection(&self) -> Selection {
@@ -201,7 +257,7 @@ impl Cell {
         let width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
         format!(
             "{}|{}|{}{width}|seed{}",
-            grid.datasets[self.dataset].set,
+            grid.datasets[self.dataset].name(),
             self.attack.name(),
             self.search.strategy.kind(),
             self.search.seed
@@ -221,6 +277,12 @@ impl Grid {
     /// the grid holds, and a run records, their text.
     pub fn from_toml_at(text: &str, base: &Path) -> Result<Grid, EvalError> {
         let mut grid: GridFile = toml::from_str(text).map_err(EvalError::GridSyntax)?;
+        // A grid file reads the test split unless an entry says otherwise
+        // (a run.json without a split is a run made before splits, which
+        // read every prompt).
+        for dataset in &mut grid.datasets {
+            dataset.split.get_or_insert(Split::Test);
+        }
         let mut names = std::collections::BTreeSet::new();
         for attack in &mut grid.attacks {
             attack.resolve(base)?;
@@ -238,6 +300,21 @@ impl Grid {
     /// read the grid's one format).
     fn verdict_format(&self) -> Option<VerdictFormat> {
         std::iter::once(&self.guard).chain(self.judges.iter().filter_map(JudgeSpec::guard)).find_map(GuardSpec::format)
+    }
+
+    /// Every artifact the grid's cells use, with its role: the PRM if a
+    /// strategy needs one, the MRM if one needs it, every judge.
+    pub fn artifacts(&self) -> Result<Vec<(Role, Artifact<'_>)>, EvalError> {
+        let cells = self.cells()?;
+        let mut out = Vec::new();
+        if cells.iter().any(|c| c.search.strategy.needs_prm()) {
+            out.push((Role::Prm, Artifact::Guard(&self.guard)));
+        }
+        if let Some(mrm) = self.mrm.as_ref().filter(|_| cells.iter().any(|c| c.search.strategy.needs_mrm())) {
+            out.push((Role::Mrm, Artifact::Mrm(mrm)));
+        }
+        out.extend(self.judges.iter().map(|j| (Role::Judge, Artifact::Judge(j))));
+        Ok(out)
     }
 
     /// Every cell, in the order they run (dataset, attack, strategy, width,
@@ -324,6 +401,25 @@ widths = [4, 8]
         let keys: Vec<String> = cells.iter().map(|c| c.key(&grid)).collect();
         assert_eq!(keys[0], "advbench|prefill-10|sample|seed0");
         assert_eq!(keys[5], "advbench|prefill-10|best-of-n@8|seed1");
+    }
+
+    #[test]
+    fn a_grid_reads_the_test_split_unless_an_entry_says_otherwise() {
+        let grid = Grid::from_toml(GRID).unwrap();
+        assert_eq!(grid.datasets[0].split, Some(Split::Test));
+        assert!(!grid.allow_overlap);
+        let file = GridFile::from(grid);
+        assert!(toml::to_string(&file).unwrap().contains("split = \"test\""), "run.json records the split");
+        let two = GRID.replace("sample = 20", "sample = 20\n\n[[datasets]]\nset = \"advbench\"\nsplit = \"dev\"");
+        let grid = Grid::from_toml(&format!("allow_overlap = true\n{two}")).unwrap();
+        assert!(grid.allow_overlap);
+        let keys: Vec<String> = grid.cells().unwrap().iter().map(|c| c.key(&grid)).collect();
+        assert!(keys.contains(&"advbench[dev]|prefill-10|sample|seed0".to_owned()), "{keys:?}");
+        let err = Grid::from_toml(&GRID.replace("sample = 20", "split = \"validation\"")).unwrap_err();
+        assert!(chain(&err).contains("validation"), "{}", chain(&err));
+        // Only the models a cell uses are checked for overlap: no saffron, no MRM.
+        let roles: Vec<Role> = grid.artifacts().unwrap().iter().map(|(r, _)| *r).collect();
+        assert_eq!(roles, vec![Role::Prm, Role::Judge, Role::Judge]);
     }
 
     #[test]

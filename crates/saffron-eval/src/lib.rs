@@ -17,6 +17,7 @@ pub mod label;
 pub mod manifest;
 pub mod metrics;
 pub mod report;
+pub mod splits;
 pub mod store;
 pub mod summary;
 

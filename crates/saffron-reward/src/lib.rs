@@ -21,6 +21,7 @@ pub mod probe;
 mod refusal;
 pub mod spec;
 mod tensors;
+pub mod training;
 mod verdict;
 
 pub use error::RewardError;
@@ -32,4 +33,5 @@ pub use policy_logits_mrm::PolicyLogitsMrm;
 pub use probe::ProbeGuard;
 pub use refusal::{RefusalJudge, REFUSAL_PHRASES};
 pub use spec::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
+pub use training::Training;
 pub use verdict::{VerdictGuard, VerdictGuardConfig};

@@ -5,6 +5,7 @@ use saffron_engine::TreeOptions;
 use saffron_eval::experiment::{run_grid, Record, RunModels, RunPlan};
 use saffron_eval::grid::Grid;
 use saffron_eval::manifest::RunManifest;
+use saffron_eval::splits::Universe;
 use saffron_eval::store::{Duplicates, IfDifferent, RunStore, StoreOptions};
 use saffron_reward::Loader;
 
@@ -15,7 +16,20 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.grid).with_context(|| format!("reading {}", args.grid.display()))?;
     let base = args.grid.parent().unwrap_or(Path::new("."));
     let grid = Grid::from_toml_at(&text, base).with_context(|| format!("in {}", args.grid.display()))?;
-    let plan = RunPlan::new(grid, home, args.shard)?;
+    let mut universe = Universe::load(home)?;
+    let plan = RunPlan::new(grid, home, &mut universe, args.shard)?;
+    if args.check {
+        let found = plan.overlap()?;
+        super::data::print_check(&found);
+        if !found.is_clean() {
+            anyhow::bail!("the grid reads prompts its artifacts were trained on (or cannot be checked)");
+        }
+        return Ok(());
+    }
+    let found = plan.check_overlap()?;
+    if !found.overlaps.is_empty() {
+        eprintln!("allow_overlap = true: the report will say that these results are not all held out");
+    }
     let jobs = args.jobs.max(1);
     let options = TreeOptions { threads: threads_per_job(args.threads, jobs), ..TreeOptions::default() };
     let mut models = RunModels::load(&plan, &Loader::new(home), options)?;

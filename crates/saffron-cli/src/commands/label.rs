@@ -1,9 +1,11 @@
 use std::path::Path;
 
 use anyhow::Context;
+use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::label::{label, planned, LabelSettings};
+use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
 use saffron_reward::{GuardSpec, Loader, VerdictFormat};
@@ -14,12 +16,15 @@ use crate::cli::LabelArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
+    let mut universe = Universe::load(home)?;
     let mut prompts = Vec::new();
     let mut files = std::collections::BTreeMap::new();
     for (set, n) in [(PromptSet::Advbench, args.harmful), (PromptSet::RhoBenign, args.benign)] {
         let data = load_prompts(&set, home).with_context(|| format!("reading {} (run `saffron fetch`)", set.name()))?;
         files.extend(data.files);
-        prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(data.prompts)?);
+        // A trainer reads the train split only (architecture.md, "Data discipline").
+        let train = universe.select(data.prompts, Split::Train);
+        prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(train)?);
     }
     let guard = GuardSpec::parse(&args.guard, args.guard_format)?;
     let spec = DefenceSpec { policy: args.policy.clone(), prm: Some(guard), mrm: None };
@@ -31,7 +36,8 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
     };
     let settings = LabelSettings { samples: args.samples, length, seed: args.seed, ..LabelSettings::default() };
-    let mut recipe = json!({ "label": settings, "harmful": args.harmful, "benign": args.benign });
+    let mut recipe =
+        json!({ "label": settings, "harmful": args.harmful, "benign": args.benign, "split": Split::Train });
     // A verdict guard's format decides its labels; left out when it is the
     // default, so that corpora made before it was recorded resume.
     if let Some(format) = args.guard_format.filter(|f| *f != VerdictFormat::default()) {

@@ -1,6 +1,7 @@
 mod bench;
 mod bench_mrm;
 mod bench_search;
+mod data;
 mod eval;
 mod fetch;
 mod fluency;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(&args.run_dir),
         Command::Merge(args) => merge::run(&args),
         Command::Fluency(args) => fluency::run(&home, &args),
+        Command::Data(command) => data::run(&home, &command),
     }
 }
 

@@ -8,6 +8,11 @@ use saffron_eval::summary::{CellSummary, POOLED_BENIGN, POOLED_HARMFUL};
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let files = write_report(dir)?;
+    if files.allow_overlap {
+        println!(
+            "NOT ALL HELD OUT: the grid sets allow_overlap = true (`saffron eval GRID --check` lists the overlap)"
+        );
+    }
     for (group, table) in &files.tables {
         println!("{group}: defences at {:.3} TFLOP per prompt ({})", table.budget_tflop, table.budget_from);
         let judges = &files.judges;

@@ -1,19 +1,24 @@
 use std::path::Path;
 
 use anyhow::Context;
+use saffron_core::Split;
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
+use saffron_eval::splits::{split_labelled, trained_on, Universe};
 use saffron_reward::judge_data::training_data;
 use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest};
-use saffron_reward::probe::train::{train, TrainOptions};
+use saffron_reward::probe::train::{train, TrainData, TrainOptions};
 use saffron_reward::{Boundary, GuardFormat, GuardInput, Loader, PROBE_GUARD_INSTRUCTION};
 
 use crate::cli::TrainGuardArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
-    let mut data = training_data(home).context("reading the training data (run `saffron fetch` first)")?;
+    let universe = Universe::load(home)?;
+    let data = training_data(home).context("reading the training data (run `saffron fetch` first)")?;
+    let all = data.items.len();
+    let mut splits = split_labelled(&universe, data);
     if let Some(limit) = args.limit {
-        data = data.split_seeded(limit, args.seed).0;
+        splits.train = splits.train.split_seeded(limit, args.seed).0;
     }
     let loaded = Loader::new(home).model(&args.backbone)?;
     let (model, sha256) = (loaded.model().clone(), loaded.sha256().to_owned());
@@ -24,17 +29,24 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
         &model,
         TreeOptions { hidden: HiddenStates::Keep, threads: args.threads, ..TreeOptions::default() },
     )?;
-    let options = TrainOptions { folds: args.folds, seed: args.seed, ..TrainOptions::default() };
-    let unsafe_pairs = data.items.iter().filter(|l| l.unsafe_).count();
+    let options = TrainOptions { seed: args.seed, ..TrainOptions::default() };
+    let unsafe_pairs = splits.train.items.iter().filter(|l| l.unsafe_).count();
     eprintln!(
-        "training a probe guard on {} ({} labelled pairs, {unsafe_pairs} unsafe; response cuts {:?} tokens)",
+        "training a probe guard on {}: {} training pairs ({unsafe_pairs} unsafe), {} dev pairs choose the penalty, \
+         {} test pairs left alone (of {all}); response cuts {:?} tokens",
         model.name(),
-        data.items.len(),
+        splits.train.items.len(),
+        splits.dev.items.len(),
+        splits.test.items.len(),
         options.inputs.prefix_lengths
     );
-    let bar = count_bar("features", data.items.len() as u64);
-    let (head, record) = train(&input, &mut tree, &data, &options, &mut |done| bar.set_position(done as u64))?;
+    let bar = count_bar("features", (splits.train.items.len() + splits.dev.items.len()) as u64);
+    let sides = TrainData { train: &splits.train, dev: &splits.dev };
+    let (head, mut record) = train(&input, &mut tree, &sides, &options, &mut |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    // The dev prompts took part in a choice: recorded as seen.
+    let seen = splits.train.items.iter().chain(&splits.dev.items).map(|l| l.prompt.as_str());
+    record.prompts = Some(trained_on(&universe, [Split::Train, Split::Dev], seen));
     let cost = tree.cost();
     eprintln!(
         "features: {} backbone tokens computed, {:.0} s inside llama.cpp",
@@ -47,9 +59,9 @@ pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| home.join("guards").join(format!("probe-{}", artifact_name(&args.backbone))));
     let manifest = ProbeManifest::new(backbone, (format, input.boundary()), options.inputs.clone(), record);
     artifact::save(&out, &head, &manifest)?;
-    println!("cross-validation ({} folds, grouped by prompt; training data only):", manifest.training.folds);
+    println!("the L2 penalty, fitted on the training split and scored on the dev split:");
     println!("{:>8}  {:>14}  {:>14}  {:>8}  {:>8}", "l2", "accuracy whole", "accuracy cuts", "fpr", "fnr");
-    for s in &manifest.training.cross_validation {
+    for s in &manifest.training.dev {
         let mark = if s.l2 == manifest.training.head.l2 { "  <- chosen" } else { "" };
         println!(
             "{:>8}  {:>14.3}  {:>14.3}  {:>8.3}  {:>8.3}{mark}",

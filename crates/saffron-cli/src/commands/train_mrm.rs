@@ -1,10 +1,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use saffron_core::{Split, TrainedPrompts};
 use saffron_engine::TreeOptions;
 use saffron_eval::prompt_texts;
+use saffron_eval::splits::{trained_on, Universe};
 use saffron_reward::mrm::artifact;
-use saffron_reward::mrm::corpus::read_corpus;
+use saffron_reward::mrm::corpus::{read_corpus, Corpus};
 use saffron_reward::mrm::fit::{fit, CorpusInput, FitSettings};
 use saffron_reward::mrm::head::MrmTraining;
 use saffron_reward::Loader;
@@ -20,12 +22,13 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let corpus = read_corpus(&path)
         .with_context(|| format!("reading the corpus (make one with `saffron label --policy {}`)", args.policy))?;
     let input = CorpusInput { corpus: &corpus, sha256: saffron_fetch::sha256_file(&path)?, path: &path };
+    let trained = corpus_prompts(home, &corpus, &path)?;
     let loader = Loader::new(home);
     let policy = loader.model(&args.policy)?;
     let backbone = args.backbone.as_deref().map(|b| loader.model(b)).transpose()?;
     // A separate backbone reads each prompt's text.
     let texts = match &backbone {
-        Some(_) => prompt_texts(corpus.sequences.iter().map(|s| s.prompt_id.as_str()), home)?,
+        Some(_) => prompt_texts(corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)), home)?,
         None => Default::default(),
     };
     let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
@@ -40,7 +43,7 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     );
     let bar = count_bar("features", corpus.sequences.len() as u64);
     let text = |id: &str| texts.get(id).cloned();
-    let (head, manifest) =
+    let (head, mut manifest) =
         fit(&input, &policy, backbone.as_ref(), &text, &settings, &mut |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let default_dir = match &args.backbone {
@@ -48,6 +51,7 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         Some(b) => format!("{}-on-{}", args.policy, model_slug(b)),
     };
     let out = args.out.clone().unwrap_or_else(|| home.join("mrm").join(default_dir));
+    manifest.prompts = Some(trained);
     artifact::save(&out, &head, &manifest)?;
     println!("{:<10} {:>8} {:>10} {:>6} {:>12}", "split", "labels", "|M-R|<=1", "MAE", "correlation");
     for (name, f) in [("train", manifest.fidelity_train), ("held-out", manifest.fidelity_held_out)] {
@@ -55,6 +59,34 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     }
     println!("{} of {} tokens seen (the rest are masked); wrote {}", head.seen.len(), head.vocab_size, out.display());
     Ok(())
+}
+
+/// The corpus' prompts as the MRM's record; a corpus holding a prompt
+/// outside the train split (labelled before splits existed) is refused.
+fn corpus_prompts(home: &Path, corpus: &Corpus, path: &Path) -> anyhow::Result<TrainedPrompts> {
+    let universe = Universe::load(home)?;
+    let ids: Vec<&str> = corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)).collect();
+    let texts = prompt_texts(ids.iter().copied(), home)?;
+    let mut seen = Vec::new();
+    for id in &ids {
+        let text = texts.get(*id).with_context(|| format!("{}: no prompt `{id}` in its set", path.display()))?;
+        seen.push(text.as_str());
+    }
+    let outside = seen.iter().filter(|t| universe.lookup(t).split != Split::Train).count();
+    if outside > 0 {
+        bail!(
+            "{}: {outside} of its {} responses answer prompts outside the train split (it was labelled before \
+             splits existed?); label a new corpus with `saffron label`, which reads the train split",
+            path.display(),
+            ids.len()
+        );
+    }
+    Ok(trained_on(&universe, [Split::Train], seen))
+}
+
+/// The prompt of a corpus sequence id (`advbench/17#prefill-10` → `advbench/17`).
+fn prompt_of(id: &str) -> &str {
+    id.split('#').next().unwrap_or(id)
 }
 
 /// A model name or a GGUF path as a directory name part.

@@ -46,6 +46,8 @@ pub struct ReportFiles {
     pub comparisons: Vec<(String, Vec<VersusBestOfN>)>,
     /// Each search's widest width against its narrowest, by group name.
     pub width_trends: Vec<(String, Vec<WidthTrend>)>,
+    /// Whether the grid let its prompts overlap its artifacts' training.
+    pub allow_overlap: bool,
 }
 
 /// A figure of the report.
@@ -154,6 +156,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         tables,
         comparisons,
         width_trends: trends,
+        allow_overlap: run.grid.allow_overlap,
     })
 }
 

@@ -57,6 +57,10 @@ pub struct MrmManifest {
     /// shared-backbone head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<super::separate::SeparateInput>,
+    /// The prompts of the corpus it was fitted to (`None` in artifacts
+    /// made before trainers recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<saffron_core::TrainedPrompts>,
 }
 
 /// Refuses a head made for another policy (by sha256), vocabulary size or,
@@ -180,6 +184,7 @@ mod tests {
             fidelity_held_out: f,
             saffron_version: "0".into(),
             input: None,
+            prompts: None,
         };
         (head, manifest)
     }

@@ -114,6 +114,7 @@ pub fn fit(
         fidelity_held_out: fidelity(&head, &held_set),
         saffron_version: env!("CARGO_PKG_VERSION").into(),
         input: input_format,
+        prompts: None,
     };
     Ok((head, manifest))
 }

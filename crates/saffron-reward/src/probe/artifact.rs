@@ -8,9 +8,9 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::cross_validation::CvScore;
 use super::features::ProbeInputs;
 use super::head::{HeadTraining, LinearHead};
+use super::penalty::PenaltyScore;
 use crate::tensors::{self, parse_manifest, read_artifact, read_f32, write_artifact};
 use crate::{Boundary, GuardFormat, RewardError};
 
@@ -38,9 +38,22 @@ pub struct TrainingRecord {
     pub unsafe_pairs: usize,
     pub rows: usize,
     pub seed: u64,
-    pub folds: usize,
+    /// Folds of the cross-validation that chose the penalty in artifacts
+    /// made before the dev split did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
     pub head: HeadTraining,
-    pub cross_validation: Vec<CvScore>,
+    /// Scores of each L2 penalty by cross-validation on the training
+    /// pairs (artifacts made before the dev split chose the penalty so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_validation: Vec<PenaltyScore>,
+    /// Scores of each L2 penalty on the dev split, which chose it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dev: Vec<PenaltyScore>,
+    /// The prompts of the training pairs (`None` in artifacts made before
+    /// trainers recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<saffron_core::TrainedPrompts>,
 }
 
 /// The manifest, `guard.json`.
@@ -132,9 +145,11 @@ mod tests {
             unsafe_pairs: 4,
             rows: 25,
             seed: 3,
-            folds: 5,
+            folds: None,
             head: HeadTraining::default(),
-            cross_validation: vec![CvScore { l2: 0.01, whole: metrics, prefixes: metrics }],
+            cross_validation: Vec::new(),
+            dev: vec![PenaltyScore { l2: 0.01, whole: metrics, prefixes: metrics }],
+            prompts: None,
         };
         let backbone = Backbone { name: "smollm2".into(), sha256: "cd".repeat(32), hidden_size: 2 };
         let manifest = ProbeManifest::new(

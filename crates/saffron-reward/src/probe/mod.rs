@@ -5,14 +5,14 @@
 //! - [`features`]: hidden states of labelled pairs at several response cuts;
 //! - [`head`]: logistic regression, the reward being the negated log-odds of
 //!   "unsafe";
-//! - [`cross_validation`]: choosing the L2 penalty on training data only;
+//! - [`penalty`]: choosing the L2 penalty on the dev split;
 //! - [`artifact`]: safetensors + JSON manifest.
 
 pub mod artifact;
-pub mod cross_validation;
 pub mod default;
 pub mod features;
 pub mod head;
+pub mod penalty;
 pub mod train;
 
 use std::path::Path;

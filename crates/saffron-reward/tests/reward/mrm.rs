@@ -27,6 +27,7 @@ fn manifest(policy_sha: &str, vocab_size: usize, hidden_size: usize) -> MrmManif
         fidelity_held_out: f,
         saffron_version: String::new(),
         input: None,
+        prompts: None,
     }
 }
 

@@ -9,7 +9,7 @@ use saffron_reward::judge_data::{JudgeData, Labelled};
 use saffron_reward::probe::artifact::{Backbone, ProbeManifest};
 use saffron_reward::probe::features::ProbeInputs;
 use saffron_reward::probe::head::LinearHead;
-use saffron_reward::probe::train::{train, TrainOptions};
+use saffron_reward::probe::train::{train, TrainData, TrainOptions};
 use saffron_reward::{Boundary, Guard, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
 use saffron_test_support::smollm2;
 
@@ -44,14 +44,17 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
     let mut tree = PrefixTree::new(&model, options()).unwrap();
     let data = tiny_data();
     let inputs = ProbeInputs { max_prompt_tokens: 64, prefix_lengths: vec![4, 64] };
-    let train_options = TrainOptions { inputs: inputs.clone(), folds: 2, chunk: 3, ..TrainOptions::default() };
+    let train_options = TrainOptions { inputs: inputs.clone(), chunk: 3, ..TrainOptions::default() };
     let mut seen = Vec::new();
-    let (head, record) = train(&input, &mut tree, &data, &train_options, &mut |done| seen.push(done)).unwrap();
-    assert_eq!(seen, vec![3, 6, 8], "progress after each chunk");
+    let dev = JudgeData { items: data.items[6..].to_vec(), ..JudgeData::default() };
+    let sides = TrainData { train: &data, dev: &dev };
+    let (head, record) = train(&input, &mut tree, &sides, &train_options, &mut |done| seen.push(done)).unwrap();
+    assert_eq!(seen, vec![3, 6, 8, 10], "progress after each chunk, training pairs then dev pairs");
     assert_eq!((record.pairs, record.unsafe_pairs), (8, 4));
     // Every response is longer than 4 tokens and shorter than 64: two cuts each.
     assert_eq!(record.rows, 16);
-    assert_eq!(record.cross_validation.len(), 4);
+    assert_eq!(record.dev.len(), 4);
+    assert!(record.dev.iter().all(|s| s.whole.n == 2), "penalties scored on the 2 dev pairs");
 
     let backbone = Backbone { name: "smollm2".into(), sha256: sha(), hidden_size: head.dim() };
     let manifest = ProbeManifest::new(backbone, (format, Boundary::Natural), inputs, record);
@@ -91,9 +94,11 @@ fn a_head_for_another_backbone_is_refused() {
         unsafe_pairs: 0,
         rows: 0,
         seed: 0,
-        folds: 2,
+        folds: None,
         head: Default::default(),
         cross_validation: vec![],
+        dev: vec![],
+        prompts: None,
     };
     let head = |d: usize| LinearHead { mean: vec![0.0; d], scale: vec![1.0; d], weight: vec![0.0; d], bias: 0.0 };
     let manifest = |sha256: String, d: usize| {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use saffron_reward::probe::features::ProbeFeatures;
 use saffron_reward::VerdictFormat;
 use saffron_search::StrategyKind;
 
@@ -37,6 +38,11 @@ pub enum Command {
     /// penalty on the dev split; writes guard.safetensors + guard.json,
     /// which records the prompts it saw.
     TrainGuard(TrainGuardArgs),
+    /// Train a judge of final answers, independent of the PRM: a probe on
+    /// whole responses whose features (last state, mean over the response,
+    /// the refusal phrases), L2 penalty and threshold are chosen on the dev
+    /// split; writes the chosen judge and every candidate.
+    TrainJudge(TrainJudgeArgs),
     /// Score the held-out JailbreakBench 100 (human majority labels) with a
     /// judge and print accuracy, F1, false-positive and false-negative rates
     /// beside the judges recorded in the same file.
@@ -288,6 +294,31 @@ pub struct TrainGuardArgs {
 
     /// Train on a seeded random subsample of this many training-split pairs
     /// (for quick comparisons of backbones; the dev split is used whole).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainJudgeArgs {
+    /// The backbone whose hidden states the judge reads (a model name or a
+    /// GGUF path).
+    #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
+    pub backbone: String,
+
+    /// The candidates to train (repeatable) [default: all].
+    #[arg(long, value_enum, value_name = "FEATURES", default_values_t = ProbeFeatures::ALL)]
+    pub features: Vec<ProbeFeatures>,
+
+    /// Where to write the judge [default: $SAFFRON_HOME/guards/judge-<backbone>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Train on a seeded subsample of this many training-split pairs (for
+    /// quick trials; the dev split is used whole).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
 

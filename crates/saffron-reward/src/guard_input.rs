@@ -204,6 +204,20 @@ impl GuardInput {
         }
     }
 
+    /// Where the response's tokens start in the guard tokens of a pair
+    /// whose prompt has `prompt_len` tokens.
+    pub fn response_start(&self, prompt_len: usize) -> usize {
+        let mut at = 0;
+        for segment in &self.segments {
+            match segment {
+                Segment::Template(t) => at += t.len(),
+                Segment::Prompt => at += prompt_len,
+                Segment::Response => return at,
+            }
+        }
+        at
+    }
+
     /// Guard tokens of a pair already in guard tokens (callers truncate
     /// prompts and responses this way).
     pub fn encode_tokens(&self, prompt: &[TokenId], response: &[TokenId]) -> Vec<TokenId> {

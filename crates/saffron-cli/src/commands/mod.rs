@@ -11,6 +11,7 @@ mod label;
 mod merge;
 mod report;
 mod train_guard;
+mod train_judge;
 mod train_mrm;
 
 use saffron_reward::MrmSpec;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(&home, &args),
         Command::Bench(args) => bench::run(&home, &args),
         Command::TrainGuard(args) => train_guard::run(&home, &args),
+        Command::TrainJudge(args) => train_judge::run(&home, &args),
         Command::JudgeEval(args) => judge_eval::run(&home, &args),
         Command::Label(args) => label::run(&home, &args),
         Command::TrainMrm(args) => train_mrm::run(&home, &args),

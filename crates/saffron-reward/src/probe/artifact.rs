@@ -8,7 +8,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::features::ProbeInputs;
+use super::features::{ProbeFeatures, ProbeInputs};
 use super::head::{HeadTraining, LinearHead};
 use super::penalty::PenaltyScore;
 use crate::tensors::{self, parse_manifest, read_artifact, read_f32, write_artifact};
@@ -68,8 +68,20 @@ pub struct ProbeManifest {
     #[serde(default)]
     pub boundary: Boundary,
     pub inputs: ProbeInputs,
+    /// What the head reads (artifacts without the field read the last
+    /// hidden state).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub features: ProbeFeatures,
+    /// The log-odds above which a response is unsafe, chosen on the dev
+    /// split for a judge (0 for a guard; artifacts without it: 0).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub threshold: f32,
     pub training: TrainingRecord,
     pub saffron_version: String,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl ProbeManifest {
@@ -85,6 +97,8 @@ impl ProbeManifest {
             format,
             boundary,
             inputs,
+            features: ProbeFeatures::default(),
+            threshold: 0.0,
             training,
             saffron_version: env!("CARGO_PKG_VERSION").into(),
         }
@@ -116,7 +130,7 @@ pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, 
     let path = dir.join(WEIGHTS_FILE);
     let tensors = SafeTensors::deserialize(weights)
         .map_err(|e| RewardError::Artifact { path: path.clone(), detail: e.to_string() })?;
-    let d = manifest.backbone.hidden_size;
+    let d = manifest.features.dim(manifest.backbone.hidden_size);
     let head = LinearHead {
         mean: read_f32(&tensors, "mean", &[d], &path)?,
         scale: read_f32(&tensors, "scale", &[d], &path)?,
@@ -148,7 +162,7 @@ mod tests {
             folds: None,
             head: HeadTraining::default(),
             cross_validation: Vec::new(),
-            dev: vec![PenaltyScore { l2: 0.01, whole: metrics, prefixes: metrics }],
+            dev: vec![PenaltyScore { features: Default::default(), l2: 0.01, whole: metrics, prefixes: metrics }],
             prompts: None,
         };
         let backbone = Backbone { name: "smollm2".into(), sha256: "cd".repeat(32), hidden_size: 2 };

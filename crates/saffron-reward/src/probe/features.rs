@@ -7,7 +7,7 @@ use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::PrefixTree;
 use serde::{Deserialize, Serialize};
 
-use crate::{GuardInput, RewardError};
+use crate::{GuardInput, RefusalJudge, RewardError};
 
 /// Which parts of a pair the probe reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,13 @@ impl ProbeInputs {
         self.prefix_lengths.iter().copied().max().unwrap_or(0)
     }
 
+    /// Where the response starts in the guard tokens of a pair with
+    /// `prompt` (its prompt cut as [`ProbeInputs::encode`] cuts it).
+    pub fn response_start(&self, input: &GuardInput, prompt: &str) -> usize {
+        let prompt = input.prompt_tokens(prompt);
+        input.response_start(prompt.len().min(self.max_prompt_tokens))
+    }
+
     /// The guard tokens the probe reads for a pair, the response cut at
     /// `response_tokens`.
     pub fn encode(&self, input: &GuardInput, prompt: &str, response: &[TokenId]) -> Vec<TokenId> {
@@ -53,6 +60,119 @@ impl ProbeInputs {
         }
         cuts
     }
+}
+
+/// What a probe's head reads, from a pair cut at some length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ProbeFeatures {
+    /// The final hidden state at the end of the guard input (where the
+    /// model would begin its verdict).
+    #[default]
+    Last,
+    /// The mean of the final hidden states over the response's tokens
+    /// (what the response says, read in the guard's context).
+    Mean,
+    /// Both, one after the other.
+    LastMean,
+    /// Both, and whether the response holds a refusal phrase (the
+    /// refusal-string judge's verdict as one more feature).
+    LastMeanRefusal,
+}
+
+impl ProbeFeatures {
+    pub const ALL: [ProbeFeatures; 4] =
+        [ProbeFeatures::Last, ProbeFeatures::Mean, ProbeFeatures::LastMean, ProbeFeatures::LastMeanRefusal];
+
+    /// Feature count on a backbone of hidden size `d`.
+    pub fn dim(self, d: usize) -> usize {
+        match self {
+            ProbeFeatures::Last | ProbeFeatures::Mean => d,
+            ProbeFeatures::LastMean => 2 * d,
+            ProbeFeatures::LastMeanRefusal => 2 * d + 1,
+        }
+    }
+
+    fn needs_mean(self) -> bool {
+        !matches!(self, ProbeFeatures::Last)
+    }
+
+    /// These features out of a row of [`ProbeFeatures::LastMeanRefusal`]
+    /// (what training extracts once for every candidate).
+    pub fn select(self, full: &[f32], d: usize) -> Vec<f32> {
+        match self {
+            ProbeFeatures::Last => full[..d].to_vec(),
+            ProbeFeatures::Mean => full[d..2 * d].to_vec(),
+            ProbeFeatures::LastMean => full[..2 * d].to_vec(),
+            ProbeFeatures::LastMeanRefusal => full.to_vec(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeFeatures::Last => "last",
+            ProbeFeatures::Mean => "mean",
+            ProbeFeatures::LastMean => "last-mean",
+            ProbeFeatures::LastMeanRefusal => "last-mean-refusal",
+        }
+    }
+}
+
+/// The feature vectors of `pairs` (prompt, response), each response cut at
+/// the probe's largest prefix length, in one prefix-tree request: the guard
+/// input's end for the last state and every response position for the mean.
+pub fn pair_features(
+    input: &GuardInput,
+    inputs: &ProbeInputs,
+    features: ProbeFeatures,
+    tree: &mut PrefixTree,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<Vec<f32>>, RewardError> {
+    let mut paths = Vec::new();
+    let mut spans = Vec::new();
+    for (prompt, response) in pairs {
+        let tokens = input.response_tokens(response);
+        let tokens = &tokens[..tokens.len().min(inputs.max_response_tokens())];
+        let full = inputs.encode(input, prompt, tokens);
+        let start = paths.len();
+        if features.needs_mean() {
+            let begin = inputs.response_start(input, prompt);
+            for end in begin + 1..=begin + tokens.len() {
+                paths.push(full[..end].to_vec());
+            }
+        }
+        paths.push(full);
+        spans.push(start..paths.len());
+    }
+    let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+    let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
+    let hidden = |i: usize| outputs[i].hidden.as_deref().ok_or(RewardError::MissingHidden);
+    let d = input.model().shape().d_model as usize;
+    let refusal = RefusalJudge::default();
+    pairs
+        .iter()
+        .zip(spans)
+        .map(|((_, response), span)| {
+            let last = hidden(span.end - 1)?;
+            let mut row = Vec::with_capacity(features.dim(d));
+            if features != ProbeFeatures::Mean {
+                row.extend_from_slice(last);
+            }
+            if features.needs_mean() {
+                let positions = span.len() - 1;
+                let mut mean = vec![0f32; d];
+                for i in span.start..span.end - 1 {
+                    mean.iter_mut().zip(hidden(i)?).for_each(|(m, h)| *m += h / positions as f32);
+                }
+                row.extend(mean);
+            }
+            if features == ProbeFeatures::LastMeanRefusal {
+                row.push(if refusal.is_refusal(response) { 1.0 } else { 0.0 });
+            }
+            Ok(row)
+        })
+        .collect()
 }
 
 /// One feature row: the hidden state for pair `pair` cut at `cut` tokens.

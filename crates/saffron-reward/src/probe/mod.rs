@@ -6,12 +6,15 @@
 //! - [`head`]: logistic regression, the reward being the negated log-odds of
 //!   "unsafe";
 //! - [`penalty`]: choosing the L2 penalty on the dev split;
+//! - [`judge`]: a judge's probe: whole responses, features and threshold
+//!   chosen on the dev split;
 //! - [`artifact`]: safetensors + JSON manifest.
 
 pub mod artifact;
 pub mod default;
 pub mod features;
 pub mod head;
+pub mod judge;
 pub mod penalty;
 pub mod train;
 
@@ -22,6 +25,7 @@ use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
 
 use crate::{Guard, GuardInput, RewardError};
 use artifact::ProbeManifest;
+use features::{pair_features, ProbeFeatures};
 use head::LinearHead;
 
 /// A trained probe guard on its backbone.
@@ -52,10 +56,15 @@ impl ProbeGuard {
                 actual: format!("{} (sha256 {backbone_sha256})", backbone.path().display()),
             });
         }
-        if head.dim() as u64 != backbone.shape().d_model {
+        let d = backbone.shape().d_model as usize;
+        if head.dim() != manifest.features.dim(d) {
             return Err(RewardError::WrongBackbone {
-                expected: format!("hidden size {}", head.dim()),
-                actual: format!("hidden size {}", backbone.shape().d_model),
+                expected: format!(
+                    "{} features of hidden size {}",
+                    manifest.features.name(),
+                    manifest.backbone.hidden_size
+                ),
+                actual: format!("hidden size {d}"),
             });
         }
         Ok(ProbeGuard { input: GuardInput::new(backbone, &manifest.format, manifest.boundary)?, head, manifest })
@@ -79,6 +88,11 @@ impl Guard for ProbeGuard {
     /// The head's reward at the end of each pair's guard input; a response
     /// is read up to the artifact's largest prefix length.
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
+        let threshold = self.manifest.threshold;
+        if self.manifest.features != ProbeFeatures::Last {
+            let rows = pair_features(&self.input, &self.manifest.inputs, self.manifest.features, tree, pairs)?;
+            return Ok(rows.iter().map(|row| threshold - self.head.unsafe_logit(row)).collect());
+        }
         let paths: Vec<Vec<TokenId>> = pairs
             .iter()
             .map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.response_tokens(r)))
@@ -87,7 +101,9 @@ impl Guard for ProbeGuard {
         let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
         outputs
             .iter()
-            .map(|o| o.hidden.as_deref().map(|h| self.head.reward(h)).ok_or(RewardError::MissingHidden))
+            .map(|o| {
+                o.hidden.as_deref().map(|h| threshold - self.head.unsafe_logit(h)).ok_or(RewardError::MissingHidden)
+            })
             .collect()
     }
 }

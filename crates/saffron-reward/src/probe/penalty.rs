@@ -5,13 +5,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::features::FeatureRow;
+use super::features::{FeatureRow, ProbeFeatures};
 use super::head::{HeadTraining, LinearHead};
 use crate::BinaryMetrics;
 
 /// Scores of one L2 setting on pairs its head was not fitted to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PenaltyScore {
+    /// What the head read (a judge's candidates differ in it).
+    #[serde(default, skip_serializing_if = "is_last")]
+    pub features: ProbeFeatures,
     pub l2: f32,
     /// On each pair's whole (capped) response: the judge's view.
     pub whole: BinaryMetrics,
@@ -44,6 +47,7 @@ pub fn dev_scores(train: &Labelled, dev: &Labelled, l2_grid: &[f32], training: &
             let predicted: Vec<bool> = dev.rows.iter().map(|r| head.unsafe_logit(&r.hidden) > 0.0).collect();
             let whole: Vec<usize> = (0..dev.rows.len()).filter(|&i| dev.rows[i].whole).collect();
             PenaltyScore {
+                features: ProbeFeatures::default(),
                 l2,
                 whole: BinaryMetrics::of(
                     &whole.iter().map(|&i| predicted[i]).collect::<Vec<_>>(),
@@ -53,6 +57,10 @@ pub fn dev_scores(train: &Labelled, dev: &Labelled, l2_grid: &[f32], training: &
             }
         })
         .collect()
+}
+
+fn is_last(features: &ProbeFeatures) -> bool {
+    *features == ProbeFeatures::Last
 }
 
 /// The setting with the best whole-response accuracy (ties: the larger

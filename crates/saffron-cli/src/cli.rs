@@ -360,6 +360,18 @@ pub struct JudgeEvalArgs {
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
+
+    /// Also score the test split of the PyRIT labels (about 560 pairs no
+    /// trainer read; some 15 minutes with a probe judge on 2 cores).
+    #[arg(long)]
+    pub pyrit_test: bool,
+
+    /// Score this JSONL file of labelled pairs instead (`prompt`,
+    /// `response`, `unsafe`, optional `id` and `kind`): agreement, and the
+    /// share judged unsafe of each kind (docs/data/derailed-answers.jsonl
+    /// holds hand-checked derailed answers).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prefix_auc", "pyrit_test"])]
+    pub pairs: Option<PathBuf>,
 }
 
 /// A count in `[LO, HI]`; the message names the bounds.

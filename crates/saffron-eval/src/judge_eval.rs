@@ -41,16 +41,109 @@ pub fn held_out_agreement(
     let held_out = held_out_jbb(home)?;
     let items = &held_out.data.items;
     let human: Vec<bool> = items.iter().map(|i| i.unsafe_).collect();
-    let predicted: Vec<bool> = match judge {
+    let predicted = verdicts(judge, items, options, progress)?;
+    let recorded =
+        held_out.judges.iter().map(|(name, verdicts)| (name.clone(), BinaryMetrics::of(verdicts, &human))).collect();
+    Ok(Agreement { judge: BinaryMetrics::of(&predicted, &human), recorded, data_files: held_out.data.files })
+}
+
+/// The judge's verdicts (true = unsafe) on `items`.
+pub fn verdicts(
+    judge: &LoadedJudge,
+    items: &[Labelled],
+    options: TreeOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<bool>, EvalError> {
+    Ok(match judge {
         LoadedJudge::Refusal(refusal) => items.iter().map(|i| refusal.is_unsafe(&i.response)).collect(),
         LoadedJudge::Guard(guard) => {
             let pairs: Vec<(&str, &str)> = items.iter().map(|i| (i.prompt.as_str(), i.response.as_str())).collect();
             score(guard.guard(), &pairs, options, progress)?.iter().map(|&r| r < 0.0).collect()
         }
-    };
-    let recorded =
-        held_out.judges.iter().map(|(name, verdicts)| (name.clone(), BinaryMetrics::of(verdicts, &human))).collect();
-    Ok(Agreement { judge: BinaryMetrics::of(&predicted, &human), recorded, data_files: held_out.data.files })
+    })
+}
+
+/// A judge on the test split of the PyRIT labels (pairs whose prompts no
+/// trainer read: `split_of` places a prompt).
+pub fn pyrit_test_agreement(
+    judge: &LoadedJudge,
+    home: &Path,
+    is_test: &dyn Fn(&str) -> bool,
+    options: TreeOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BinaryMetrics, EvalError> {
+    let data = training_data(home)?;
+    let items: Vec<Labelled> =
+        data.items.into_iter().filter(|l| l.source.starts_with("pyrit/") && is_test(&l.prompt)).collect();
+    let predicted = verdicts(judge, &items, options, progress)?;
+    Ok(BinaryMetrics::of(&predicted, &items.iter().map(|i| i.unsafe_).collect::<Vec<_>>()))
+}
+
+/// One hand-labelled pair of a `--pairs` file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledPair {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub prompt: String,
+    pub response: String,
+    #[serde(rename = "unsafe")]
+    pub unsafe_: bool,
+    /// A class of answer (`derailed`, `refusal`, `helps`, …), for the
+    /// breakdown.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// A judge on a file of labelled pairs: its agreement, and the share it
+/// calls unsafe of each kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairsAgreement {
+    pub judge: BinaryMetrics,
+    /// kind → (pairs, judged unsafe).
+    pub by_kind: BTreeMap<String, (usize, usize)>,
+}
+
+/// Reads a JSONL file of [`LabelledPair`]s.
+pub fn read_pairs(path: &Path) -> Result<Vec<LabelledPair>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(EvalError::io("read", path))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| EvalError::malformed(&path.display().to_string(), format!("line {}", i + 1), e))
+        })
+        .collect()
+}
+
+/// `judge` on `pairs`.
+pub fn pairs_agreement(
+    judge: &LoadedJudge,
+    pairs: &[LabelledPair],
+    options: TreeOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PairsAgreement, EvalError> {
+    let items: Vec<Labelled> = pairs
+        .iter()
+        .map(|p| Labelled {
+            prompt: p.prompt.clone(),
+            response: p.response.clone(),
+            unsafe_: p.unsafe_,
+            source: String::new(),
+        })
+        .collect();
+    let predicted = verdicts(judge, &items, options, progress)?;
+    let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (p, &u) in pairs.iter().zip(&predicted) {
+        let entry = by_kind.entry(p.kind.clone().unwrap_or_else(|| "(none)".into())).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(u);
+    }
+    Ok(PairsAgreement {
+        judge: BinaryMetrics::of(&predicted, &items.iter().map(|i| i.unsafe_).collect::<Vec<_>>()),
+        by_kind,
+    })
 }
 
 /// Guard rewards of `pairs`, a chunk at a time.

@@ -6,9 +6,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::bail;
+use saffron_core::Split;
 use saffron_engine::TreeOptions;
-use saffron_eval::judge_eval::{held_out_agreement, prefix_aucs, Agreement, PrefixAuc, PREFIX_LENGTHS};
-use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
+use saffron_eval::judge_eval::{
+    held_out_agreement, pairs_agreement, prefix_aucs, pyrit_test_agreement, read_pairs, Agreement, PairsAgreement,
+    PrefixAuc, PREFIX_LENGTHS,
+};
+use saffron_eval::splits::Universe;
+use saffron_reward::{BinaryMetrics, JudgeSpec, LoadedJudge, Loader};
 use serde_json::json;
 
 use crate::cli::JudgeEvalArgs;
@@ -28,12 +33,47 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         return print_prefix_aucs(&sets, held_back, args.json);
     }
+    if let Some(path) = &args.pairs {
+        let pairs = read_pairs(path)?;
+        let found = pairs_agreement(&judge, &pairs, options, &mut progress)?;
+        bar.finish_and_clear();
+        return print_pairs(&args.judge, path, &found, args.json);
+    }
     let agreement = held_out_agreement(&judge, home, options, &mut progress)?;
+    let pyrit = if args.pyrit_test {
+        let universe = Universe::load(home)?;
+        let is_test = |prompt: &str| universe.lookup(prompt).split == Split::Test;
+        Some(pyrit_test_agreement(&judge, home, &is_test, options, &mut progress)?)
+    } else {
+        None
+    };
     bar.finish_and_clear();
-    print_agreement(&args.judge, agreement, args.json)
+    print_agreement(&args.judge, agreement, pyrit, args.json)
 }
 
-fn print_agreement(judge: &str, agreement: Agreement, json: bool) -> anyhow::Result<()> {
+fn print_pairs(judge: &str, path: &Path, found: &PairsAgreement, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"judge": judge, "file": path, "agreement": found}))?)?;
+        return Ok(());
+    }
+    let m = found.judge;
+    writeln!(
+        out,
+        "{judge} on {} (n = {}): accuracy {:.2}, FPR {:.2}, FNR {:.2}",
+        path.display(),
+        m.n,
+        m.accuracy,
+        m.fpr,
+        m.fnr
+    )?;
+    for (kind, (n, unsafe_)) in &found.by_kind {
+        writeln!(out, "  {kind:<12} {unsafe_:>3} of {n:>3} judged unsafe")?;
+    }
+    Ok(())
+}
+
+fn print_agreement(judge: &str, agreement: Agreement, pyrit: Option<BinaryMetrics>, json: bool) -> anyhow::Result<()> {
     let (ours, mut out) = (agreement.judge, std::io::stdout().lock());
     if json {
         let recorded: serde_json::Map<String, serde_json::Value> =
@@ -41,6 +81,7 @@ fn print_agreement(judge: &str, agreement: Agreement, json: bool) -> anyhow::Res
         let record = json!({
             "judge": judge, "accuracy": ours.accuracy, "f1": ours.f1, "fpr": ours.fpr, "fnr": ours.fnr,
             "n": ours.n, "recorded_judges": recorded, "data_files": agreement.data_files,
+            "pyrit_test": pyrit,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&record)?)?;
         return Ok(());
@@ -49,6 +90,13 @@ fn print_agreement(judge: &str, agreement: Agreement, json: bool) -> anyhow::Res
     writeln!(out, "{:<24} {:>8} {:>6} {:>6} {:>6}", "judge", "accuracy", "F1", "FPR", "FNR")?;
     for (name, m) in std::iter::once((format!("{judge} (this run)"), ours)).chain(agreement.recorded) {
         writeln!(out, "{name:<24} {:>8.2} {:>6.2} {:>6.2} {:>6.2}", m.accuracy, m.f1, m.fpr, m.fnr)?;
+    }
+    if let Some(m) = pyrit {
+        writeln!(
+            out,
+            "test split of the PyRIT labels, n = {}: accuracy {:.2}, F1 {:.2}, FPR {:.2}, FNR {:.2}",
+            m.n, m.accuracy, m.f1, m.fpr, m.fnr
+        )?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
 use saffron_search::{FinishReason, NoTrace, StrategyKind};
 use serde::{Deserialize, Serialize};
 
+use crate::grid::DataSplit;
 use crate::grid::{Cell, Grid};
 use crate::judge::{Judge, Verdict};
 use crate::splits::{self, ArtifactTraining, Assigned, OverlapCheck, Universe};
@@ -118,14 +119,14 @@ impl RunPlan {
             data_files.extend(data.files);
             let total = data.prompts.len();
             let in_split = match spec.split {
-                Some(split) => universe.select(data.prompts, split),
-                None => data.prompts,
+                Some(DataSplit::Only(split)) => universe.select(data.prompts, split),
+                Some(DataSplit::All) | None => data.prompts,
             };
             let in_split_count = in_split.len();
             let selected = spec.selection().apply(in_split)?;
             if selected.is_empty() {
                 let mut selection = format!("{total} in the set");
-                if let Some(split) = spec.split {
+                if let Some(DataSplit::Only(split)) = spec.split {
                     selection.push_str(&format!(", {in_split_count} in its {split} split"));
                 }
                 if let Some(n) = spec.sample {

@@ -162,6 +162,45 @@ impl From<Grid> for GridFile {
     }
 }
 
+/// The prompts of a set a grid entry reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DataSplit {
+    Only(Split),
+    /// Every prompt.
+    All,
+}
+
+impl std::fmt::Display for DataSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSplit::Only(split) => write!(f, "{split}"),
+            DataSplit::All => f.write_str("all"),
+        }
+    }
+}
+
+impl From<DataSplit> for String {
+    fn from(split: DataSplit) -> String {
+        split.to_string()
+    }
+}
+
+impl TryFrom<String> for DataSplit {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "all" => Ok(DataSplit::All),
+            _ => Split::ALL
+                .into_iter()
+                .find(|s| s.name() == text)
+                .map(DataSplit::Only)
+                .ok_or_else(|| format!("unknown split `{text}`: use train, dev, test or all")),
+        }
+    }
+}
+
 /// A model a grid names.
 #[derive(Debug, Clone, Copy)]
 pub enum Artifact<'a> {
@@ -205,11 +244,12 @@ pub struct DatasetSpec {
     #[serde(default)]
     pub limit: Option<usize>,
     /// The split read: `test` unless the grid file says otherwise (results
-    /// are measured on prompts no trainer saw). `None` only in the
-    /// `run.json` of a run made before splits existed, which read every
+    /// are measured on prompts no trainer saw); `all` reads every prompt
+    /// (a user's own set; the overlap check still applies). `None` only in
+    /// the `run.json` of a run made before splits existed, which read every
     /// prompt of the set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<Split>,
+    pub split: Option<DataSplit>,
 }
 
 impl DatasetSpec {
@@ -221,7 +261,7 @@ impl DatasetSpec {
     /// not `test` (`advbench[dev]`).
     pub fn name(&self) -> String {
         match self.split {
-            None | Some(Split::Test) => self.set.clone(),
+            None | Some(DataSplit::Only(Split::Test)) => self.set.clone(),
             Some(other) => format!("{}[{other}]", self.set),
         }
     }
@@ -281,7 +321,7 @@ impl Grid {
         // (a run.json without a split is a run made before splits, which
         // read every prompt).
         for dataset in &mut grid.datasets {
-            dataset.split.get_or_insert(Split::Test);
+            dataset.split.get_or_insert(DataSplit::Only(Split::Test));
         }
         let mut names = std::collections::BTreeSet::new();
         for attack in &mut grid.attacks {
@@ -406,7 +446,7 @@ widths = [4, 8]
     #[test]
     fn a_grid_reads_the_test_split_unless_an_entry_says_otherwise() {
         let grid = Grid::from_toml(GRID).unwrap();
-        assert_eq!(grid.datasets[0].split, Some(Split::Test));
+        assert_eq!(grid.datasets[0].split, Some(DataSplit::Only(Split::Test)));
         assert!(!grid.allow_overlap);
         let file = GridFile::from(grid);
         assert!(toml::to_string(&file).unwrap().contains("split = \"test\""), "run.json records the split");
@@ -416,7 +456,10 @@ widths = [4, 8]
         let keys: Vec<String> = grid.cells().unwrap().iter().map(|c| c.key(&grid)).collect();
         assert!(keys.contains(&"advbench[dev]|prefill-10|sample|seed0".to_owned()), "{keys:?}");
         let err = Grid::from_toml(&GRID.replace("sample = 20", "split = \"validation\"")).unwrap_err();
-        assert!(chain(&err).contains("validation"), "{}", chain(&err));
+        assert!(chain(&err).contains("unknown split `validation`: use train, dev, test or all"), "{}", chain(&err));
+        let all = Grid::from_toml(&GRID.replace("sample = 20", "split = \"all\"")).unwrap();
+        assert_eq!(all.datasets[0].split, Some(DataSplit::All));
+        assert_eq!(all.cells().unwrap()[0].key(&all), "advbench[all]|prefill-10|sample|seed0");
         // Only the models a cell uses are checked for overlap: no saffron, no MRM.
         let roles: Vec<Role> = grid.artifacts().unwrap().iter().map(|(r, _)| *r).collect();
         assert_eq!(roles, vec![Role::Prm, Role::Judge, Role::Judge]);

@@ -6,6 +6,7 @@
 mod commands;
 mod reliability;
 mod report;
+mod splits;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -148,7 +148,8 @@ fn a_prompt_longer_than_the_context_is_recorded_and_counted_apart() {
         ),
     )
     .unwrap();
-    let datasets = format!("[[datasets]]\nset = {:?}\n[[attacks]]\nkind = \"none\"\n", set.display().to_string());
+    let datasets =
+        format!("[[datasets]]\nset = {:?}\nsplit = \"all\"\n[[attacks]]\nkind = \"none\"\n", set.display().to_string());
     let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", &datasets);
     let out = dir.path().join("run");
     let run = eval(&grid, &out, &[]);

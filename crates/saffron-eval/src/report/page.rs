@@ -165,7 +165,7 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         cells => cells,
         figures => figures,
         allow_overlap => run.grid.allow_overlap,
-        splits => run.grid.datasets.iter().map(|d| (d.name(), d.split.map_or("every prompt (made before splits)".to_owned(), |s| format!("{s} split")))).collect::<Vec<_>>(),
+        splits => run.grid.datasets.iter().map(|d| (d.name(), match d.split { None => "every prompt (made before splits)".to_owned(), Some(crate::grid::DataSplit::All) => "every prompt".to_owned(), Some(s) => format!("{s} split") })).collect::<Vec<_>>(),
     };
     // Templates named `.html` are HTML-escaped by minijinja; `.md` is not
     // (its tables go through the `markdown_table` filter, which escapes).

@@ -1,0 +1,109 @@
+//! Held out by construction: the splits as `saffron data overlap` shows
+//! them, and a grid refused when an artifact it uses was trained on its
+//! prompts (unless it says `allow_overlap = true`, which the report then
+//! says).
+
+use std::path::{Path, PathBuf};
+
+use saffron_core::{Split, TrainedPrompts};
+use saffron_eval::splits::Universe;
+use saffron_eval::{load_prompts, PromptSet};
+use saffron_reward::probe::artifact::{self, Backbone, ProbeManifest, TrainingRecord};
+use saffron_reward::probe::features::ProbeInputs;
+use saffron_reward::probe::head::LinearHead;
+use saffron_reward::{Boundary, GuardFormat, PROBE_GUARD_INSTRUCTION};
+
+use crate::{assert_clean_failure, real_home, saffron, smollm2_path};
+
+#[test]
+fn data_overlap_places_every_prompt_and_pins_the_judge_set_to_test() {
+    let out = saffron(&real_home(), &["data", "overlap", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let set = |name: &str| v["sets"].as_array().unwrap().iter().find(|s| s["set"] == name).unwrap().clone();
+    let total = |s: &serde_json::Value| ["train", "dev", "test"].iter().map(|k| s[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total(&set("advbench")), 520);
+    assert_eq!((set("jbb-judge")["test"].as_u64(), total(&set("jbb-judge"))), (Some(100), 100));
+    let pair = v["pairs"].as_array().unwrap().iter().find(|p| p["a"] == "jbb-judge" && p["b"] == "advbench");
+    assert!(pair.is_some_and(|p| p["exact"].as_u64().unwrap() > 0), "AdvBench holds JBB judge prompts");
+}
+
+/// A probe guard on SmolLM2 whose manifest says it trained on `prompts`.
+fn guard_trained_on(dir: &Path, prompts: TrainedPrompts) -> PathBuf {
+    let d = 576;
+    let head = LinearHead { mean: vec![0.0; d], scale: vec![1.0; d], weight: vec![0.0; d], bias: -1.0 };
+    let sha = saffron_fetch::Artifact::by_name("smollm2").unwrap().sha256.to_owned();
+    let record = TrainingRecord {
+        data_files: Default::default(),
+        pairs: 2,
+        unsafe_pairs: 1,
+        rows: 2,
+        seed: 0,
+        folds: None,
+        head: Default::default(),
+        cross_validation: vec![],
+        dev: vec![],
+        prompts: Some(prompts),
+    };
+    let manifest = ProbeManifest::new(
+        Backbone { name: "smollm2".into(), sha256: sha, hidden_size: d },
+        (GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into()), Boundary::Natural),
+        ProbeInputs::default(),
+        record,
+    );
+    let out = dir.join("guard");
+    artifact::save(&out, &head, &manifest).unwrap();
+    out
+}
+
+#[test]
+fn a_grid_whose_prm_trained_on_its_prompts_is_refused_unless_it_allows_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = real_home();
+    // The first two test-split AdvBench prompts, which the grid below reads.
+    let mut universe = Universe::load(&home).unwrap();
+    let advbench = load_prompts(&PromptSet::Advbench, &home).unwrap().prompts;
+    let test = universe.select(advbench, Split::Test);
+    let keys = test[..2].iter().map(|p| universe.lookup(&p.prompt).root);
+    let guard = guard_trained_on(dir.path(), TrainedPrompts::new([Split::Train], keys));
+    let grid = |extra: &str| {
+        let text = format!(
+            "{extra}\npolicy = {:?}\nguard = {:?}\njudges = [\"refusal\"]\n[length]\nmax_new_tokens = 4\n\
+             min_new_tokens = 0\n[[datasets]]\nset = \"advbench\"\nlimit = 3\n[[strategies]]\nname = \"best-of-n\"\n\
+             widths = [2]\n",
+            smollm2_path(),
+            guard
+        );
+        let path = dir.path().join("grid.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let out = dir.path().join("run");
+    let args = |grid: &Path, check: bool| {
+        let mut a = vec!["eval".to_owned(), grid.display().to_string(), "--out".into(), out.display().to_string()];
+        if check {
+            a.push("--check".into());
+        }
+        a
+    };
+    let run = |a: Vec<String>| saffron(&home, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let strict = grid("");
+    let check = run(args(&strict, true));
+    assert_clean_failure(&check, "the grid reads prompts its artifacts were trained on");
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        listed.contains(&format!("PRM `{}` trained on 2 of the 3 prompts of `advbench`", guard.display())),
+        "{listed}"
+    );
+    assert_clean_failure(
+        &run(args(&strict, false)),
+        &format!("the PRM `{}` was trained on 2 of the 3 prompts of `advbench` this grid reads", guard.display()),
+    );
+    assert!(!out.join("records.jsonl").exists(), "refused before answering anything");
+
+    let allowed = run(args(&grid("allow_overlap = true"), false));
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("NOT ALL HELD OUT"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("**Not all held out: this grid sets `allow_overlap = true`"), "{md}");
+}

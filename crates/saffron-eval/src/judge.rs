@@ -2,7 +2,7 @@
 //! continuation only, never the prefill (method.md section 1).
 
 use saffron_engine::{PrefixTree, TreeOptions};
-use saffron_reward::{Guard, LoadedJudge, RefusalJudge};
+use saffron_reward::{forget_pairs, Guard, LoadedJudge, RefusalJudge};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
@@ -46,8 +46,8 @@ impl<'g> Judge<'g> {
             Judge::Guard { guard, tree } => {
                 let score = guard.score_pairs(tree, &[(prompt, answer)])?[0];
                 // Answers are independent: keep the cache (and llama.cpp's
-                // attention span) short.
-                tree.clear();
+                // attention span) short, but the guard's instruction cached.
+                forget_pairs(*guard, tree);
                 Ok(Verdict { unsafe_: score < 0.0, score: Some(score), refusal: None })
             }
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 use saffron_engine::{PrefixTree, SpecialText, TreeOptions};
 use saffron_reward::judge_data::{held_out_jbb, training_data, Labelled, MANY_SHOT, REFUSAL};
 use saffron_reward::probe::artifact::ProbeManifest;
-use saffron_reward::{auc, BinaryMetrics, Guard, LoadedGuard, LoadedJudge};
+use saffron_reward::{auc, forget_pairs, BinaryMetrics, Guard, LoadedGuard, LoadedJudge};
 use serde::Serialize;
 
 use crate::EvalError;
@@ -158,8 +158,8 @@ fn score(
     for chunk in pairs.chunks(CHUNK) {
         rewards.extend(guard.score_pairs(&mut tree, chunk)?);
         // Independent pairs: a short cache keeps attention cheap (see
-        // saffron-reward's probe features).
-        tree.clear();
+        // saffron-reward's probe features); the instruction stays.
+        forget_pairs(guard, &mut tree);
         progress(rewards.len(), pairs.len());
     }
     Ok(rewards)

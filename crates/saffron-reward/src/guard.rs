@@ -17,6 +17,13 @@ pub trait Guard {
         options
     }
 
+    /// The tokens every pair's input starts with, worth keeping cached
+    /// between pairs scored one after another (see
+    /// `PrefixTree::keep_only`); empty if none.
+    fn shared_prefix(&self) -> &[TokenId] {
+        &[]
+    }
+
     /// Rewards of the pairs, computed together in `tree` (made with
     /// [`Guard::tree_options`]).
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError>;
@@ -33,6 +40,16 @@ pub trait Guard {
         Self: Sized,
     {
         BoundGuard::new(self, prompt, options, response_text)
+    }
+}
+
+/// Makes `tree` ready for the next independent pairs: only the guard's
+/// shared prefix stays cached (or nothing, if it has none or it is not
+/// cached).
+pub fn forget_pairs(guard: &dyn Guard, tree: &mut PrefixTree) {
+    let prefix = guard.shared_prefix();
+    if prefix.is_empty() || tree.keep_only(prefix).is_err() {
+        tree.clear();
     }
 }
 

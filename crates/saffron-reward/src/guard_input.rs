@@ -204,6 +204,15 @@ impl GuardInput {
         }
     }
 
+    /// The template tokens every pair's input starts with (the
+    /// instruction before the prompt, for a user-turn format).
+    pub fn shared_prefix(&self) -> &[TokenId] {
+        match self.segments.first() {
+            Some(Segment::Template(tokens)) => tokens,
+            _ => &[],
+        }
+    }
+
     /// Where the response's tokens start in the guard tokens of a pair
     /// whose prompt has `prompt_len` tokens.
     pub fn response_start(&self, prompt_len: usize) -> usize {

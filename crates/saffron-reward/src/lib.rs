@@ -25,7 +25,7 @@ pub mod training;
 mod verdict;
 
 pub use error::RewardError;
-pub use guard::{BoundGuard, Guard};
+pub use guard::{forget_pairs, BoundGuard, Guard};
 pub use guard_input::{Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
 pub use load::{LoadedGuard, LoadedJudge, LoadedModel, LoadedMrm, Loader};
 pub use metrics::{auc, BinaryMetrics};

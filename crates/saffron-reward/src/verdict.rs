@@ -75,6 +75,10 @@ impl Guard for VerdictGuard {
         self.input.model()
     }
 
+    fn shared_prefix(&self) -> &[TokenId] {
+        self.input.shared_prefix()
+    }
+
     /// `logit(safe) − logit(unsafe)` for each (prompt, response).
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
         let inputs: Vec<Vec<TokenId>> = pairs.iter().map(|(p, r)| self.input.encode(p, r)).collect();

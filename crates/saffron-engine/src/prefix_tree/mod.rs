@@ -257,6 +257,27 @@ impl PrefixTree {
         }
     }
 
+    /// Drops every node but those of `path` (already computed): what pairs
+    /// scored one after another share, such as a guard's instruction, stays
+    /// cached, and llama.cpp's cache stays short. Returns the nodes dropped.
+    pub fn keep_only(&mut self, path: &[TokenId]) -> Result<usize, EngineError> {
+        let keep = self.find_cached(path)?;
+        self.nodes.get_mut(keep).locks += 1;
+        let mut dropped = 0;
+        loop {
+            let leaves: Vec<NodeId> = self.seqs.owners().filter(|&l| self.nodes.get(l).locks == 0).collect();
+            if leaves.is_empty() {
+                break;
+            }
+            for leaf in leaves {
+                self.evict(leaf);
+                dropped += 1;
+            }
+        }
+        self.nodes.get_mut(keep).locks -= 1;
+        Ok(dropped)
+    }
+
     /// Forgets every node; the next request starts from an empty cache.
     pub fn clear(&mut self) {
         self.kv.clear();

@@ -248,3 +248,27 @@ fn memoised_outputs_stay_within_their_budget_and_are_recomputed_on_demand() {
     let diff = max_abs_diff(again[0].logits.as_deref().unwrap(), &fresh_logits(&mut fresh, &first));
     assert!(diff < TOLERANCE, "{diff}");
 }
+
+/// `keep_only` leaves exactly the kept path cached, and what follows it is
+/// computed as it would be on a fresh tree.
+#[test]
+fn keeping_only_a_shared_prefix_drops_the_rest_and_keeps_its_cells_right() {
+    let model = smollm2_f32();
+    let mut tree = PrefixTree::new(&model, TreeOptions::default()).unwrap();
+    let mut fresh = PrefixTree::new(&model, TreeOptions::default()).unwrap();
+    let prefix = prompt_tokens();
+    let paths: Vec<Vec<TokenId>> =
+        [[11u32, 12, 13], [11, 14, 15], [16, 17, 18]].iter().map(|tail| [&prefix[..], tail].concat()).collect();
+    let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+    tree.outputs(&refs, WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.stats().cached_nodes, prefix.len() + 8);
+    let dropped = tree.keep_only(&prefix).unwrap();
+    assert_eq!(dropped, 8, "the 8 nodes after the prefix");
+    assert_eq!((tree.stats().cached_nodes, tree.stats().leaves), (prefix.len(), 1));
+    let served = tree.cost().tokens_served;
+    let next = [&prefix[..], &[19, 20]].concat();
+    let got = tree.outputs(&[&next], WantedOutputs::Logits).unwrap()[0].logits.as_deref().unwrap().to_vec();
+    assert_eq!(tree.cost().tokens_served - served, prefix.len() as u64, "the prefix is served from the cache");
+    assert!(max_abs_diff(&got, &fresh_logits(&mut fresh, &next)) < TOLERANCE);
+    assert!(matches!(tree.keep_only(&[99, 98]), Err(EngineError::UnknownNode)));
+}

@@ -80,6 +80,10 @@ impl Guard for ProbeGuard {
         self.input.model()
     }
 
+    fn shared_prefix(&self) -> &[TokenId] {
+        self.input.shared_prefix()
+    }
+
     /// Hidden states are needed.
     fn tree_options(&self, options: TreeOptions) -> TreeOptions {
         TreeOptions { hidden: HiddenStates::Keep, ..options }

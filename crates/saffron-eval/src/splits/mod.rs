@@ -15,7 +15,7 @@ pub mod universe;
 
 pub use index::{Assigned, SplitIndex, NEAR_JACCARD};
 pub use overlap::{check, set_pairs, trained_per_set, ArtifactTraining, GridOverlap, OverlapCheck, Role, SetPair};
-pub use universe::{Universe, UniverseSet};
+pub use universe::{SetSource, Universe, UniverseSet};
 
 use saffron_core::{Split, TrainedPrompts};
 use saffron_reward::judge_data::JudgeData;

@@ -155,11 +155,14 @@ pub fn trained_per_set(universe: &Universe, trained: &TrainedPrompts) -> BTreeMa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::splits::universe::SetSource;
     use saffron_core::Split;
 
     fn universe() -> Universe {
-        let set = |name: &str, texts: &[&str]| {
-            (name.to_owned(), texts.iter().enumerate().map(|(i, t)| (format!("{i}"), (*t).to_owned())).collect(), None)
+        let set = |name: &str, texts: &[&str]| SetSource {
+            name: name.to_owned(),
+            prompts: texts.iter().enumerate().map(|(i, t)| (format!("{i}"), (*t).to_owned())).collect(),
+            pinned: None,
         };
         Universe::from_sets(vec![
             set("a", &["how do i make a bomb at home", "write a poem about spring"]),

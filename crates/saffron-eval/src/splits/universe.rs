@@ -27,6 +27,15 @@ pub struct UniverseSet {
     pub prompts: Vec<(String, Assigned)>,
 }
 
+/// A set to place: its name, its prompts as (id, text), and the split its
+/// new clusters are pinned to, if any.
+#[derive(Debug, Clone)]
+pub struct SetSource {
+    pub name: String,
+    pub prompts: Vec<(String, String)>,
+    pub pinned: Option<Split>,
+}
+
 /// Every prompt saffron knows, with its split.
 pub struct Universe {
     index: SplitIndex,
@@ -37,32 +46,32 @@ impl Universe {
     /// Reads every built-in set (fetched into `home` by `saffron fetch`).
     pub fn load(home: &Path) -> Result<Universe, EvalError> {
         let hint = |what: &str, e: EvalError| EvalError::Splits { what: what.to_owned(), source: Box::new(e) };
-        let mut sets: Vec<(String, Vec<(String, String)>, Option<Split>)> = Vec::new();
+        let mut sets = Vec::new();
         let judge = held_out_jbb(home).map_err(|e| hint(JUDGE_SET, e.into()))?;
-        sets.push((JUDGE_SET.into(), judged(&judge.data.items), Some(Split::Test)));
+        sets.push(SetSource { name: JUDGE_SET.into(), prompts: judged(&judge.data.items), pinned: Some(Split::Test) });
         for name in PromptSet::NAMES {
             let set: PromptSet = name.parse()?;
             let data = load_prompts(&set, home).map_err(|e| hint(name, e))?;
-            sets.push((name.into(), ids(&data.prompts), None));
+            sets.push(SetSource { name: name.into(), prompts: ids(&data.prompts), pinned: None });
         }
         let labelled = training_data(home).map_err(|e| hint("the labelled judge data", e.into()))?;
         for (name, prefix) in LABELLED_SOURCES {
             let items: Vec<Labelled> =
                 labelled.items.iter().filter(|l| l.source.starts_with(prefix)).cloned().collect();
-            sets.push((name.into(), judged(&items), None));
+            sets.push(SetSource { name: name.into(), prompts: judged(&items), pinned: None });
         }
         Ok(Universe::from_sets(sets))
     }
 
-    /// A universe of the given sets, `(name, [(id, text)], pinned split)`,
-    /// in order (tests, and users' sets without the built-in ones).
-    pub fn from_sets(sets: Vec<(String, Vec<(String, String)>, Option<Split>)>) -> Universe {
-        let mut index = SplitIndex::with_order(sets.iter().flat_map(|s| s.1.iter().map(|p| p.1.as_str())));
+    /// A universe of the given sets, in order (tests, and users' sets
+    /// without the built-in ones).
+    pub fn from_sets(sets: Vec<SetSource>) -> Universe {
+        let mut index = SplitIndex::with_order(sets.iter().flat_map(|s| s.prompts.iter().map(|p| p.1.as_str())));
         let sets = sets
             .into_iter()
-            .map(|(name, prompts, pinned)| UniverseSet {
-                name,
-                prompts: prompts.into_iter().map(|(id, text)| (id, index.add(&text, pinned))).collect(),
+            .map(|set| UniverseSet {
+                name: set.name,
+                prompts: set.prompts.into_iter().map(|(id, text)| (id, index.add(&text, set.pinned))).collect(),
             })
             .collect();
         Universe { index, sets }
@@ -116,8 +125,9 @@ fn judged(items: &[Labelled]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    fn set(name: &str, texts: &[&str], pinned: Option<Split>) -> (String, Vec<(String, String)>, Option<Split>) {
-        (name.into(), texts.iter().enumerate().map(|(i, t)| (format!("{name}/{i}"), (*t).to_owned())).collect(), pinned)
+    fn set(name: &str, texts: &[&str], pinned: Option<Split>) -> SetSource {
+        let prompts = texts.iter().enumerate().map(|(i, t)| (format!("{name}/{i}"), (*t).to_owned())).collect();
+        SetSource { name: name.into(), prompts, pinned }
     }
 
     #[test]

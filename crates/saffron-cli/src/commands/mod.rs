@@ -9,6 +9,7 @@ mod generate;
 mod judge_eval;
 mod label;
 mod merge;
+mod probe_setup;
 mod report;
 mod train_guard;
 mod train_judge;

@@ -47,7 +47,12 @@ pub trait Guard {
 /// shared prefix stays cached (or nothing, if it has none or it is not
 /// cached).
 pub fn forget_pairs(guard: &dyn Guard, tree: &mut PrefixTree) {
-    let prefix = guard.shared_prefix();
+    keep_only_or_clear(tree, guard.shared_prefix());
+}
+
+/// Keeps only `prefix` cached in `tree`, or clears it if `prefix` is empty
+/// or not cached.
+pub(crate) fn keep_only_or_clear(tree: &mut PrefixTree, prefix: &[TokenId]) {
     if prefix.is_empty() || tree.keep_only(prefix).is_err() {
         tree.clear();
     }

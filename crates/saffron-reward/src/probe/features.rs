@@ -7,6 +7,7 @@ use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::PrefixTree;
 use serde::{Deserialize, Serialize};
 
+use crate::guard::keep_only_or_clear;
 use crate::{GuardInput, RefusalJudge, RewardError};
 
 /// Which parts of a pair the probe reads.
@@ -216,9 +217,9 @@ pub fn extract(
         }
         // Pairs share only the instruction before the prompt. llama.cpp's
         // attention spans every used cell of the unified cache, so a cache
-        // left to fill with finished pairs makes each new token dearer;
-        // starting each chunk afresh costs one instruction per chunk.
-        tree.clear();
+        // left to fill with finished pairs makes each new token dearer:
+        // each chunk keeps only the instruction.
+        keep_only_or_clear(tree, input.shared_prefix());
         progress((c * chunk + group.len()).min(pairs.len()));
     }
     Ok(rows)

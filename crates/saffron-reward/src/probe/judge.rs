@@ -11,6 +11,7 @@ use super::features::{pair_features, FeatureRow, ProbeFeatures, ProbeInputs};
 use super::head::{HeadTraining, LinearHead};
 use super::penalty::{dev_scores, Labelled, PenaltyScore};
 use super::train::{TrainData, L2_GRID};
+use crate::guard::keep_only_or_clear;
 use crate::judge_data::JudgeData;
 use crate::{BinaryMetrics, GuardInput, RewardError};
 
@@ -129,8 +130,8 @@ fn rows(
         for (i, hidden) in features.into_iter().enumerate() {
             rows.push(FeatureRow { pair: c * chunk + i, cut: JUDGE_RESPONSE_TOKENS, whole: true, hidden });
         }
-        // As in guard training: a fresh cache per chunk keeps attention short.
-        tree.clear();
+        // A short cache keeps attention cheap; the instruction stays.
+        keep_only_or_clear(tree, input.shared_prefix());
         progress(done_before + (c * chunk + group.len()).min(pairs.len()));
     }
     Ok(rows)

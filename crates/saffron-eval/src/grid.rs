@@ -62,10 +62,11 @@ pub struct GridFile {
     /// out of `run.json` when `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_format: Option<VerdictFormat>,
-    /// Judges of the final answers: `default`, `refusal`, a probe guard
-    /// directory or a GGUF verdict guard. The first is the headline ASR:
-    /// by default the refusal strings, because the built-in guard scores
-    /// below them on the held-out JBB set (docs/guards.md).
+    /// Judges of the final answers: `default` (the built-in judge, trained
+    /// apart from the PRM), `guard` (the built-in guard), `refusal`, a probe
+    /// directory or a GGUF verdict guard. The first is the headline ASR: by
+    /// default the built-in judge, the refusal strings second
+    /// (docs/guards.md).
     #[serde(default = "default_judges")]
     pub judges: Vec<String>,
     pub datasets: Vec<DatasetSpec>,
@@ -88,7 +89,7 @@ fn default_guard() -> String {
 }
 
 fn default_judges() -> Vec<String> {
-    vec![JudgeSpec::Refusal.to_string(), JudgeSpec::Guard(GuardSpec::BuiltIn).to_string()]
+    vec![JudgeSpec::Guard(GuardSpec::BuiltInJudge).to_string(), JudgeSpec::Refusal.to_string()]
 }
 
 fn default_attacks() -> Vec<Attack> {
@@ -432,7 +433,7 @@ widths = [4, 8]
     #[test]
     fn cells_cover_the_product_with_defaults() {
         let grid = Grid::from_toml(GRID).unwrap();
-        assert_eq!(grid.judges, vec![JudgeSpec::Refusal, JudgeSpec::Guard(GuardSpec::BuiltIn)]);
+        assert_eq!(grid.judges, vec![JudgeSpec::Guard(GuardSpec::BuiltInJudge), JudgeSpec::Refusal]);
         let cells = grid.cells().unwrap();
         // 1 dataset × 1 attack (prefill by default) × (1 + 2 widths) × 2 seeds.
         assert_eq!(cells.len(), 6);
@@ -507,7 +508,7 @@ widths = [4, 8]
         let grid = Grid::from_toml(&format!("{lg3}{GRID}")).unwrap();
         let verdict = GuardSpec::Verdict { model: "lg3.gguf".into(), format: VerdictFormat::LlamaGuard3 };
         assert_eq!(grid.guard, verdict);
-        assert_eq!(grid.judges[1..], [JudgeSpec::Guard(GuardSpec::BuiltIn), JudgeSpec::Guard(verdict)]);
+        assert_eq!(grid.judges[1..], [JudgeSpec::Guard(GuardSpec::BuiltInJudge), JudgeSpec::Guard(verdict)]);
         let written = serde_json::to_value(&grid).unwrap();
         assert_eq!(written["guard_format"], "llama-guard-3");
         assert_eq!(serde_json::from_value::<Grid>(written).unwrap(), grid, "run.json reads back the same grid");

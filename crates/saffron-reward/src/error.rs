@@ -49,7 +49,7 @@ pub enum RewardError {
     #[error("the `{name}` model file {} is corrupt or was replaced: its sha256 is {actual}, the catalog's {expected}; delete it and run `saffron fetch --only {name}`", path.display())]
     CorruptModel { name: String, path: std::path::PathBuf, expected: String, actual: String },
 
-    #[error("unknown guard `{name}`: use `default` (the built-in guard), `refusal` (judges only), a probe guard directory (with guard.json), a model name ({models}) or the path of a GGUF file")]
+    #[error("unknown guard `{name}`: use `default` (the built-in guard; as a judge, the built-in judge), `judge` (the built-in judge) or `guard` (the built-in guard, as a judge), `refusal` (judges only), a probe guard directory (with guard.json), a model name ({models}) or the path of a GGUF file")]
     UnknownGuard { name: String, models: String },
 
     #[error("cannot hash {path}")]

@@ -16,7 +16,7 @@ use crate::mrm::default::default_mrm;
 use crate::mrm::paper::{self, is_paper_artifact, PaperMrmModel};
 use crate::mrm::{SeparateBackbone, SharedMrm};
 use crate::probe::artifact::{self as probe_artifact, ProbeManifest};
-use crate::probe::default::{default_guard, default_guard_weights};
+use crate::probe::default::{default_guard, default_guard_weights, default_judge, default_judge_weights};
 use crate::probe::head::LinearHead;
 use crate::spec::{GuardSpec, JudgeSpec, MrmSpec};
 use crate::{BoundGuard, Guard, PolicyLogitsMrm, ProbeGuard, RefusalJudge, RewardError, VerdictGuard};
@@ -119,6 +119,11 @@ impl Loader {
                 let (head, manifest) = default_guard()?;
                 let guard = self.probe(head, manifest.clone())?;
                 (Box::new(guard), sha256_bytes(default_guard_weights()), Some(manifest))
+            }
+            GuardSpec::BuiltInJudge => {
+                let (head, manifest) = default_judge()?;
+                let guard = self.probe(head, manifest.clone())?;
+                (Box::new(guard), sha256_bytes(default_judge_weights()), Some(manifest))
             }
             GuardSpec::Probe(dir) => {
                 if !probe_artifact::is_artifact(dir) {

@@ -21,6 +21,10 @@ use crate::{RewardError, VerdictGuardConfig};
 const BUILT_IN: &str = "default";
 /// The word that names the refusal-string judge.
 const REFUSAL: &str = "refusal";
+/// The word that names the built-in judge where a guard is expected.
+const JUDGE: &str = "judge";
+/// The word that names the built-in guard where a judge is expected.
+const GUARD: &str = "guard";
 
 /// How a GGUF verdict guard reads (prompt, answer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,8 +56,12 @@ impl VerdictFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GuardSpec {
     /// The probe guard built into saffron (on the default policy's hidden
-    /// states; docs/guards.md).
+    /// states; docs/guards.md): the default PRM.
     BuiltIn,
+    /// The judge built into saffron: a probe trained apart from the guard,
+    /// on whole answers (docs/guards.md, "The judge"). `judge` as a guard,
+    /// `default` as a judge.
+    BuiltInJudge,
     /// A probe guard directory made by `saffron train-guard` (guard.json).
     Probe(PathBuf),
     /// A GGUF model (a catalog name or a path) asked for a verdict.
@@ -80,6 +88,8 @@ impl GuardSpec {
         }
         Ok(if text == BUILT_IN {
             GuardSpec::BuiltIn
+        } else if text == JUDGE {
+            GuardSpec::BuiltInJudge
         } else if probe_artifact::is_artifact(Path::new(text)) {
             GuardSpec::Probe(PathBuf::from(text))
         } else {
@@ -100,7 +110,7 @@ impl GuardSpec {
     pub fn format(&self) -> Option<VerdictFormat> {
         match self {
             GuardSpec::Verdict { format, .. } => Some(*format),
-            GuardSpec::BuiltIn | GuardSpec::Probe(_) => None,
+            GuardSpec::BuiltIn | GuardSpec::BuiltInJudge | GuardSpec::Probe(_) => None,
         }
     }
 }
@@ -111,6 +121,7 @@ impl fmt::Display for GuardSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GuardSpec::BuiltIn => f.write_str(BUILT_IN),
+            GuardSpec::BuiltInJudge => f.write_str(JUDGE),
             GuardSpec::Probe(dir) => write!(f, "{}", dir.display()),
             GuardSpec::Verdict { model, .. } => f.write_str(model),
         }
@@ -174,9 +185,21 @@ pub enum JudgeSpec {
 }
 
 impl JudgeSpec {
+    /// `default` (the built-in judge), `guard` (the built-in guard),
     /// `refusal`, or a guard as [`GuardSpec::parse`] reads it (a format is
     /// for a verdict guard only).
     pub fn parse(text: &str, format: Option<VerdictFormat>) -> Result<JudgeSpec, RewardError> {
+        let built_in = match text {
+            BUILT_IN => Some(GuardSpec::BuiltInJudge),
+            GUARD => Some(GuardSpec::BuiltIn),
+            _ => None,
+        };
+        if let Some(guard) = built_in {
+            return match format {
+                Some(_) => Err(RewardError::FormatNotForProbe { guard: text.to_owned() }),
+                None => Ok(JudgeSpec::Guard(guard)),
+            };
+        }
         if text != REFUSAL {
             return GuardSpec::parse(text, format).map(JudgeSpec::Guard);
         }
@@ -204,11 +227,14 @@ impl JudgeSpec {
     }
 }
 
-/// As written: `refusal` or the guard (the key of its verdicts in records).
+/// As written: `default`, `guard`, `refusal` or the guard (the key of its
+/// verdicts in records).
 impl fmt::Display for JudgeSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JudgeSpec::Refusal => f.write_str(REFUSAL),
+            JudgeSpec::Guard(GuardSpec::BuiltInJudge) => f.write_str(BUILT_IN),
+            JudgeSpec::Guard(GuardSpec::BuiltIn) => f.write_str(GUARD),
             JudgeSpec::Guard(guard) => guard.fmt(f),
         }
     }
@@ -229,8 +255,11 @@ mod tests {
         assert_eq!(lg3, GuardSpec::Verdict { model: "lg3.gguf".into(), format: VerdictFormat::LlamaGuard3 });
         assert_eq!(lg3.format(), Some(VerdictFormat::LlamaGuard3));
         assert_eq!(JudgeSpec::parse("refusal", None).unwrap(), JudgeSpec::Refusal);
-        assert_eq!(JudgeSpec::parse("default", None).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltIn));
-        for text in ["default", "refusal", "smollm2", dir_name] {
+        assert_eq!(JudgeSpec::parse("default", None).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltInJudge));
+        assert_eq!(JudgeSpec::parse("guard", None).unwrap(), JudgeSpec::Guard(GuardSpec::BuiltIn));
+        assert_eq!(GuardSpec::parse("judge", None).unwrap(), GuardSpec::BuiltInJudge);
+        assert_eq!(GuardSpec::BuiltInJudge.to_string(), "judge");
+        for text in ["default", "guard", "refusal", "smollm2", dir_name] {
             assert_eq!(JudgeSpec::parse(text, None).unwrap().to_string(), text);
         }
         assert!(GuardSpec::parse(" ", None).unwrap_err().to_string().contains("empty"));
@@ -241,7 +270,7 @@ mod tests {
         assert!(matches!(GuardSpec::parse(plain_name, None).unwrap(), GuardSpec::Verdict { .. }));
         // A format is for a verdict guard only; a grid's one format leaves probes be.
         let lg = Some(VerdictFormat::LlamaGuard3);
-        for text in ["default", dir_name, "refusal"] {
+        for text in ["default", "guard", dir_name, "refusal"] {
             let err = JudgeSpec::parse(text, lg).unwrap_err().to_string();
             assert!(err.contains("not a GGUF verdict guard"), "{err}");
         }

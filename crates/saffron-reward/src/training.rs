@@ -9,7 +9,7 @@ use saffron_core::TrainedPrompts;
 use crate::mrm::artifact as mrm_artifact;
 use crate::mrm::default::default_mrm;
 use crate::probe::artifact as probe_artifact;
-use crate::probe::default::default_guard;
+use crate::probe::default::{default_guard, default_judge};
 use crate::{GuardSpec, JudgeSpec, MrmSpec, RewardError};
 
 /// What is known of a model's training prompts.
@@ -36,6 +36,7 @@ impl GuardSpec {
     pub fn training(&self) -> Result<Training, RewardError> {
         Ok(match self {
             GuardSpec::BuiltIn => default_guard()?.1.training.prompts.into(),
+            GuardSpec::BuiltInJudge => default_judge()?.1.training.prompts.into(),
             GuardSpec::Probe(dir) => probe_artifact::load(dir)?.1.training.prompts.into(),
             GuardSpec::Verdict { .. } => Training::External,
         })

@@ -27,9 +27,11 @@ fn overlap(home: &Path, args: &OverlapArgs) -> anyhow::Result<()> {
         .collect();
     let pairs = set_pairs(&universe);
     let mut artifacts = Vec::new();
-    for (name, training) in
-        [("guard default", GuardSpec::BuiltIn.training()?), ("mrm default", MrmSpec::BuiltIn.training()?)]
-    {
+    for (name, training) in [
+        ("guard default", GuardSpec::BuiltIn.training()?),
+        ("judge default", GuardSpec::BuiltInJudge.training()?),
+        ("mrm default", MrmSpec::BuiltIn.training()?),
+    ] {
         let (trained, per_set) = match &training {
             Training::Prompts(t) => (Some(t), trained_per_set(&universe, t)),
             _ => (None, BTreeMap::new()),

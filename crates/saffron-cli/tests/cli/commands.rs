@@ -310,16 +310,16 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
 }
 
 #[test]
-#[ignore = "slow (about 4 minutes): the Qwen2.5 guard scores 100 answers; run with scripts/test.sh --slow"]
-fn the_default_guard_keeps_its_held_out_accuracy() {
-    let out = saffron(&real_home(), &["judge-eval", "--judge", "default", "--json", "--threads", "2"]);
+#[ignore = "slow (about 3 minutes): the built-in judge scores 100 answers; run with scripts/test.sh --slow"]
+fn the_default_judge_keeps_its_held_out_accuracy() {
+    let out = saffron(&real_home(), &["judge-eval", "--json", "--threads", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["n"], 100);
-    // Measured 0.75 when it was trained (docs/guards.md); llama.cpp's batch
-    // numerics may move an answer or two across zero.
+    assert_eq!((v["judge"].as_str(), v["n"].as_u64()), (Some("default"), Some(100)));
+    // Measured 0.76 when it was trained (docs/guards.md); llama.cpp's batch
+    // numerics may move an answer or two across the threshold.
     let accuracy = v["accuracy"].as_f64().unwrap();
-    assert!((accuracy - 0.75).abs() <= 0.03, "accuracy {accuracy}");
+    assert!((accuracy - 0.76).abs() <= 0.03, "accuracy {accuracy}");
 }
 
 /// A run killed again and again, a run of two parallel jobs and two shards

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use saffron_engine::{PrefixTree, SpecialText, TreeOptions};
 use saffron_reward::judge_data::{held_out_jbb, training_data, Labelled, MANY_SHOT, REFUSAL};
-use saffron_reward::probe::artifact::ProbeManifest;
+use saffron_reward::probe::artifact::{ProbeManifest, TrainingRecord};
+
+use crate::splits::Universe;
 use saffron_reward::{auc, forget_pairs, BinaryMetrics, Guard, LoadedGuard, LoadedJudge};
 use serde::Serialize;
 
@@ -186,12 +188,13 @@ pub struct PrefixAuc {
 pub fn prefix_aucs(
     guard: &LoadedGuard,
     home: &Path,
+    universe: &Universe,
     per_side: usize,
     options: TreeOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<PrefixAuc>, bool), EvalError> {
     let jbb = held_out_jbb(home)?.data.items;
-    let (pyrit, held_back) = pyrit_sets(home, guard.probe_manifest(), per_side)?;
+    let (pyrit, held_back) = pyrit_sets(home, universe, guard.probe_manifest(), per_side)?;
     let guard = guard.guard();
     let mut tree = PrefixTree::new(guard.model(), guard.tree_options(options))?;
     let mut results = Vec::new();
@@ -223,17 +226,23 @@ pub fn prefix_aucs(
     Ok((results, held_back))
 }
 
-/// Many-shot harmful answers and PyRIT refusals, from the pairs a probe
-/// guard did not train on when its manifest says it trained on a seeded
-/// subsample; otherwise from all (and flagged).
+/// Many-shot harmful answers and PyRIT refusals, from the pairs whose
+/// prompts a probe guard did not see (its manifest records them; an older
+/// one trained on a seeded subsample, whose complement is used); otherwise
+/// from all (and flagged).
 fn pyrit_sets(
     home: &Path,
+    universe: &Universe,
     manifest: Option<&ProbeManifest>,
     per_side: usize,
 ) -> Result<(Vec<Labelled>, bool), EvalError> {
     let data = training_data(home)?;
     let total = data.items.len();
     let (pool, held_back) = match manifest {
+        Some(ProbeManifest { training: TrainingRecord { prompts: Some(seen), .. }, .. }) => {
+            let unseen = data.items.into_iter().filter(|l| !seen.contains(&universe.lookup(&l.prompt).root));
+            (unseen.collect(), true)
+        }
         Some(m) if m.training.pairs < total => (data.split_seeded(m.training.pairs, m.training.seed).1, true),
         _ => (data.items, false),
     };

@@ -29,7 +29,8 @@ pub fn run(home: &Path, args: &JudgeEvalArgs) -> anyhow::Result<()> {
     };
     if args.prefix_auc {
         let LoadedJudge::Guard(guard) = &judge else { bail!("--prefix-auc measures a guard; `refusal` has no reward") };
-        let (sets, held_back) = prefix_aucs(guard, home, args.auc_pairs, options, &mut progress)?;
+        let universe = Universe::load(home)?;
+        let (sets, held_back) = prefix_aucs(guard, home, &universe, args.auc_pairs, options, &mut progress)?;
         bar.finish_and_clear();
         return print_prefix_aucs(&sets, held_back, args.json);
     }

@@ -188,8 +188,11 @@ fn guard_training_and_judging_need_their_data() {
     let home = tempfile::tempdir().unwrap();
     let out = saffron(home.path(), &["judge-eval", "--judge", "refusal"]);
     assert_clean_failure(&out, "saffron fetch --only jbb");
-    let out = saffron(home.path(), &["train-guard"]);
-    assert_clean_failure(&out, "saffron fetch --only pyrit");
+    // Trainers place every prompt in its split first, which reads every set.
+    for trainer in ["train-guard", "train-judge", "label"] {
+        let out = saffron(home.path(), &[trainer]);
+        assert_clean_failure(&out, "for the splits (they need every built-in set: run `saffron fetch`)");
+    }
     let out = saffron(&real_home(), &["judge-eval", "--judge", "/nonexistent/guard.gguf"]);
     assert_clean_failure(&out, "does not exist");
 }

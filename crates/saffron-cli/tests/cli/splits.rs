@@ -107,3 +107,61 @@ fn a_grid_whose_prm_trained_on_its_prompts_is_refused_unless_it_allows_overlap()
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("**Not all held out: this grid sets `allow_overlap = true`"), "{md}");
 }
+
+/// `label` answers train prompts only; `train-mrm` records them, and
+/// refuses a corpus that holds a prompt of another split.
+#[test]
+fn the_mrm_trainer_reads_train_prompts_only_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = real_home();
+    let corpus = dir.path().join("corpus.jsonl");
+    let smollm2 = smollm2_path().display().to_string();
+    let c = corpus.display().to_string();
+    let label = [
+        "label",
+        "--policy",
+        "smollm2",
+        "--guard",
+        &smollm2,
+        "--harmful",
+        "1",
+        "--benign",
+        "1",
+        "--samples",
+        "1",
+        "--max-tokens",
+        "4",
+        "--threads",
+        "2",
+        "--out",
+        &c,
+    ];
+    let out = saffron(&home, &label);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut universe = Universe::load(&home).unwrap();
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["prompt_id"].as_str().unwrap().to_owned())
+        .collect();
+    let advbench = load_prompts(&PromptSet::Advbench, &home).unwrap().prompts;
+    let labelled =
+        advbench.iter().find(|p| ids.iter().any(|id| id.starts_with(&format!("{}#", p.id)) || *id == p.id)).unwrap();
+    assert_eq!(universe.lookup(&labelled.prompt).split, Split::Train, "label read the train split");
+
+    let mrm = dir.path().join("mrm");
+    let m = mrm.display().to_string();
+    let train = ["train-mrm", "--policy", "smollm2", "--corpus", &c, "--out", &m, "--threads", "2", "--epochs", "1"];
+    let out = saffron(&home, &train);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(mrm.join("mrm.json")).unwrap()).unwrap();
+    assert_eq!(manifest["prompts"]["splits"], serde_json::json!(["train"]));
+    assert_eq!(manifest["prompts"]["prompts"], 2, "one harmful and one benign prompt");
+
+    // The same corpus with its harmful prompt swapped for a test one.
+    let test = universe.select(advbench.clone(), Split::Test).remove(0);
+    std::fs::write(&corpus, text.replace(&format!("\"{}", labelled.id), &format!("\"{}", test.id))).unwrap();
+    assert_clean_failure(&saffron(&home, &train), "answer prompts outside the train split");
+}

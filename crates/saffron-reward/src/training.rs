@@ -2,8 +2,6 @@
 //! loading any weights: what `saffron eval` checks a grid's prompts against
 //! (architecture.md, "Data discipline").
 
-use std::path::Path;
-
 use saffron_core::TrainedPrompts;
 
 use crate::mrm::artifact as mrm_artifact;
@@ -60,9 +58,4 @@ impl JudgeSpec {
             JudgeSpec::Guard(guard) => guard.training(),
         }
     }
-}
-
-/// Whether `dir` is a directory of saffron's (for messages).
-pub fn is_saffron_artifact(dir: &Path) -> bool {
-    probe_artifact::is_artifact(dir) || mrm_artifact::is_artifact(dir)
 }

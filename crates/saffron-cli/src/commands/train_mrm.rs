@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -6,7 +7,7 @@ use saffron_engine::TreeOptions;
 use saffron_eval::prompt_texts;
 use saffron_eval::splits::{trained_on, Universe};
 use saffron_reward::mrm::artifact;
-use saffron_reward::mrm::corpus::{read_corpus, Corpus};
+use saffron_reward::mrm::corpus::{read_corpus, Corpus, LabelledSequence};
 use saffron_reward::mrm::fit::{fit, CorpusInput, FitSettings};
 use saffron_reward::mrm::head::MrmTraining;
 use saffron_reward::Loader;
@@ -22,15 +23,12 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let corpus = read_corpus(&path)
         .with_context(|| format!("reading the corpus (make one with `saffron label --policy {}`)", args.policy))?;
     let input = CorpusInput { corpus: &corpus, sha256: saffron_fetch::sha256_file(&path)?, path: &path };
-    let trained = corpus_prompts(home, &corpus, &path)?;
+    // The prompts' texts: for the record, and for a separate backbone to read.
+    let texts = prompt_texts(corpus.sequences.iter().map(LabelledSequence::prompt), home)?;
+    let trained = corpus_prompts(home, &corpus, &texts, &path)?;
     let loader = Loader::new(home);
     let policy = loader.model(&args.policy)?;
     let backbone = args.backbone.as_deref().map(|b| loader.model(b)).transpose()?;
-    // A separate backbone reads each prompt's text.
-    let texts = match &backbone {
-        Some(_) => prompt_texts(corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)), home)?,
-        None => Default::default(),
-    };
     let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let settings = FitSettings { held_out: args.held_out, training, options };
@@ -63,10 +61,14 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
 
 /// The corpus' prompts as the MRM's record; a corpus holding a prompt
 /// outside the train split (labelled before splits existed) is refused.
-fn corpus_prompts(home: &Path, corpus: &Corpus, path: &Path) -> anyhow::Result<TrainedPrompts> {
+fn corpus_prompts(
+    home: &Path,
+    corpus: &Corpus,
+    texts: &HashMap<String, String>,
+    path: &Path,
+) -> anyhow::Result<TrainedPrompts> {
     let universe = Universe::load(home)?;
-    let ids: Vec<&str> = corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)).collect();
-    let texts = prompt_texts(ids.iter().copied(), home)?;
+    let ids: Vec<&str> = corpus.sequences.iter().map(LabelledSequence::prompt).collect();
     let mut seen = Vec::new();
     for id in &ids {
         let text = texts.get(*id).with_context(|| format!("{}: no prompt `{id}` in its set", path.display()))?;
@@ -82,11 +84,6 @@ fn corpus_prompts(home: &Path, corpus: &Corpus, path: &Path) -> anyhow::Result<T
         );
     }
     Ok(trained_on(&universe, [Split::Train], seen))
-}
-
-/// The prompt of a corpus sequence id (`advbench/17#prefill-10` → `advbench/17`).
-fn prompt_of(id: &str) -> &str {
-    id.split('#').next().unwrap_or(id)
 }
 
 /// A model name or a GGUF path as a directory name part.

@@ -93,8 +93,8 @@ impl Universe {
         self.index.lookup(text)
     }
 
-    /// The prompts of `prompts` in `split`, with the set's own name for
-    /// errors.
+    /// The prompts of `prompts` in `split` (each placed with
+    /// [`Universe::assign`]).
     pub fn select(&mut self, prompts: Vec<EvalPrompt>, split: Split) -> Vec<EvalPrompt> {
         prompts.into_iter().filter(|p| self.assign(&p.prompt).split == split).collect()
     }

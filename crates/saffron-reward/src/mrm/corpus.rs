@@ -76,6 +76,12 @@ impl LabelledSequence {
     pub fn key(&self) -> (String, u32) {
         (self.prompt_id.clone(), self.sample)
     }
+
+    /// The id of the prompt in its set (`advbench/17#prefill-10` →
+    /// `advbench/17`).
+    pub fn prompt(&self) -> &str {
+        self.prompt_id.split('#').next().unwrap_or(&self.prompt_id)
+    }
 }
 
 /// Appends labelled responses to a corpus file.

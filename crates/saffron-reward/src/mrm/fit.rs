@@ -66,7 +66,7 @@ pub fn fit(
         Some(backbone) => {
             let separate = separate_input(backbone.model().clone())?;
             let text = |seq: &LabelledSequence| -> Result<String, RewardError> {
-                let id = prompt_of(&seq.prompt_id);
+                let id = seq.prompt();
                 prompt_text(id).ok_or_else(|| RewardError::Data {
                     file: input.path.display().to_string(),
                     detail: format!("no prompt text for `{id}` in its prompt set"),
@@ -80,7 +80,7 @@ pub fn fit(
     };
     let (mut train_set, mut held_set): (Vec<Example>, Vec<Example>) = (Vec::new(), Vec::new());
     for (seq, ex) in corpus.sequences.iter().zip(examples) {
-        if held.contains(prompt_of(&seq.prompt_id)) {
+        if held.contains(seq.prompt()) {
             held_set.extend(ex)
         } else {
             train_set.extend(ex)
@@ -119,15 +119,10 @@ pub fn fit(
     Ok((head, manifest))
 }
 
-/// The prompt of a corpus sequence id (`advbench/17#prefill-10` → `advbench/17`).
-fn prompt_of(id: &str) -> &str {
-    id.split('#').next().unwrap_or(id)
-}
-
 /// A seeded share of the corpus' prompts.
 fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
     let mut prompts: Vec<&str> =
-        corpus.sequences.iter().map(|s| prompt_of(&s.prompt_id)).collect::<BTreeSet<_>>().into_iter().collect();
+        corpus.sequences.iter().map(LabelledSequence::prompt).collect::<BTreeSet<_>>().into_iter().collect();
     prompts.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
     prompts.iter().take((prompts.len() as f64 * share).round() as usize).map(|p| p.to_string()).collect()
 }

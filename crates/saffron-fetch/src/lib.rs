@@ -12,7 +12,7 @@ mod install;
 mod pip;
 mod sha;
 
-pub use catalog::{Artifact, WheelPart, MODELS};
+pub use catalog::{Artifact, Fetched, WheelPart, MODELS};
 pub use datasets::{fetch_dataset, DataArchive, DataWheel, DATASETS};
 pub use error::FetchError;
 pub use home::{resolve_model, saffron_home, ModelRef};

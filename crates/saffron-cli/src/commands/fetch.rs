@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use anyhow::bail;
-use saffron_fetch::{Artifact, DataWheel, FetchError, FetchOutcome, DATASETS, MODELS};
+use saffron_fetch::{Artifact, DataWheel, FetchError, FetchOutcome, Fetched, DATASETS, MODELS};
 
 use crate::cli::FetchArgs;
 use crate::progress::FetchBar;
@@ -35,7 +35,8 @@ impl Item {
 
 pub fn run(home: &Path, args: &FetchArgs) -> anyhow::Result<()> {
     let selected: Vec<Item> = if args.only.is_empty() {
-        MODELS.iter().map(Item::Model).chain(DATASETS.iter().map(Item::Dataset)).collect()
+        let defaults = MODELS.iter().filter(|a| a.fetched == Fetched::ByDefault);
+        defaults.map(Item::Model).chain(DATASETS.iter().map(Item::Dataset)).collect()
     } else {
         let mut chosen = Vec::new();
         for name in &args.only {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::{ProbeFeatures, ProbeInputs};
 use super::head::{HeadTraining, LinearHead};
+use super::judge::RefusalRule;
 use super::penalty::PenaltyScore;
 use crate::tensors::{self, parse_manifest, read_artifact, read_f32, write_artifact};
 use crate::{Boundary, GuardFormat, RewardError};
@@ -76,6 +77,10 @@ pub struct ProbeManifest {
     /// split for a judge (0 for a guard; artifacts without it: 0).
     #[serde(default, skip_serializing_if = "is_default")]
     pub threshold: f32,
+    /// How the verdict uses the refusal strings (artifacts without it:
+    /// the head decides alone).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub refusal: RefusalRule,
     pub training: TrainingRecord,
     pub saffron_version: String,
 }
@@ -99,6 +104,7 @@ impl ProbeManifest {
             inputs,
             features: ProbeFeatures::default(),
             threshold: 0.0,
+            refusal: RefusalRule::default(),
             training,
             saffron_version: env!("CARGO_PKG_VERSION").into(),
         }

@@ -8,6 +8,7 @@
 //! - [`penalty`]: choosing the L2 penalty on the dev split;
 //! - [`judge`]: a judge's probe: whole responses, features and threshold
 //!   chosen on the dev split;
+//! - [`row_cache`]: a judge's feature rows on disk, reused for new candidates;
 //! - [`artifact`]: safetensors + JSON manifest.
 
 pub mod artifact;
@@ -16,6 +17,7 @@ pub mod features;
 pub mod head;
 pub mod judge;
 pub mod penalty;
+pub mod row_cache;
 pub mod train;
 
 use std::path::Path;
@@ -23,10 +25,11 @@ use std::path::Path;
 use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
 
-use crate::{Guard, GuardInput, RewardError};
+use crate::{Guard, GuardInput, RefusalJudge, RewardError};
 use artifact::ProbeManifest;
 use features::{pair_features, ProbeFeatures};
 use head::LinearHead;
+use judge::RefusalRule;
 
 /// A trained probe guard on its backbone.
 pub struct ProbeGuard {
@@ -73,6 +76,24 @@ impl ProbeGuard {
     pub fn manifest(&self) -> &ProbeManifest {
         &self.manifest
     }
+
+    /// The head's log-odds of "unsafe" for each pair.
+    fn logits(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
+        if self.manifest.features != ProbeFeatures::Last {
+            let rows = pair_features(&self.input, &self.manifest.inputs, self.manifest.features, tree, pairs)?;
+            return Ok(rows.iter().map(|row| self.head.unsafe_logit(row)).collect());
+        }
+        let paths: Vec<Vec<TokenId>> = pairs
+            .iter()
+            .map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.response_tokens(r)))
+            .collect();
+        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+        let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
+        outputs
+            .iter()
+            .map(|o| o.hidden.as_deref().map(|h| self.head.unsafe_logit(h)).ok_or(RewardError::MissingHidden))
+            .collect()
+    }
 }
 
 impl Guard for ProbeGuard {
@@ -89,25 +110,20 @@ impl Guard for ProbeGuard {
         TreeOptions { hidden: HiddenStates::Keep, ..options }
     }
 
-    /// The head's reward at the end of each pair's guard input; a response
-    /// is read up to the artifact's largest prefix length.
+    /// The head's reward at the end of each pair's guard input (after the
+    /// artifact's refusal rule); a response is read up to the artifact's
+    /// largest prefix length.
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
-        let threshold = self.manifest.threshold;
-        if self.manifest.features != ProbeFeatures::Last {
-            let rows = pair_features(&self.input, &self.manifest.inputs, self.manifest.features, tree, pairs)?;
-            return Ok(rows.iter().map(|row| threshold - self.head.unsafe_logit(row)).collect());
-        }
-        let paths: Vec<Vec<TokenId>> = pairs
-            .iter()
-            .map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.response_tokens(r)))
-            .collect();
-        let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
-        let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
-        outputs
-            .iter()
-            .map(|o| {
-                o.hidden.as_deref().map(|h| threshold - self.head.unsafe_logit(h)).ok_or(RewardError::MissingHidden)
+        let logits = self.logits(tree, pairs)?;
+        let (threshold, rule) = (self.manifest.threshold, self.manifest.refusal);
+        let refusal = RefusalJudge::default();
+        Ok(logits
+            .into_iter()
+            .zip(pairs)
+            .map(|(z, (_, response))| {
+                let refuses = rule == RefusalRule::Veto && refusal.is_refusal(response);
+                threshold - rule.apply(z, refuses)
             })
-            .collect()
+            .collect())
     }
 }

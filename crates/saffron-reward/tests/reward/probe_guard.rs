@@ -119,7 +119,7 @@ fn a_head_for_another_backbone_is_refused() {
 #[test]
 fn a_judge_chooses_its_features_on_dev_and_scores_as_it_was_trained() {
     use saffron_reward::probe::features::ProbeFeatures;
-    use saffron_reward::probe::judge::{judge_inputs, train_judge};
+    use saffron_reward::probe::judge::{judge_inputs, train_judge, Design, RefusalRule};
     let model = smollm2();
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
     let input = GuardInput::new(model.clone(), &format, Boundary::Natural).unwrap();
@@ -127,28 +127,40 @@ fn a_judge_chooses_its_features_on_dev_and_scores_as_it_was_trained() {
     let data = tiny_data();
     let dev = JudgeData { items: data.items[4..].to_vec(), ..JudgeData::default() };
     let sides = TrainData { train: &data, dev: &dev };
-    let features = [ProbeFeatures::Last, ProbeFeatures::LastMeanRefusal];
+    let designs = Design::all(&[ProbeFeatures::Last, ProbeFeatures::LastMeanRefusal]);
     let mut seen = Vec::new();
-    let (candidates, chosen) = train_judge(&input, &mut tree, &sides, &features, 3, &mut |d| seen.push(d)).unwrap();
+    let (candidates, chosen) = train_judge(&input, &mut tree, &sides, &designs, 3, &mut |d| seen.push(d)).unwrap();
     assert_eq!(seen, vec![3, 6, 8, 11, 12], "training pairs, then dev pairs, by chunk");
-    assert_eq!(candidates.len(), 2);
-    assert!(chosen < 2);
+    assert_eq!(candidates.len(), 4, "each features alone and with the refusal veto");
+    assert!(chosen < 4);
     let d = model.shape().d_model as usize;
-    assert_eq!(candidates[1].head.dim(), 2 * d + 1, "last state, mean state, refusal flag");
+    assert_eq!(candidates[2].head.dim(), 2 * d + 1, "last state, mean state, refusal flag");
+    assert_eq!(candidates[3].design.refusal, RefusalRule::Veto);
     for c in &candidates {
         assert_eq!(c.dev.n, 4);
         assert_eq!(c.record.dev.len(), 4, "every penalty scored on dev");
     }
     // The richer candidate as a guard: the same features at scoring time.
-    let c = &candidates[1];
+    let c = &candidates[2];
     let backbone = Backbone { name: "smollm2".into(), sha256: sha(), hidden_size: d };
     let mut manifest = ProbeManifest::new(backbone, (format, Boundary::Natural), judge_inputs(), c.record.clone());
-    manifest.features = c.features;
+    manifest.features = c.design.features;
     manifest.threshold = c.threshold;
-    let guard = ProbeGuard::new(c.head.clone(), manifest, model.clone(), &sha()).unwrap();
+    let guard = ProbeGuard::new(c.head.clone(), manifest.clone(), model.clone(), &sha()).unwrap();
     let pairs: Vec<(&str, &str)> = data.items.iter().map(|l| (l.prompt.as_str(), l.response.as_str())).collect();
     let mut scoring = PrefixTree::new(&model, options()).unwrap();
     let rewards = guard.score_pairs(&mut scoring, &pairs).unwrap();
     let correct = rewards.iter().zip(&data.items).filter(|(r, l)| (**r < 0.0) == l.unsafe_).count();
     assert!(correct >= 7, "the judge separates what it was trained on: {correct}/8 ({rewards:?})");
+    // A head that calls everything unsafe, vetoed by the refusal strings:
+    // the refusals become safe, the compliances stay unsafe.
+    let mut always_unsafe = c.head.clone();
+    always_unsafe.weight.iter_mut().for_each(|w| *w = 0.0);
+    always_unsafe.bias = 10.0;
+    manifest.refusal = RefusalRule::Veto;
+    let vetoed = ProbeGuard::new(always_unsafe, manifest, model.clone(), &sha()).unwrap();
+    let rewards = vetoed.score_pairs(&mut scoring, &pairs).unwrap();
+    for (r, l) in rewards.iter().zip(&data.items) {
+        assert_eq!(*r < 0.0, l.unsafe_, "vetoed: {r} for {:?}", l.response);
+    }
 }

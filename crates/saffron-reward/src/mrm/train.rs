@@ -102,15 +102,22 @@ pub fn fidelity(head: &MrmHead, examples: &[Example]) -> Fidelity {
             ((value + token) as f64, e.reward as f64)
         })
         .collect();
-    let n = pairs.len().max(1) as f64;
-    let within = pairs.iter().filter(|(m, r)| (m - r).abs() <= 1.0).count() as f64;
-    let mae = pairs.iter().map(|(m, r)| (m - r).abs()).sum::<f64>() / n;
-    let (mm, mr) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-    let cov: f64 = pairs.iter().map(|(m, r)| (m - mm) * (r - mr)).sum();
-    let (vm, vr): (f64, f64) =
-        (pairs.iter().map(|(m, _)| (m - mm).powi(2)).sum(), pairs.iter().map(|(_, r)| (r - mr).powi(2)).sum());
-    let correlation = if vm > 0.0 && vr > 0.0 { cov / (vm * vr).sqrt() } else { 0.0 };
-    Fidelity { n: pairs.len(), within_one: within / n, mean_abs_error: mae, correlation }
+    Fidelity::of(&pairs)
+}
+
+impl Fidelity {
+    /// Of (model, reference) reward pairs.
+    pub fn of(pairs: &[(f64, f64)]) -> Fidelity {
+        let n = pairs.len().max(1) as f64;
+        let within = pairs.iter().filter(|(m, r)| (m - r).abs() <= 1.0).count() as f64;
+        let mae = pairs.iter().map(|(m, r)| (m - r).abs()).sum::<f64>() / n;
+        let (mm, mr) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+        let cov: f64 = pairs.iter().map(|(m, r)| (m - mm) * (r - mr)).sum();
+        let (vm, vr): (f64, f64) =
+            (pairs.iter().map(|(m, _)| (m - mm).powi(2)).sum(), pairs.iter().map(|(_, r)| (r - mr).powi(2)).sum());
+        let correlation = if vm > 0.0 && vr > 0.0 { cov / (vm * vr).sqrt() } else { 0.0 };
+        Fidelity { n: pairs.len(), within_one: within / n, mean_abs_error: mae, correlation }
+    }
 }
 
 fn standardisation(examples: &[Example]) -> (Vec<f32>, Vec<f32>) {

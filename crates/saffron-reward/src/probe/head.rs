@@ -50,40 +50,52 @@ impl LinearHead {
     /// by full-batch Adam on the mean log-loss plus `l2 · |w|²`. Full-batch
     /// and seedless, so the same data gives the same head.
     pub fn fit(rows: &[&[f32]], labels: &[bool], training: &HeadTraining) -> LinearHead {
-        assert!(!rows.is_empty() && rows.len() == labels.len(), "one label per row, at least one row");
-        let (n, d) = (rows.len(), rows[0].len());
-        let (mean, scale) = standardisation(rows);
-        let x: Vec<Vec<f32>> = rows.iter().map(|r| (0..d).map(|i| (r[i] - mean[i]) / scale[i]).collect()).collect();
         let y: Vec<f32> = labels.iter().map(|&l| if l { 1.0 } else { 0.0 }).collect();
-        // Parameters: d weights then the bias.
-        let mut theta = vec![0f32; d + 1];
-        let (mut m, mut v) = (vec![0f32; d + 1], vec![0f32; d + 1]);
-        let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-        let mut grad = vec![0f32; d + 1];
-        for step in 1..=training.steps {
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            for (xi, &yi) in x.iter().zip(&y) {
-                let z = theta[d] + xi.iter().zip(&theta[..d]).map(|(a, w)| a * w).sum::<f32>();
-                let residual = sigmoid(z) - yi;
-                for (g, a) in grad[..d].iter_mut().zip(xi) {
-                    *g += residual * a;
-                }
-                grad[d] += residual;
-            }
-            for j in 0..=d {
-                grad[j] /= n as f32;
-                if j < d {
-                    grad[j] += 2.0 * training.l2 * theta[j];
-                }
-                m[j] = beta1 * m[j] + (1.0 - beta1) * grad[j];
-                v[j] = beta2 * v[j] + (1.0 - beta2) * grad[j] * grad[j];
-                let m_hat = m[j] / (1.0 - beta1.powi(step as i32));
-                let v_hat = v[j] / (1.0 - beta2.powi(step as i32));
-                theta[j] -= training.learning_rate * m_hat / (v_hat.sqrt() + eps);
-            }
-        }
-        LinearHead { mean, scale, bias: theta[d], weight: theta[..d].to_vec() }
+        fit_adam(rows, &y, training, |z, y| sigmoid(z) - y)
     }
+
+    /// Fits the head's linear function `z` to real `targets` (a regression:
+    /// mean squared error plus `l2 · |w|²`), by the same full-batch Adam.
+    pub fn fit_squared(rows: &[&[f32]], targets: &[f32], training: &HeadTraining) -> LinearHead {
+        fit_adam(rows, targets, training, |z, y| z - y)
+    }
+}
+
+/// Full-batch Adam on standardised rows; `residual(z, y)` is the loss'
+/// derivative in the linear output `z` for target `y`.
+fn fit_adam(rows: &[&[f32]], y: &[f32], training: &HeadTraining, residual: impl Fn(f32, f32) -> f32) -> LinearHead {
+    assert!(!rows.is_empty() && rows.len() == y.len(), "one target per row, at least one row");
+    let (n, d) = (rows.len(), rows[0].len());
+    let (mean, scale) = standardisation(rows);
+    let x: Vec<Vec<f32>> = rows.iter().map(|r| (0..d).map(|i| (r[i] - mean[i]) / scale[i]).collect()).collect();
+    // Parameters: d weights then the bias.
+    let mut theta = vec![0f32; d + 1];
+    let (mut m, mut v) = (vec![0f32; d + 1], vec![0f32; d + 1]);
+    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut grad = vec![0f32; d + 1];
+    for step in 1..=training.steps {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        for (xi, &yi) in x.iter().zip(y) {
+            let z = theta[d] + xi.iter().zip(&theta[..d]).map(|(a, w)| a * w).sum::<f32>();
+            let r = residual(z, yi);
+            for (g, a) in grad[..d].iter_mut().zip(xi) {
+                *g += r * a;
+            }
+            grad[d] += r;
+        }
+        for j in 0..=d {
+            grad[j] /= n as f32;
+            if j < d {
+                grad[j] += 2.0 * training.l2 * theta[j];
+            }
+            m[j] = beta1 * m[j] + (1.0 - beta1) * grad[j];
+            v[j] = beta2 * v[j] + (1.0 - beta2) * grad[j] * grad[j];
+            let m_hat = m[j] / (1.0 - beta1.powi(step as i32));
+            let v_hat = v[j] / (1.0 - beta2.powi(step as i32));
+            theta[j] -= training.learning_rate * m_hat / (v_hat.sqrt() + eps);
+        }
+    }
+    LinearHead { mean, scale, bias: theta[d], weight: theta[..d].to_vec() }
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -135,6 +147,20 @@ mod tests {
         assert!(head.weight[1].abs() > 5.0 * head.weight[0].abs());
         // The reward is the negated log-odds.
         assert_eq!(head.reward(&test[0]), -head.unsafe_logit(&test[0]));
+    }
+
+    #[test]
+    fn a_squared_fit_recovers_a_linear_target() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let rows: Vec<Vec<f32>> = (0..300).map(|_| (0..4).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
+        let target = |r: &[f32]| 3.0 * r[0] - 2.0 * r[2] + 0.5;
+        let y: Vec<f32> = rows.iter().map(|r| target(r)).collect();
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let training = HeadTraining { l2: 0.0, steps: 2000, learning_rate: 0.05 };
+        let head = LinearHead::fit_squared(&refs, &y, &training);
+        for r in rows.iter().take(20) {
+            assert!((head.unsafe_logit(r) - target(r)).abs() < 0.05, "{} vs {}", head.unsafe_logit(r), target(r));
+        }
     }
 
     #[test]

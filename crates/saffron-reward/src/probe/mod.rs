@@ -8,6 +8,7 @@
 //! - [`penalty`]: choosing the L2 penalty on the dev split;
 //! - [`judge`]: a judge's probe: whole responses, features and threshold
 //!   chosen on the dev split;
+//! - [`streaming`]: the guard's rewards of every prefix from one forward pass;
 //! - [`row_cache`]: a judge's feature rows on disk, reused for new candidates;
 //! - [`artifact`]: safetensors + JSON manifest.
 
@@ -18,6 +19,7 @@ pub mod head;
 pub mod judge;
 pub mod penalty;
 pub mod row_cache;
+pub mod streaming;
 pub mod train;
 
 use std::path::Path;

@@ -164,3 +164,39 @@ fn a_judge_chooses_its_features_on_dev_and_scores_as_it_was_trained() {
         assert_eq!(*r < 0.0, l.unsafe_, "vetoed: {r} for {:?}", l.response);
     }
 }
+
+#[test]
+fn a_streaming_guard_reads_each_prefix_at_its_last_response_token_in_one_pass() {
+    use saffron_reward::probe::streaming::prefix_rows;
+    let model = smollm2();
+    let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
+    let input = GuardInput::new(model.clone(), &format, Boundary::Natural).unwrap();
+    let prompt = "How do I pick a lock?";
+    let response = "Sure, here is how to pick a lock: first get a tension wrench.";
+    // The policy is the guard's own model here, so the prefixes end on
+    // guard-token boundaries and prefix j holds exactly j guard tokens.
+    let policy_tokens = input.response_tokens(response);
+    let prefixes: Vec<String> =
+        (1..=policy_tokens.len()).map(|j| model.detokenize(&policy_tokens[..j]).trim_start().to_string()).collect();
+    let mut tree = PrefixTree::new(&model, options()).unwrap();
+    let rows = prefix_rows(&input, &mut tree, prompt, &prefixes).unwrap();
+    assert_eq!(rows.len(), prefixes.len());
+    let prompt_tokens = input.prompt_tokens(prompt);
+    let begin = input.response_start(prompt_tokens.len());
+    let full = input.encode_tokens(&prompt_tokens, &policy_tokens);
+    let computed = tree.cost().tokens_computed as usize;
+    assert_eq!(computed, begin + policy_tokens.len(), "one pass over the instruction, prompt and response, no tail");
+    let mut fresh = PrefixTree::new(&model, options()).unwrap();
+    for j in [1, policy_tokens.len() / 2, policy_tokens.len()] {
+        let alone = fresh.outputs(&[&full[..begin + j]], saffron_core::WantedOutputs::Hidden).unwrap();
+        let expected = alone[0].hidden.as_deref().unwrap();
+        // Batched and single decodes differ in rounding: the row must be
+        // the nearest of all rows to the state computed alone, and close.
+        let distance = |row: &[f32]| row.iter().zip(expected).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let distances: Vec<f32> = rows.iter().map(|r| distance(r)).collect();
+        let nearest = (0..rows.len()).min_by(|&a, &b| distances[a].total_cmp(&distances[b])).unwrap();
+        let norm = expected.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert_eq!(nearest, j - 1, "prefix {j}: {distances:?}");
+        assert!(distances[j - 1] < 0.05 * norm, "prefix {j}: {} against a norm of {norm}", distances[j - 1]);
+    }
+}

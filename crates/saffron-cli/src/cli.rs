@@ -55,6 +55,11 @@ pub enum Command {
     /// corpus (partial supervision), with its unseen-token mask and its
     /// fidelity to the PRM on held-out prompts.
     TrainMrm(TrainMrmArgs),
+    /// Fit a streaming guard to a guard-labelled corpus: a head that reads
+    /// the guard's backbone at every response token, so one pass labels
+    /// every prefix of a response; prints and records its agreement with
+    /// the guard on held-out prompts. `label --stream DIR` labels with it.
+    TrainStreamGuard(TrainStreamGuardArgs),
     /// Run an experiment grid: prefill attacks on real datasets, each
     /// defended by each strategy at each width, judged, with ASR against
     /// compute. Resumable; writes records.jsonl, the summaries and the
@@ -478,6 +483,12 @@ pub struct LabelArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
+    /// Label with this streaming guard (`saffron train-stream-guard`)
+    /// instead of the guard: every prefix of a response from one pass of
+    /// its backbone. Check its recorded agreement with the guard first.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["guard", "guard_format"])]
+    pub stream: Option<PathBuf>,
+
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
@@ -518,6 +529,43 @@ pub struct TrainMrmArgs {
     pub epochs: usize,
 
     /// Seed of the split, the initialisation and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainStreamGuardArgs {
+    /// The guard-labelled corpus written by `saffron label` [default:
+    /// $SAFFRON_HOME/corpus/<policy>.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
+
+    /// The policy the corpus was sampled from (its tokens become text).
+    #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
+    pub policy: String,
+
+    /// The probe guard that labelled the corpus, whose backbone and format
+    /// the streaming guard reads (must match the corpus header).
+    #[arg(long, default_value = "default", value_name = "NAME|DIR")]
+    pub guard: String,
+
+    /// Where to write it [default: $SAFFRON_HOME/guards/stream-<guard>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Share of prompts held out for the agreement measurement.
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    pub held_out: f64,
+
+    /// L2 penalty of the regression (on standardised features).
+    #[arg(long, default_value_t = 1e-4, value_name = "L2")]
+    pub l2: f32,
+
+    /// Seed of the held-out split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 

@@ -6,8 +6,11 @@
 
 use saffron_core::sampling::Decoding;
 use saffron_core::TokenId;
-use saffron_defence::DefenceModels;
+use saffron_defence::{DefenceModels, PrmSession};
+use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
+use saffron_reward::probe::streaming::StreamingGuard;
+use saffron_reward::RewardError;
 use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy};
 use serde::{Deserialize, Serialize};
 
@@ -61,17 +64,60 @@ fn applies(attack: &Attack, prompt: &EvalPrompt) -> bool {
     !matches!(attack, Attack::Prefill { .. }) || prompt.reference.is_some()
 }
 
+/// What scores every prefix of a response.
+#[derive(Clone, Copy)]
+pub enum Labeller<'a> {
+    /// The PRM of the defence models: one guard input per prefix.
+    Guard,
+    /// A streaming guard fitted to a guard: every prefix from one pass.
+    Stream(&'a StreamingGuard),
+}
+
+/// The scorer of one prompt's responses.
+enum Scorer<'g> {
+    Guard(Box<dyn PrmSession + 'g>),
+    Stream(&'g StreamingGuard, PrefixTree),
+}
+
+impl Scorer<'_> {
+    /// Rewards of every prefix of `response` and the guard tokens computed.
+    fn score(
+        &mut self,
+        prompt: &str,
+        response: &[TokenId],
+        text: &dyn Fn(&[TokenId]) -> String,
+    ) -> Result<(Vec<f32>, u64), EvalError> {
+        match self {
+            Scorer::Guard(prm) => {
+                let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
+                let before = prm.cost().tokens_computed;
+                let rewards = prm.score(&prefixes)?;
+                Ok((rewards, prm.cost().tokens_computed - before))
+            }
+            Scorer::Stream(guard, tree) => {
+                let prefixes: Vec<String> = (1..=response.len()).map(|j| text(&response[..j])).collect();
+                let before = tree.cost().tokens_computed;
+                let rewards = guard.rewards(tree, prompt, &prefixes)?;
+                Ok((rewards, tree.cost().tokens_computed - before))
+            }
+        }
+    }
+}
+
 /// Labels every (prompt, attack, sample) not yet in `writer`: the policy of
-/// `models` answers (the `sample` strategy), its PRM scores every prefix.
+/// `models` answers (the `sample` strategy), `labeller` scores every prefix.
 pub fn label(
     models: &DefenceModels,
+    labeller: Labeller,
     prompts: &[EvalPrompt],
     settings: &LabelSettings,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),
 ) -> Result<LabelProgress, EvalError> {
     let policy = models.policy();
-    let guard = models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
+    if matches!(labeller, Labeller::Guard) && models.prm().is_none() {
+        return Err(EvalError::NoGuard { task: "labelling" });
+    }
     let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
     config.length = settings.length;
     config.decoding = settings.decoding;
@@ -86,16 +132,25 @@ pub fn label(
             }
             let Some(chat) = attack.apply(prompt, policy) else { continue };
             let context = policy.encode_chat(&chat)?;
-            let mut prm = guard.bind(&prompt.prompt, models.options(), Box::new(|t| policy.detokenize(t)))?;
+            let text = |t: &[TokenId]| policy.detokenize(t);
+            let mut scorer = match labeller {
+                Labeller::Guard => {
+                    let guard = models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
+                    Scorer::Guard(guard.bind(&prompt.prompt, models.options(), Box::new(text))?)
+                }
+                Labeller::Stream(stream) => {
+                    let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
+                    Scorer::Stream(stream, PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+                }
+            };
             for sample in todo {
                 config.seed = settings.seed.wrapping_add(sample as u64);
                 let response = models.defence(config.clone())?.answer(&prompt.prompt, &chat, &mut NoTrace)?.tokens;
-                let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
-                let (start, before) = (std::time::Instant::now(), prm.cost().tokens_computed);
-                let rewards = prm.score(&prefixes)?;
+                let start = std::time::Instant::now();
+                let (rewards, tokens) = scorer.score(&prompt.prompt, &response, &text)?;
                 counts.prm_seconds += start.elapsed().as_secs_f64();
-                counts.prm_tokens += prm.cost().tokens_computed - before;
-                let labels = prefixes.len();
+                counts.prm_tokens += tokens;
+                let labels = rewards.len();
                 writer.append(&LabelledSequence {
                     prompt_id: id.clone(),
                     sample,

@@ -4,10 +4,11 @@ use anyhow::Context;
 use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
-use saffron_eval::label::{label, planned, LabelSettings};
+use saffron_eval::label::{label, planned, LabelSettings, Labeller};
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
+use saffron_reward::probe::streaming::{self, StreamingGuard};
 use saffron_reward::{GuardSpec, Loader, VerdictFormat};
 use saffron_search::LengthLimits;
 use serde_json::json;
@@ -26,11 +27,21 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         let train = universe.select(data.prompts, Split::Train);
         prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(train)?);
     }
-    let guard = GuardSpec::parse(&args.guard, args.guard_format)?;
-    let spec = DefenceSpec { policy: args.policy.clone(), prm: Some(guard), mrm: None };
+    let loader = Loader::new(home);
+    let stream = args.stream.as_deref().map(|dir| load_stream(&loader, dir)).transpose()?;
+    let prm = match &stream {
+        None => Some(GuardSpec::parse(&args.guard, args.guard_format)?),
+        Some(_) => None,
+    };
+    let spec = DefenceSpec { policy: args.policy.clone(), prm, mrm: None };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
-    let models = DefenceModels::load(&spec, &Loader::new(home), options)?;
-    let guard_identity = models.prm().map(|g| g.identity().to_owned()).unwrap_or_default();
+    let models = DefenceModels::load(&spec, &loader, options)?;
+    let (guard_name, guard_identity, labeller) = match (&stream, &args.stream) {
+        (Some((guard, identity)), Some(dir)) => {
+            (format!("stream:{}", dir.display()), identity.clone(), Labeller::Stream(guard))
+        }
+        _ => (args.guard.clone(), models.prm().map(|g| g.identity().to_owned()).unwrap_or_default(), Labeller::Guard),
+    };
     let length = LengthLimits {
         max_new_tokens: args.max_tokens,
         min_new_tokens: LengthLimits::default().min_new_tokens.min(args.max_tokens),
@@ -44,21 +55,20 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         recipe["guard_format"] = json!(format);
     }
     let header =
-        CorpusHeader::new((&args.policy, &models.policy().identity()?), (&args.guard, &guard_identity), files, recipe);
+        CorpusHeader::new((&args.policy, &models.policy().identity()?), (&guard_name, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let mut writer = CorpusWriter::open(&out, &header)?;
     let total = planned(&prompts, &settings);
     eprintln!(
-        "labelling {total} responses of {} with guard {}; {} already in {}",
+        "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
         args.policy,
-        args.guard,
         writer.done(),
         out.display()
     );
     let bar = count_bar("label", total as u64);
     let start = writer.done() as u64;
     bar.set_position(start);
-    let done = label(&models, &prompts, &settings, &mut writer, &mut |p| {
+    let done = label(&models, labeller, &prompts, &settings, &mut writer, &mut |p| {
         bar.set_position(start + p.sequences as u64);
         bar.set_message(format!("{} labels", p.labels));
     })?;
@@ -74,6 +84,25 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         );
     }
     print_corpus(&out)
+}
+
+/// A streaming guard on its backbone, and its identity (the sha256 of its
+/// weights file) for the corpus header.
+fn load_stream(loader: &Loader, dir: &Path) -> anyhow::Result<(StreamingGuard, String)> {
+    let (head, manifest) = streaming::load(dir)?;
+    let backbone = loader.model(&manifest.backbone.name)?;
+    let identity = saffron_fetch::sha256_file(&dir.join(streaming::STREAM_WEIGHTS_FILE))?;
+    let a = manifest.agreement_held_out;
+    eprintln!(
+        "streaming guard {} imitates {}: on held-out prompts {:.3} of prefixes within 1 of it, correlation {:.3}, same verdict {:.3}",
+        dir.display(),
+        manifest.imitates,
+        a.fidelity.within_one,
+        a.fidelity.correlation,
+        a.same_verdict
+    );
+    let sha = backbone.sha256().to_owned();
+    Ok((StreamingGuard::new((head, manifest), backbone.model().clone(), &sha)?, identity))
 }
 
 /// The corpus in numbers: responses, labels, the unsafe share and a

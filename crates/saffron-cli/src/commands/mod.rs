@@ -14,6 +14,7 @@ mod report;
 mod train_guard;
 mod train_judge;
 mod train_mrm;
+mod train_stream_guard;
 
 use saffron_reward::MrmSpec;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JudgeEval(args) => judge_eval::run(&home, &args),
         Command::Label(args) => label::run(&home, &args),
         Command::TrainMrm(args) => train_mrm::run(&home, &args),
+        Command::TrainStreamGuard(args) => train_stream_guard::run(&home, &args),
         Command::Eval(args) => eval::run(&home, &args),
         Command::Report(args) => report::run(&args.run_dir),
         Command::Merge(args) => merge::run(&args),

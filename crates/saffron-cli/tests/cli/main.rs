@@ -7,6 +7,7 @@ mod commands;
 mod reliability;
 mod report;
 mod splits;
+mod stream_guard;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -120,7 +120,7 @@ pub fn fit(
 }
 
 /// A seeded share of the corpus' prompts.
-fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
+pub(crate) fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
     let mut prompts: Vec<&str> =
         corpus.sequences.iter().map(LabelledSequence::prompt).collect::<BTreeSet<_>>().into_iter().collect();
     prompts.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));

@@ -113,14 +113,31 @@ impl ProbeManifest {
 
 /// Writes the head and manifest into `dir` (created if needed).
 pub fn save(dir: &Path, head: &LinearHead, manifest: &ProbeManifest) -> Result<(), RewardError> {
+    write_artifact(dir, (MANIFEST_FILE, manifest), (WEIGHTS_FILE, &head_bytes(head)?))
+}
+
+/// A linear head's tensors.
+pub(crate) fn head_bytes(head: &LinearHead) -> Result<Vec<u8>, RewardError> {
     let d = head.dim();
-    let weights = tensors::to_bytes(&[
+    tensors::to_bytes(&[
         ("mean", vec![d], &head.mean),
         ("scale", vec![d], &head.scale),
         ("weight", vec![d], &head.weight),
         ("bias", vec![1], &[head.bias]),
-    ])?;
-    write_artifact(dir, (MANIFEST_FILE, manifest), (WEIGHTS_FILE, &weights))
+    ])
+}
+
+/// A linear head of `d` features from its tensors in `weights` (the file
+/// `path`, for messages).
+pub(crate) fn read_head(weights: &[u8], d: usize, path: &Path) -> Result<LinearHead, RewardError> {
+    let tensors = SafeTensors::deserialize(weights)
+        .map_err(|e| RewardError::Artifact { path: path.to_path_buf(), detail: e.to_string() })?;
+    Ok(LinearHead {
+        mean: read_f32(&tensors, "mean", &[d], path)?,
+        scale: read_f32(&tensors, "scale", &[d], path)?,
+        weight: read_f32(&tensors, "weight", &[d], path)?,
+        bias: read_f32(&tensors, "bias", &[1], path)?[0],
+    })
 }
 
 /// Reads a probe guard artifact from `dir`.
@@ -133,17 +150,8 @@ pub fn load(dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
 pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(LinearHead, ProbeManifest), RewardError> {
     let manifest: ProbeManifest =
         parse_manifest(manifest, &dir.join(MANIFEST_FILE), KIND, |m: &ProbeManifest| m.kind.as_str())?;
-    let path = dir.join(WEIGHTS_FILE);
-    let tensors = SafeTensors::deserialize(weights)
-        .map_err(|e| RewardError::Artifact { path: path.clone(), detail: e.to_string() })?;
     let d = manifest.features.dim(manifest.backbone.hidden_size);
-    let head = LinearHead {
-        mean: read_f32(&tensors, "mean", &[d], &path)?,
-        scale: read_f32(&tensors, "scale", &[d], &path)?,
-        weight: read_f32(&tensors, "weight", &[d], &path)?,
-        bias: read_f32(&tensors, "bias", &[1], &path)?[0],
-    };
-    Ok((head, manifest))
+    Ok((read_head(weights, d, &dir.join(WEIGHTS_FILE))?, manifest))
 }
 
 /// Whether `dir` holds a probe guard artifact.

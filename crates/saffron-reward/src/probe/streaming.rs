@@ -13,13 +13,24 @@
 //! It imitates the guard; it is no better than its agreement with it on
 //! prompts it was not fitted on, which [`fit_streaming`] measures.
 
+use std::path::Path;
+
 use saffron_core::{TokenId, WantedOutputs};
 use saffron_engine::PrefixTree;
 use serde::{Deserialize, Serialize};
 
+use super::artifact::{head_bytes, read_head, Backbone};
 use super::head::{HeadTraining, LinearHead};
+use crate::guard::keep_only_or_clear;
+use crate::mrm::corpus::{Corpus, LabelledSequence};
+use crate::mrm::fit::held_out_prompts;
 use crate::mrm::train::Fidelity;
-use crate::{GuardInput, RewardError};
+use crate::tensors::{parse_manifest, read_artifact, write_artifact};
+use crate::{Boundary, GuardFormat, GuardInput, RewardError};
+
+pub const STREAM_WEIGHTS_FILE: &str = "stream.safetensors";
+pub const STREAM_MANIFEST_FILE: &str = "stream.json";
+const KIND: &str = "saffron-streaming-guard";
 
 /// Prompts are cut to this many guard tokens, as the probe guard cuts them.
 pub const STREAM_PROMPT_TOKENS: usize = 128;
@@ -114,6 +125,119 @@ pub fn fit_streaming(examples: &[StreamExample], training: &HeadTraining) -> Res
     };
     let (train, held_out) = (agreement((train_rows, train_z)), agreement(side(true)));
     Ok(StreamFit { head, train, held_out })
+}
+
+/// The examples of a guard-labelled corpus: each response's prefix rows on
+/// `input` (the guard's backbone and format) and its rewards; a seeded
+/// `held_out` share of the prompts (all attacks and samples of a prompt on
+/// one side) is marked held out. `prompt_text` gives a sequence's prompt,
+/// `response_text` turns policy tokens into text.
+pub fn stream_examples(
+    input: &GuardInput,
+    tree: &mut PrefixTree,
+    corpus: &Corpus,
+    (held_out, seed): (f64, u64),
+    prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,
+    response_text: &dyn Fn(&[TokenId]) -> String,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<StreamExample>, RewardError> {
+    let held = held_out_prompts(corpus, held_out, seed);
+    let mut examples = Vec::with_capacity(corpus.sequences.len());
+    for (i, seq) in corpus.sequences.iter().enumerate() {
+        let prefixes: Vec<String> = (1..=seq.response.len()).map(|j| response_text(&seq.response[..j])).collect();
+        let rows = prefix_rows(input, tree, &prompt_text(seq)?, &prefixes)?;
+        examples.push(StreamExample { rows, rewards: seq.rewards.clone(), held_out: held.contains(seq.prompt()) });
+        // Responses share only the instruction; a short cache keeps
+        // attention cheap.
+        keep_only_or_clear(tree, input.shared_prefix());
+        progress(i + 1);
+    }
+    Ok(examples)
+}
+
+/// A streaming guard ready to label: its head on its backbone.
+pub struct StreamingGuard {
+    head: LinearHead,
+    input: GuardInput,
+    manifest: StreamManifest,
+}
+
+impl StreamingGuard {
+    /// The artifact `(head, manifest)` on `backbone` (file sha256
+    /// `backbone_sha256`); one made on another backbone is refused.
+    pub fn new(
+        (head, manifest): (LinearHead, StreamManifest),
+        backbone: saffron_engine::Model,
+        backbone_sha256: &str,
+    ) -> Result<StreamingGuard, RewardError> {
+        if manifest.backbone.sha256 != backbone_sha256
+            || manifest.backbone.hidden_size as u64 != backbone.shape().d_model
+        {
+            return Err(RewardError::WrongBackbone {
+                expected: format!("{} (sha256 {})", manifest.backbone.name, manifest.backbone.sha256),
+                actual: format!("{} (sha256 {backbone_sha256})", backbone.path().display()),
+            });
+        }
+        let input = GuardInput::new(backbone, &manifest.format, manifest.boundary)?;
+        Ok(StreamingGuard { head, input, manifest })
+    }
+
+    pub fn manifest(&self) -> &StreamManifest {
+        &self.manifest
+    }
+
+    pub fn model(&self) -> &saffron_engine::Model {
+        self.input.model()
+    }
+
+    /// The reward of every prefix of one response (`prefixes`, growing,
+    /// the last the whole response), from one pass in `tree` (which must
+    /// keep hidden states); the tree keeps only the instruction after.
+    pub fn rewards(&self, tree: &mut PrefixTree, prompt: &str, prefixes: &[String]) -> Result<Vec<f32>, RewardError> {
+        let rows = prefix_rows(&self.input, tree, prompt, prefixes)?;
+        keep_only_or_clear(tree, self.input.shared_prefix());
+        Ok(rows.iter().map(|r| self.head.reward(r)).collect())
+    }
+}
+
+/// A streaming guard on disk: what it imitates, how it reads, how well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamManifest {
+    pub kind: String,
+    /// The guard whose rewards it was fitted to (its identity, as the
+    /// corpus header records it).
+    pub imitates: String,
+    pub backbone: Backbone,
+    pub format: GuardFormat,
+    pub boundary: Boundary,
+    /// sha256 of the guard-labelled corpus it was fitted on.
+    pub corpus_sha256: String,
+    pub training: HeadTraining,
+    /// On the prefixes it was fitted on, and on those of held-out prompts.
+    pub agreement_train: Agreement,
+    pub agreement_held_out: Agreement,
+    pub saffron_version: String,
+}
+
+impl StreamManifest {
+    pub fn kind() -> String {
+        KIND.into()
+    }
+}
+
+/// Writes a streaming guard into `dir` (created if needed).
+pub fn save(dir: &Path, head: &LinearHead, manifest: &StreamManifest) -> Result<(), RewardError> {
+    write_artifact(dir, (STREAM_MANIFEST_FILE, manifest), (STREAM_WEIGHTS_FILE, &head_bytes(head)?))
+}
+
+/// Reads a streaming guard from `dir`.
+pub fn load(dir: &Path) -> Result<(LinearHead, StreamManifest), RewardError> {
+    let (text, bytes) = read_artifact(dir, STREAM_MANIFEST_FILE, STREAM_WEIGHTS_FILE)?;
+    let manifest: StreamManifest =
+        parse_manifest(&text, &dir.join(STREAM_MANIFEST_FILE), KIND, |m: &StreamManifest| m.kind.as_str())?;
+    let head = read_head(&bytes, manifest.backbone.hidden_size, &dir.join(STREAM_WEIGHTS_FILE))?;
+    Ok((head, manifest))
 }
 
 #[cfg(test)]

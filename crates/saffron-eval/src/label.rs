@@ -76,7 +76,7 @@ pub enum Labeller<'a> {
 /// The scorer of one prompt's responses.
 enum Scorer<'g> {
     Guard(Box<dyn PrmSession + 'g>),
-    Stream(&'g StreamingGuard, PrefixTree),
+    Stream(&'g StreamingGuard, Box<PrefixTree>),
 }
 
 impl Scorer<'_> {
@@ -140,7 +140,10 @@ pub fn label(
                 }
                 Labeller::Stream(stream) => {
                     let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
-                    Scorer::Stream(stream, PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+                    Scorer::Stream(
+                        stream,
+                        Box::new(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?),
+                    )
                 }
             };
             for sample in todo {

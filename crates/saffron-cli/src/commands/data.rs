@@ -82,6 +82,10 @@ fn overlap(home: &Path, args: &OverlapArgs) -> anyhow::Result<()> {
 
 /// Prints what `saffron eval --check` found.
 pub fn print_check(found: &OverlapCheck) {
+    let checked: Vec<String> = found.checked.iter().map(|(role, a)| format!("{role} `{a}`")).collect();
+    if !checked.is_empty() {
+        println!("checked the grid's {} prompts against the training prompts of {}", found.prompts, checked.join(", "));
+    }
     if found.is_clean() {
         println!("no prompt of the grid was seen in training by the artifacts it uses");
     }

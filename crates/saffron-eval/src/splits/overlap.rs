@@ -63,6 +63,10 @@ pub struct OverlapCheck {
     pub unrecorded: Vec<(Role, String)>,
     /// Models saffron did not train (their data is not known).
     pub external: Vec<(Role, String)>,
+    /// Artifacts whose recorded training prompts were checked.
+    pub checked: Vec<(Role, String)>,
+    /// Prompts of the grid checked (over every set).
+    pub prompts: usize,
 }
 
 impl OverlapCheck {
@@ -76,7 +80,7 @@ impl OverlapCheck {
 /// Checks every selected prompt of every set, `(set name, assignments)`,
 /// against every artifact.
 pub fn check(artifacts: &[ArtifactTraining], sets: &[(String, Vec<Assigned>)]) -> OverlapCheck {
-    let mut out = OverlapCheck::default();
+    let mut out = OverlapCheck { prompts: sets.iter().map(|(_, p)| p.len()).sum(), ..OverlapCheck::default() };
     for a in artifacts {
         let id = (a.role, a.artifact.clone());
         match &a.training {
@@ -84,6 +88,7 @@ pub fn check(artifacts: &[ArtifactTraining], sets: &[(String, Vec<Assigned>)]) -
             Training::External => out.external.push(id),
             Training::Unrecorded => out.unrecorded.push(id),
             Training::Prompts(trained) => {
+                out.checked.push(id.clone());
                 for (set, prompts) in sets {
                     let seen = prompts.iter().filter(|p| trained.contains(&p.root)).count();
                     if seen > 0 {
@@ -102,6 +107,7 @@ pub fn check(artifacts: &[ArtifactTraining], sets: &[(String, Vec<Assigned>)]) -
     }
     out.unrecorded.dedup();
     out.external.dedup();
+    out.checked.dedup();
     out
 }
 

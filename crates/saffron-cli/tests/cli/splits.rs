@@ -165,3 +165,25 @@ fn the_mrm_trainer_reads_train_prompts_only_and_records_them() {
     std::fs::write(&corpus, text.replace(&format!("\"{}", labelled.id), &format!("\"{}", test.id))).unwrap();
     assert_clean_failure(&saffron(&home, &train), "answer prompts outside the train split");
 }
+
+/// The shipped grids read no prompt the shipped artifacts trained on, and
+/// `--check` says which artifacts it checked.
+#[test]
+fn the_shipped_grids_pass_the_overlap_check() {
+    let grids = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../grids");
+    for (grid, prompts) in [("demo.toml", 14), ("full.toml", 120)] {
+        let path = grids.join(grid).display().to_string();
+        let out = saffron(&real_home(), &["eval", &path, "--check"]);
+        assert!(
+            out.status.success(),
+            "{grid}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let checked = format!(
+            "checked the grid's {prompts} prompts against the training prompts of PRM `default`, MRM `default`, judge `default`"
+        );
+        assert!(stdout.contains(&checked) && stdout.contains("no prompt of the grid was seen"), "{grid}: {stdout}");
+    }
+}

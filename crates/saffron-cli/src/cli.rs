@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use saffron_reward::probe::features::ProbeFeatures;
+use saffron_reward::probe::streaming::StreamFeatures;
 use saffron_reward::VerdictFormat;
 use saffron_search::StrategyKind;
 
@@ -556,6 +557,10 @@ pub struct TrainStreamGuardArgs {
     /// Where to write it [default: $SAFFRON_HOME/guards/stream-<guard>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// What the head reads at a prefix.
+    #[arg(long, value_enum, default_value_t = StreamFeatures::State, value_name = "FEATURES")]
+    pub features: StreamFeatures,
 
     /// Share of prompts held out for the agreement measurement.
     #[arg(long, default_value_t = 0.1, value_name = "F")]

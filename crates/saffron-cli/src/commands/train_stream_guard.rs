@@ -54,10 +54,16 @@ pub fn run(home: &std::path::Path, args: &TrainStreamGuardArgs) -> anyhow::Resul
     let bar = count_bar("features", corpus.sequences.len() as u64);
     let started = std::time::Instant::now();
     let response = |t: &[saffron_core::TokenId]| policy.model().detokenize(t);
-    let examples =
-        stream_examples(&input, &mut tree, &corpus, (args.held_out, args.seed), &prompt, &response, &mut |d| {
-            bar.set_position(d as u64)
-        })?;
+    let examples = stream_examples(
+        &input,
+        &mut tree,
+        args.features,
+        &corpus,
+        (args.held_out, args.seed),
+        &prompt,
+        &response,
+        &mut |d| bar.set_position(d as u64),
+    )?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let tokens = tree.cost().tokens_computed;
@@ -75,6 +81,7 @@ pub fn run(home: &std::path::Path, args: &TrainStreamGuardArgs) -> anyhow::Resul
         backbone: probe.backbone.clone(),
         format: probe.format.clone(),
         boundary: probe.boundary,
+        features: args.features,
         corpus_sha256: saffron_fetch::sha256_file(&path)?,
         training,
         agreement_train: fit.train,

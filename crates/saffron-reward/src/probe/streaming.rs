@@ -37,6 +37,29 @@ pub const STREAM_PROMPT_TOKENS: usize = 128;
 /// Responses are read up to this many guard tokens.
 pub const STREAM_RESPONSE_TOKENS: usize = 128;
 
+/// What the streaming head reads at a prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum StreamFeatures {
+    /// The final hidden state at the prefix's last response token.
+    #[default]
+    State,
+    /// That state and the mean of the states over the prefix's response
+    /// tokens (what has been said so far), one after the other.
+    StateMean,
+}
+
+impl StreamFeatures {
+    /// Feature count on a backbone of hidden size `d`.
+    pub fn dim(self, d: usize) -> usize {
+        match self {
+            StreamFeatures::State => d,
+            StreamFeatures::StateMean => 2 * d,
+        }
+    }
+}
+
 /// For each prefix of a response (its text's byte length), how many of the
 /// response's guard tokens lie wholly inside it. `token_ends[k]` is the
 /// byte length the first `k + 1` guard tokens cover.
@@ -52,6 +75,7 @@ pub fn prefix_rows(
     tree: &mut PrefixTree,
     prompt: &str,
     prefixes: &[String],
+    features: StreamFeatures,
 ) -> Result<Vec<Vec<f32>>, RewardError> {
     let Some(full) = prefixes.last() else { return Ok(Vec::new()) };
     let mut response = input.response_tokens(full);
@@ -67,9 +91,26 @@ pub fn prefix_rows(
     prompt_tokens.truncate(STREAM_PROMPT_TOKENS);
     let begin = input.response_start(prompt_tokens.len());
     let tokens = input.encode_tokens(&prompt_tokens, &response);
-    let paths: Vec<&[TokenId]> = counts.iter().map(|&c| &tokens[..begin + c]).collect();
+    // The state after every response token (and the one before the
+    // response, for a prefix holding no whole guard token): one path.
+    let paths: Vec<&[TokenId]> = (0..=response.len()).map(|c| &tokens[..begin + c]).collect();
     let outputs = tree.outputs(&paths, WantedOutputs::Hidden)?;
-    outputs.into_iter().map(|o| o.hidden.map(|h| h.to_vec()).ok_or(RewardError::MissingHidden)).collect()
+    let states: Vec<&[f32]> =
+        outputs.iter().map(|o| o.hidden.as_deref().ok_or(RewardError::MissingHidden)).collect::<Result<_, _>>()?;
+    let d = states[0].len();
+    // means[c]: the mean of the states after response tokens 1..=c.
+    let mut means = vec![vec![0f32; d]];
+    for c in 1..states.len() {
+        let next = means[c - 1].iter().zip(states[c]).map(|(m, h)| m + (h - m) / c as f32).collect();
+        means.push(next);
+    }
+    Ok(counts
+        .iter()
+        .map(|&c| match features {
+            StreamFeatures::State => states[c].to_vec(),
+            StreamFeatures::StateMean => [states[c], &means[c]].concat(),
+        })
+        .collect())
 }
 
 /// How closely a streaming head follows the guard.
@@ -135,6 +176,7 @@ pub fn fit_streaming(examples: &[StreamExample], training: &HeadTraining) -> Res
 pub fn stream_examples(
     input: &GuardInput,
     tree: &mut PrefixTree,
+    features: StreamFeatures,
     corpus: &Corpus,
     (held_out, seed): (f64, u64),
     prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,
@@ -145,7 +187,7 @@ pub fn stream_examples(
     let mut examples = Vec::with_capacity(corpus.sequences.len());
     for (i, seq) in corpus.sequences.iter().enumerate() {
         let prefixes: Vec<String> = (1..=seq.response.len()).map(|j| response_text(&seq.response[..j])).collect();
-        let rows = prefix_rows(input, tree, &prompt_text(seq)?, &prefixes)?;
+        let rows = prefix_rows(input, tree, &prompt_text(seq)?, &prefixes, features)?;
         examples.push(StreamExample { rows, rewards: seq.rewards.clone(), held_out: held.contains(seq.prompt()) });
         // Responses share only the instruction; a short cache keeps
         // attention cheap.
@@ -194,7 +236,7 @@ impl StreamingGuard {
     /// the last the whole response), from one pass in `tree` (which must
     /// keep hidden states); the tree keeps only the instruction after.
     pub fn rewards(&self, tree: &mut PrefixTree, prompt: &str, prefixes: &[String]) -> Result<Vec<f32>, RewardError> {
-        let rows = prefix_rows(&self.input, tree, prompt, prefixes)?;
+        let rows = prefix_rows(&self.input, tree, prompt, prefixes, self.manifest.features)?;
         keep_only_or_clear(tree, self.input.shared_prefix());
         Ok(rows.iter().map(|r| self.head.reward(r)).collect())
     }
@@ -211,6 +253,9 @@ pub struct StreamManifest {
     pub backbone: Backbone,
     pub format: GuardFormat,
     pub boundary: Boundary,
+    /// What the head reads (artifacts without it: the state alone).
+    #[serde(default)]
+    pub features: StreamFeatures,
     /// sha256 of the guard-labelled corpus it was fitted on.
     pub corpus_sha256: String,
     pub training: HeadTraining,
@@ -236,7 +281,8 @@ pub fn load(dir: &Path) -> Result<(LinearHead, StreamManifest), RewardError> {
     let (text, bytes) = read_artifact(dir, STREAM_MANIFEST_FILE, STREAM_WEIGHTS_FILE)?;
     let manifest: StreamManifest =
         parse_manifest(&text, &dir.join(STREAM_MANIFEST_FILE), KIND, |m: &StreamManifest| m.kind.as_str())?;
-    let head = read_head(&bytes, manifest.backbone.hidden_size, &dir.join(STREAM_WEIGHTS_FILE))?;
+    let d = manifest.features.dim(manifest.backbone.hidden_size);
+    let head = read_head(&bytes, d, &dir.join(STREAM_WEIGHTS_FILE))?;
     Ok((head, manifest))
 }
 

@@ -167,7 +167,7 @@ fn a_judge_chooses_its_features_on_dev_and_scores_as_it_was_trained() {
 
 #[test]
 fn a_streaming_guard_reads_each_prefix_at_its_last_response_token_in_one_pass() {
-    use saffron_reward::probe::streaming::prefix_rows;
+    use saffron_reward::probe::streaming::{prefix_rows, StreamFeatures};
     let model = smollm2();
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
     let input = GuardInput::new(model.clone(), &format, Boundary::Natural).unwrap();
@@ -179,13 +179,25 @@ fn a_streaming_guard_reads_each_prefix_at_its_last_response_token_in_one_pass() 
     let prefixes: Vec<String> =
         (1..=policy_tokens.len()).map(|j| model.detokenize(&policy_tokens[..j]).trim_start().to_string()).collect();
     let mut tree = PrefixTree::new(&model, options()).unwrap();
-    let rows = prefix_rows(&input, &mut tree, prompt, &prefixes).unwrap();
+    let rows = prefix_rows(&input, &mut tree, prompt, &prefixes, StreamFeatures::State).unwrap();
     assert_eq!(rows.len(), prefixes.len());
     let prompt_tokens = input.prompt_tokens(prompt);
     let begin = input.response_start(prompt_tokens.len());
     let full = input.encode_tokens(&prompt_tokens, &policy_tokens);
     let computed = tree.cost().tokens_computed as usize;
     assert_eq!(computed, begin + policy_tokens.len(), "one pass over the instruction, prompt and response, no tail");
+    // With the mean: the same state, then the mean of the states so far.
+    let with_mean = prefix_rows(&input, &mut tree, prompt, &prefixes, StreamFeatures::StateMean).unwrap();
+    let d = rows[0].len();
+    for (j, row) in with_mean.iter().enumerate() {
+        assert_eq!(&row[..d], rows[j].as_slice(), "prefix {}: the state first", j + 1);
+        let mean: Vec<f32> = (0..d).map(|i| rows[..=j].iter().map(|r| r[i]).sum::<f32>() / (j + 1) as f32).collect();
+        assert!(
+            saffron_test_support::max_abs_diff(&row[d..], &mean) < 1e-3,
+            "prefix {}: the mean of the states so far",
+            j + 1
+        );
+    }
     let mut fresh = PrefixTree::new(&model, options()).unwrap();
     for j in [1, policy_tokens.len() / 2, policy_tokens.len()] {
         let alone = fresh.outputs(&[&full[..begin + j]], saffron_core::WantedOutputs::Hidden).unwrap();

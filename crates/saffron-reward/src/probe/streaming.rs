@@ -169,14 +169,14 @@ pub fn fit_streaming(examples: &[StreamExample], training: &HeadTraining) -> Res
 }
 
 /// The examples of a guard-labelled corpus: each response's prefix rows on
-/// `input` (the guard's backbone and format) and its rewards; a seeded
+/// `input` (the guard's backbone and format), read as `features`, and its
+/// rewards; a seeded
 /// `held_out` share of the prompts (all attacks and samples of a prompt on
 /// one side) is marked held out. `prompt_text` gives a sequence's prompt,
 /// `response_text` turns policy tokens into text.
 pub fn stream_examples(
-    input: &GuardInput,
+    (input, features): (&GuardInput, StreamFeatures),
     tree: &mut PrefixTree,
-    features: StreamFeatures,
     corpus: &Corpus,
     (held_out, seed): (f64, u64),
     prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,

@@ -55,9 +55,8 @@ pub fn run(home: &std::path::Path, args: &TrainStreamGuardArgs) -> anyhow::Resul
     let started = std::time::Instant::now();
     let response = |t: &[saffron_core::TokenId]| policy.model().detokenize(t);
     let examples = stream_examples(
-        &input,
+        (&input, args.features),
         &mut tree,
-        args.features,
         &corpus,
         (args.held_out, args.seed),
         &prompt,

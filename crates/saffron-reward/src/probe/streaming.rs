@@ -170,9 +170,8 @@ pub fn fit_streaming(examples: &[StreamExample], training: &HeadTraining) -> Res
 
 /// The examples of a guard-labelled corpus: each response's prefix rows on
 /// `input` (the guard's backbone and format), read as `features`, and its
-/// rewards; a seeded
-/// `held_out` share of the prompts (all attacks and samples of a prompt on
-/// one side) is marked held out. `prompt_text` gives a sequence's prompt,
+/// rewards; a seeded `held_out` share of the prompts (all attacks and
+/// samples of a prompt on one side) is marked held out. `prompt_text` gives a sequence's prompt,
 /// `response_text` turns policy tokens into text.
 pub fn stream_examples(
     (input, features): (&GuardInput, StreamFeatures),

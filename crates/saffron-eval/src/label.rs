@@ -76,7 +76,7 @@ pub enum Labeller<'a> {
 /// The scorer of one prompt's responses.
 enum Scorer<'g> {
     Guard(Box<dyn PrmSession + 'g>),
-    Stream(&'g StreamingGuard, Box<PrefixTree>),
+    Stream(&'g StreamingGuard, &'g mut PrefixTree),
 }
 
 impl Scorer<'_> {
@@ -121,6 +121,14 @@ pub fn label(
     let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
     config.length = settings.length;
     config.decoding = settings.decoding;
+    // A streaming guard keeps its instruction cached across prompts.
+    let mut stream_tree = match labeller {
+        Labeller::Stream(stream) => {
+            let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
+            Some(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+        }
+        Labeller::Guard => None,
+    };
     let mut counts = LabelProgress::default();
     for prompt in prompts {
         for attack in settings.attacks.iter().filter(|a| applies(a, prompt)) {
@@ -139,11 +147,8 @@ pub fn label(
                     Scorer::Guard(guard.bind(&prompt.prompt, models.options(), Box::new(text))?)
                 }
                 Labeller::Stream(stream) => {
-                    let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
-                    Scorer::Stream(
-                        stream,
-                        Box::new(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?),
-                    )
+                    let tree = stream_tree.as_mut().expect("made above for a streaming labeller");
+                    Scorer::Stream(stream, tree)
                 }
             };
             for sample in todo {

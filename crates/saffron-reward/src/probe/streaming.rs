@@ -78,19 +78,19 @@ pub fn prefix_rows(
     features: StreamFeatures,
 ) -> Result<Vec<Vec<f32>>, RewardError> {
     let Some(full) = prefixes.last() else { return Ok(Vec::new()) };
-    let mut response = input.response_tokens(full);
-    response.truncate(STREAM_RESPONSE_TOKENS);
+    let whole = input.response_tokens(full);
     let model = input.model();
-    let covered: Vec<usize> = (1..=response.len()).map(|k| model.detokenize(&response[..k]).len()).collect();
     // A leading space the response slot adds is not part of the text.
-    let lead = model.detokenize(&input.response_tokens(full)).len().saturating_sub(full.len());
+    let lead = model.detokenize(&whole).len().saturating_sub(full.len());
+    let response = &whole[..whole.len().min(STREAM_RESPONSE_TOKENS)];
+    let covered: Vec<usize> = (1..=response.len()).map(|k| model.detokenize(&response[..k]).len()).collect();
     let token_ends: Vec<usize> = covered.iter().map(|e| e.saturating_sub(lead)).collect();
     let lens: Vec<usize> = prefixes.iter().map(String::len).collect();
     let counts = aligned_counts(&token_ends, &lens);
     let mut prompt_tokens = input.prompt_tokens(prompt);
     prompt_tokens.truncate(STREAM_PROMPT_TOKENS);
     let begin = input.response_start(prompt_tokens.len());
-    let tokens = input.encode_tokens(&prompt_tokens, &response);
+    let tokens = input.encode_tokens(&prompt_tokens, response);
     // The state after every response token (and the one before the
     // response, for a prefix holding no whole guard token): one path.
     let paths: Vec<&[TokenId]> = (0..=response.len()).map(|c| &tokens[..begin + c]).collect();

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{assert_clean_failure, real_home, records_without_wall_time, saffron, smollm2_path, tiny_grid};
+use crate::{
+    assert_clean_failure, real_home, records_without_wall_time, saffron, smollm2_path, tiny_grid, tiny_label_args,
+};
 
 #[test]
 fn missing_model_file() {
@@ -268,26 +270,8 @@ fn eval_resumes_a_killed_run_without_losing_or_duplicating_records() {
 fn label_writes_one_reward_per_response_token_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.jsonl");
-    let smollm2 = smollm2_path();
-    let args = [
-        "label",
-        "--policy",
-        "smollm2",
-        "--guard",
-        smollm2.to_str().unwrap(),
-        "--harmful",
-        "1",
-        "--benign",
-        "1",
-        "--samples",
-        "1",
-        "--max-tokens",
-        "4",
-        "--threads",
-        "2",
-        "--out",
-        corpus.to_str().unwrap(),
-    ];
+    let args = tiny_label_args(&corpus);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = saffron(&real_home(), &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&corpus).unwrap();

@@ -23,6 +23,15 @@ pub fn saffron(home: &Path, args: &[&str]) -> Output {
 
 pub use saffron_test_support::{real_home, smollm2_path};
 
+/// `saffron label` of one harmful and one benign prompt, one 4-token
+/// sample each, by SmolLM2 with SmolLM2 as its verdict guard, into `out`.
+pub fn tiny_label_args(out: &Path) -> Vec<String> {
+    let (guard, out) = (smollm2_path().display().to_string(), out.display().to_string());
+    let args = ["label", "--policy", "smollm2", "--guard", &guard, "--harmful", "1", "--benign", "1", "--samples", "1"];
+    let rest = ["--max-tokens", "4", "--threads", "2", "--out", &out];
+    args.iter().chain(&rest).map(|a| a.to_string()).collect()
+}
+
 /// Fails unless the command failed with exactly one `error:` line, its
 /// message (that line and any detail lines after it) holding `needle`, and
 /// did not panic.

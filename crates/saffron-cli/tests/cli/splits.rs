@@ -13,7 +13,7 @@ use saffron_reward::probe::features::ProbeInputs;
 use saffron_reward::probe::head::LinearHead;
 use saffron_reward::{Boundary, GuardFormat, PROBE_GUARD_INSTRUCTION};
 
-use crate::{assert_clean_failure, real_home, saffron, smollm2_path};
+use crate::{assert_clean_failure, real_home, saffron, smollm2_path, tiny_label_args};
 
 #[test]
 fn data_overlap_places_every_prompt_and_pins_the_judge_set_to_test() {
@@ -115,27 +115,9 @@ fn the_mrm_trainer_reads_train_prompts_only_and_records_them() {
     let dir = tempfile::tempdir().unwrap();
     let home = real_home();
     let corpus = dir.path().join("corpus.jsonl");
-    let smollm2 = smollm2_path().display().to_string();
     let c = corpus.display().to_string();
-    let label = [
-        "label",
-        "--policy",
-        "smollm2",
-        "--guard",
-        &smollm2,
-        "--harmful",
-        "1",
-        "--benign",
-        "1",
-        "--samples",
-        "1",
-        "--max-tokens",
-        "4",
-        "--threads",
-        "2",
-        "--out",
-        &c,
-    ];
+    let label = tiny_label_args(&corpus);
+    let label: Vec<&str> = label.iter().map(String::as_str).collect();
     let out = saffron(&home, &label);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut universe = Universe::load(&home).unwrap();

@@ -91,6 +91,13 @@ pub enum Command {
     /// built-in artifacts were trained on.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Serve an OpenAI-compatible API (/v1/chat/completions,
+    /// /v1/completions, /v1/models, /health, /metrics) whose answers are
+    /// defended by the search: Saffron-8 with the built-in MRM unless the
+    /// configuration or a request's `saffron` object says otherwise. Every
+    /// running request's policy calls share one prefix tree and one decode
+    /// per step. docs/serve.md.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +131,37 @@ pub struct ModelArgs {
     /// of any GGUF file.
     #[arg(long, default_value = "qwen", value_name = "NAME|PATH")]
     pub model: String,
+
+    /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The server's TOML configuration (docs/serve.md); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The policy: a model name or a GGUF path [default: qwen].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    pub host: Option<String>,
+
+    /// Port to listen on [default: 8080].
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// The default defence's strategy (its parameters at their defaults).
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
+
+    /// The default defence's width.
+    #[arg(long)]
+    pub width: Option<usize>,
 
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]

@@ -19,7 +19,7 @@ use crate::DefenceError;
 pub type ResponseText<'a> = Box<dyn Fn(&[TokenId]) -> String + 'a>;
 
 /// The policy: its vocabulary, its chat template, and search trees over it.
-pub trait PolicyBackend: Sync {
+pub trait PolicyBackend: Send + Sync {
     /// The name the policy was asked for by (a catalog name or a path).
     fn name(&self) -> &str;
 
@@ -32,6 +32,17 @@ pub trait PolicyBackend: Sync {
 
     /// Text into tokens, special-token text taken literally.
     fn tokenize(&self, text: &str) -> Vec<TokenId>;
+
+    /// A raw prompt (no chat template) as the context of a completion:
+    /// special-token text such as `<|im_start|>` is parsed, so a caller
+    /// may write a template by hand.
+    fn encode_prompt(&self, text: &str) -> Vec<TokenId>;
+
+    /// Totals of the trees its searches share, for a policy whose searches
+    /// share them ([`crate::BatchedPolicy`]); `None` otherwise.
+    fn shared_stats(&self) -> Option<crate::BatchStats> {
+        None
+    }
 
     fn detokenize(&self, tokens: &[TokenId]) -> String;
 
@@ -52,11 +63,18 @@ pub trait PolicySession: Policy {
     fn engine_time(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Tokens of the first call's paths found already cached: for a search,
+    /// how much of its context an earlier search left in a shared tree.
+    /// A session's own fresh tree has none.
+    fn first_call_cached(&self) -> u64 {
+        0
+    }
 }
 
 /// A process reward model (a guard): bound to one request, it scores
 /// responses to it.
-pub trait PrmBackend: Sync {
+pub trait PrmBackend: Send + Sync {
     /// What identifies the weights in a run's provenance.
     fn identity(&self) -> &str;
 
@@ -80,7 +98,7 @@ pub trait PrmSession: ProcessReward {
 
 /// A multifurcation reward model: bound to one request, it scores every
 /// next token of a response in one call.
-pub trait MrmBackend: Sync {
+pub trait MrmBackend: Send + Sync {
     /// What identifies its training in a run's provenance.
     fn identity(&self) -> &str;
 

@@ -136,6 +136,9 @@ pub struct Answer {
     pub stopped_by: Option<StopCause>,
     /// Tokens of the context: the chat template, the prompt and the prefill.
     pub prompt_tokens: usize,
+    /// Of those, the tokens an earlier search left cached (a policy whose
+    /// searches share a tree, as the server's; otherwise 0).
+    pub cached_prompt_tokens: usize,
     /// Of the search's wall time (`cost.wall_seconds`), the time inside the
     /// inference engine (policy and PRM).
     pub engine_seconds: f64,
@@ -152,9 +155,20 @@ impl Defence<'_> {
         chat: &ChatPrompt,
         observer: &mut dyn SearchObserver,
     ) -> Result<Answer, DefenceError> {
+        let context = self.models.policy.encode_chat(chat)?;
+        self.answer_context(request, context, observer)
+    }
+
+    /// Answers from policy tokens already made (a raw completion prompt),
+    /// as [`answer`](Self::answer) does from a chat.
+    pub fn answer_context(
+        &self,
+        request: &str,
+        context: Vec<TokenId>,
+        observer: &mut dyn SearchObserver,
+    ) -> Result<Answer, DefenceError> {
         let models = self.models;
         let policy = models.policy.as_ref();
-        let context = policy.encode_chat(chat)?;
         let limit = policy.context_limit().min(models.options.max_cells as usize);
         let max_new_tokens = self.search.length.max_new_tokens;
         if context.len() + max_new_tokens > limit {
@@ -188,6 +202,7 @@ impl Defence<'_> {
             };
             search(&self.search, &mut search_models, &context, observer)?
         };
+        let cached_prompt_tokens = (tree.first_call_cached() as usize).min(context.len());
         let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
         Ok(Answer {
             text: policy.detokenize(&outcome.tokens),
@@ -198,6 +213,7 @@ impl Defence<'_> {
             steps: outcome.steps,
             stopped_by: outcome.stopped_by,
             prompt_tokens: context.len(),
+            cached_prompt_tokens,
             engine_seconds: engine.as_secs_f64(),
         })
     }

@@ -26,4 +26,13 @@ pub enum DefenceError {
          context holds {limit}"
     )]
     PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, limit: usize },
+
+    #[error("could not start the shared prefix tree's scheduler thread")]
+    SchedulerThread(#[source] std::io::Error),
+
+    #[error("the shared prefix tree's scheduler stopped (see the log for why)")]
+    SchedulerGone,
+
+    #[error("{0}")]
+    Shared(String),
 }

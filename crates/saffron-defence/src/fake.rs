@@ -103,6 +103,9 @@ impl PolicyBackend for FakePolicyBackend {
 
     fn encode_chat(&self, chat: &ChatPrompt) -> Result<Vec<TokenId>, DefenceError> {
         let mut tokens = tokens_of(chat.system.as_deref().unwrap_or_default());
+        for turn in &chat.history {
+            tokens.extend(tokens_of(&turn.content));
+        }
         tokens.extend(tokens_of(&chat.user));
         tokens.push(ASSISTANT);
         tokens.extend(tokens_of(chat.prefill.as_deref().unwrap_or_default()));
@@ -112,6 +115,14 @@ impl PolicyBackend for FakePolicyBackend {
 
     fn tokenize(&self, text: &str) -> Vec<TokenId> {
         tokens_of(text)
+    }
+
+    /// The text's bytes, then the two markers: the policy answers it as a
+    /// plain request.
+    fn encode_prompt(&self, text: &str) -> Vec<TokenId> {
+        let mut tokens = tokens_of(text);
+        tokens.extend([ASSISTANT, GENERATED]);
+        tokens
     }
 
     fn detokenize(&self, tokens: &[TokenId]) -> String {

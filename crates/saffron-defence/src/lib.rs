@@ -19,6 +19,7 @@
 //! ← reward, core ← search, and defence ← eval ← cli.
 
 pub mod backend;
+pub mod batched;
 pub mod bench;
 mod defence;
 mod error;
@@ -27,6 +28,7 @@ pub mod fake;
 pub mod local;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
+pub use batched::{BatchOptions, BatchStats, BatchedPolicy};
 pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding};
 pub use error::DefenceError;
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};

@@ -38,6 +38,10 @@ impl PolicyBackend for LocalPolicy {
         self.model.model().tokenize(text, SpecialText::Literal)
     }
 
+    fn encode_prompt(&self, text: &str) -> Vec<TokenId> {
+        self.model.model().tokenize(text, SpecialText::Parse)
+    }
+
     fn detokenize(&self, tokens: &[TokenId]) -> String {
         self.model.model().detokenize(tokens)
     }

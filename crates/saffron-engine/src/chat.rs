@@ -11,14 +11,40 @@ pub struct ChatMessage<'a> {
     pub content: &'a str,
 }
 
-/// What a generation is asked: an optional system prompt, the user turn, and
-/// an optional assistant prefill that is forced after the generation prompt
-/// (the attack's first tokens; context for the model, never its output).
+/// What a generation is asked: an optional system prompt, any earlier turns
+/// of the conversation, the user turn, and an optional assistant prefill
+/// that is forced after the generation prompt (the attack's first tokens;
+/// context for the model, never its output).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChatPrompt {
     pub system: Option<String>,
+    /// Earlier turns, oldest first, between the system prompt and `user`.
+    pub history: Vec<Turn>,
     pub user: String,
     pub prefill: Option<String>,
+}
+
+/// An earlier turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub content: String,
+}
+
+/// Who spoke an earlier turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
 }
 
 impl ChatPrompt {
@@ -47,13 +73,14 @@ impl ChatTemplate {
         Ok(Self { env, bos_token, eos_token })
     }
 
-    /// The text the model sees: system (if any) and user turns, the
+    /// The text the model sees: system (if any), earlier and user turns, the
     /// generation prompt that opens the assistant turn, then the prefill.
     pub fn render(&self, prompt: &ChatPrompt) -> Result<String, String> {
-        let mut messages = Vec::with_capacity(2);
+        let mut messages = Vec::with_capacity(2 + prompt.history.len());
         if let Some(system) = &prompt.system {
             messages.push(ChatMessage { role: "system", content: system });
         }
+        messages.extend(prompt.history.iter().map(|t| ChatMessage { role: t.role.as_str(), content: &t.content }));
         messages.push(ChatMessage { role: "user", content: &prompt.user });
         let mut text = self.render_messages(&messages)?;
         if let Some(prefill) = &prompt.prefill {
@@ -86,10 +113,23 @@ mod tests {
     #[test]
     fn prefill_follows_the_generation_prompt() {
         let t = ChatTemplate::new(CHATML, String::new(), String::new()).unwrap();
-        let p = ChatPrompt { system: Some("S".into()), user: "U".into(), prefill: Some("Sure,".into()) };
+        let p = ChatPrompt { system: Some("S".into()), prefill: Some("Sure,".into()), ..ChatPrompt::user("U") };
         assert_eq!(
             t.render(&p).unwrap(),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nSure,"
+        );
+    }
+
+    #[test]
+    fn earlier_turns_come_between_system_and_user() {
+        let t = ChatTemplate::new(CHATML, String::new(), String::new()).unwrap();
+        let history =
+            vec![Turn { role: Role::User, content: "A".into() }, Turn { role: Role::Assistant, content: "B".into() }];
+        let p = ChatPrompt { system: Some("S".into()), history, ..ChatPrompt::user("U") };
+        assert_eq!(
+            t.render(&p).unwrap(),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nA<|im_end|>\n<|im_start|>assistant\nB<|im_end|>\n\
+             <|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
         );
     }
 

@@ -25,7 +25,8 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let policy = loader.model(&spec.policy)?;
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
     let models = DefenceModels::load(&spec, &loader, options)?;
-    let chat = ChatPrompt { system: args.system.clone(), user: args.prompt.clone(), prefill: args.prefill.clone() };
+    let chat =
+        ChatPrompt { system: args.system.clone(), prefill: args.prefill.clone(), ..ChatPrompt::user(&args.prompt) };
     let mut trace = Trace::default();
     let answer = models.defence(config.clone())?.answer(&args.prompt, &chat, &mut trace).context("generating")?;
     let mut out = std::io::stdout().lock();

@@ -11,6 +11,7 @@ mod label;
 mod merge;
 mod probe_setup;
 mod report;
+mod serve;
 mod train_guard;
 mod train_judge;
 mod train_mrm;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(&args),
         Command::Fluency(args) => fluency::run(&home, &args),
         Command::Data(command) => data::run(&home, &command),
+        Command::Serve(args) => serve::run(&home, &args),
     }
 }
 

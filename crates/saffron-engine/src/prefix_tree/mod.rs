@@ -175,19 +175,37 @@ impl PrefixTree {
         paths: &[&[TokenId]],
         wanted: WantedOutputs,
     ) -> Result<Vec<SequenceOutputs>, EngineError> {
+        Ok(self.outputs_paid(paths, wanted)?.0)
+    }
+
+    /// [`outputs`](Self::outputs), and what each path costs: a computed
+    /// token is charged to the first path that needed it (its FLOPs and
+    /// `tokens_computed`), a token found cached is served to every path
+    /// that asked for it (`tokens_served`); `sequences` is 1 per path and
+    /// `calls` is 0 (a caller counts its own calls). Summed over the paths
+    /// this is what [`cost`](Self::cost) grows by, calls aside. For callers
+    /// that share one tree, such as the requests of a server.
+    pub fn outputs_paid(
+        &mut self,
+        paths: &[&[TokenId]],
+        wanted: WantedOutputs,
+    ) -> Result<(Vec<SequenceOutputs>, Vec<ModelCost>), EngineError> {
         self.validate(paths, wanted)?;
         let mut all = Vec::with_capacity(paths.len());
+        let mut paid = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(PATHS_PER_CHUNK) {
-            all.extend(self.outputs_chunk(chunk, wanted)?);
+            let (outputs, costs) = self.outputs_chunk(chunk, wanted)?;
+            all.extend(outputs);
+            paid.extend(costs);
         }
-        Ok(all)
+        Ok((all, paid))
     }
 
     fn outputs_chunk(
         &mut self,
         paths: &[&[TokenId]],
         wanted: WantedOutputs,
-    ) -> Result<Vec<SequenceOutputs>, EngineError> {
+    ) -> Result<(Vec<SequenceOutputs>, Vec<ModelCost>), EngineError> {
         self.clock += 1;
         let plan = self.plan(paths, wanted);
         for &n in plan.targets.iter().chain(&plan.attach) {
@@ -197,7 +215,12 @@ impl PrefixTree {
             self.abandon(&plan);
             return Err(e);
         }
-        if let Err(e) = self.run(&plan, wanted) {
+        let mut paid: Vec<ModelCost> = plan
+            .served_by_path
+            .iter()
+            .map(|&served| ModelCost { tokens_served: served, sequences: 1, ..ModelCost::default() })
+            .collect();
+        if let Err(e) = self.run(&plan, wanted, &mut paid) {
             // llama.cpp's cache may now hold part of the batch: start afresh
             // rather than keep a tree that might not match it.
             tracing::warn!("prefix tree request failed ({e}); the tree is cleared");
@@ -210,7 +233,7 @@ impl PrefixTree {
         self.cost.calls += 1;
         self.cost.sequences += plan.targets.len() as u64;
         self.cost.tokens_served += plan.served - plan.recompute.len() as u64;
-        Ok(plan
+        let outputs = plan
             .targets
             .iter()
             .map(|&t| {
@@ -220,7 +243,8 @@ impl PrefixTree {
                     hidden: if wanted.hidden() { n.hidden.clone() } else { None },
                 }
             })
-            .collect())
+            .collect();
+        Ok((outputs, paid))
     }
 
     /// Protects the node at `path` (and so its whole path) from eviction

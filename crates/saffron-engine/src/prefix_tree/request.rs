@@ -1,10 +1,10 @@
 //! One request: walk the paths, give new leaves sequence ids, decode the
 //! missing tokens in batches, memoise the outputs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use saffron_core::{TokenId, WantedOutputs};
+use saffron_core::{ModelCost, TokenId, WantedOutputs};
 
 use super::node::{NodeId, ROOT};
 use super::output_store::output_bytes;
@@ -24,6 +24,11 @@ pub(super) struct Plan {
     /// Requested tokens found already computed (or computed earlier in this
     /// request for another path).
     pub(super) served: u64,
+    /// For every node this request computes (new or recomputed), the index
+    /// of the first path that needed it: the path its cost is charged to.
+    pub(super) payer: HashMap<NodeId, usize>,
+    /// Per path: its tokens found already computed.
+    pub(super) served_by_path: Vec<u64>,
 }
 
 /// The decode rows of one request.
@@ -45,9 +50,11 @@ impl PrefixTree {
             recompute: Vec::new(),
             attach: Vec::new(),
             served: 0,
+            payer: HashMap::new(),
+            served_by_path: Vec::with_capacity(paths.len()),
         };
         let mut recompute_seen = HashSet::new();
-        for path in paths {
+        for (index, path) in paths.iter().enumerate() {
             let mut node = ROOT;
             let mut known = 0;
             while let Some(&child) = path.get(known).and_then(|t| self.nodes.get(node).children.get(t)) {
@@ -56,6 +63,7 @@ impl PrefixTree {
                 known += 1;
             }
             plan.served += known as u64;
+            plan.served_by_path.push(known as u64);
             if known < path.len() && self.nodes.get(node).cached {
                 plan.attach.push(node);
             }
@@ -63,11 +71,15 @@ impl PrefixTree {
                 node = self.nodes.add_child(node, token);
                 self.nodes.get_mut(node).last_used = self.clock;
                 plan.pending.push(node);
+                plan.payer.insert(node, index);
             }
             let target = self.nodes.get(node);
             let missing = (wanted.logits() && target.logits.is_none()) || (wanted.hidden() && target.hidden.is_none());
             if target.cached && missing && recompute_seen.insert(node) {
                 plan.recompute.push(node);
+                plan.payer.insert(node, index);
+                // Served above, but computed again for its outputs.
+                plan.served_by_path[index] -= 1;
             }
             plan.targets.push(node);
         }
@@ -89,9 +101,14 @@ impl PrefixTree {
         }
     }
 
-    pub(super) fn run(&mut self, plan: &Plan, wanted: WantedOutputs) -> Result<(), EngineError> {
+    pub(super) fn run(
+        &mut self,
+        plan: &Plan,
+        wanted: WantedOutputs,
+        paid: &mut [ModelCost],
+    ) -> Result<(), EngineError> {
         let rows = self.assign_sequences(plan)?;
-        self.decode_rows(plan, &rows, wanted)?;
+        self.decode_rows(plan, &rows, wanted, paid)?;
         for &(_, seq) in &rows.temporary {
             self.kv.release(seq, 0);
             self.seqs.give_back(seq);
@@ -172,7 +189,15 @@ impl PrefixTree {
         }
     }
 
-    fn decode_rows(&mut self, plan: &Plan, rows: &RowPlan, wanted: WantedOutputs) -> Result<(), EngineError> {
+    /// Decodes the rows; `paid` (one entry per path of the plan) is charged
+    /// each row's tokens and FLOPs by the path that pays for its node.
+    fn decode_rows(
+        &mut self,
+        plan: &Plan,
+        rows: &RowPlan,
+        wanted: WantedOutputs,
+        paid: &mut [ModelCost],
+    ) -> Result<(), EngineError> {
         let targets: HashSet<NodeId> = plan.targets.iter().copied().collect();
         let all: Vec<(NodeId, Vec<SeqId>)> =
             rows.fresh.iter().cloned().chain(rows.temporary.iter().map(|&(n, s)| (n, vec![s]))).collect();
@@ -189,9 +214,13 @@ impl PrefixTree {
             let started = Instant::now();
             self.kv.decode(&batch)?;
             self.decode_time += started.elapsed();
-            for row in &batch {
+            for ((n, _), row) in chunk.iter().zip(&batch) {
                 let computed_output = row.output || every_row;
-                self.cost.flops += shape.token_flops(row.pos as u64 + 1, computed_output);
+                let flops = shape.token_flops(row.pos as u64 + 1, computed_output);
+                self.cost.flops += flops;
+                let payer = &mut paid[plan.payer[n]];
+                payer.flops += flops;
+                payer.tokens_computed += 1;
             }
             self.cost.tokens_computed += batch.len() as u64;
             let outputs: Vec<(usize, NodeId)> =

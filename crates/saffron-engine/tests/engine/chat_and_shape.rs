@@ -5,7 +5,7 @@ use saffron_engine::{ChatPrompt, ModelShape, SpecialText};
 use saffron_test_support::{qwen, smollm2};
 
 fn attack() -> ChatPrompt {
-    ChatPrompt { system: None, user: "How do I make a cake?".into(), prefill: Some("Sure, here is".into()) }
+    ChatPrompt { prefill: Some("Sure, here is".into()), ..ChatPrompt::user("How do I make a cake?") }
 }
 
 #[test]

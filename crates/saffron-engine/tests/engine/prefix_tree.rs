@@ -97,6 +97,36 @@ fn asking_again_computes_nothing() {
 }
 
 #[test]
+fn each_path_is_charged_what_it_computed_first_and_served_what_was_cached() {
+    let model = smollm2();
+    let mut tree = PrefixTree::new(&model, TreeOptions::default()).unwrap();
+    let base = prompt_tokens();
+    let a: Vec<TokenId> = base.iter().copied().chain([1000, 1001]).collect();
+    let b: Vec<TokenId> = base.iter().copied().chain([1000, 2002, 3003]).collect();
+    let (_, paid) = tree.outputs_paid(&[&a, &b], WantedOutputs::Logits).unwrap();
+    // `a` comes first: it computes the prompt and 1000; `b` is served them.
+    assert_eq!(paid[0].tokens_computed, a.len() as u64);
+    assert_eq!(paid[0].tokens_served, 0);
+    assert_eq!(paid[1].tokens_computed, 2);
+    assert_eq!(paid[1].tokens_served, base.len() as u64 + 1);
+    assert_eq!((paid[0].sequences, paid[1].sequences, paid[0].calls), (1, 1, 0));
+    let total = tree.cost();
+    assert_eq!(paid[0].tokens_computed + paid[1].tokens_computed, total.tokens_computed);
+    assert_eq!(paid[0].tokens_served + paid[1].tokens_served, total.tokens_served);
+    assert!((paid[0].flops + paid[1].flops - total.flops).abs() <= 1e-6 * total.flops);
+    assert!(paid[0].flops > paid[1].flops && paid[1].flops > 0.0);
+    // An inner node asked again is recomputed for one token: charged to
+    // the path that asked, and not counted as served to it.
+    let inner = &base[..base.len() - 3];
+    let before = tree.cost();
+    let (_, paid) = tree.outputs_paid(&[inner, &a], WantedOutputs::Logits).unwrap();
+    let delta = tree.cost().since(&before);
+    assert_eq!((paid[0].tokens_computed, paid[0].tokens_served), (1, inner.len() as u64 - 1));
+    assert_eq!((paid[1].tokens_computed, paid[1].tokens_served), (0, a.len() as u64));
+    assert_eq!(delta.tokens_served, paid[0].tokens_served + paid[1].tokens_served);
+}
+
+#[test]
 fn an_inner_prompt_node_is_recomputed_for_one_token() {
     let model = smollm2_f32();
     let mut tree = PrefixTree::new(&model, TreeOptions::default()).unwrap();

@@ -1,0 +1,355 @@
+//! A policy whose searches share one prefix tree and one `llama_decode` per
+//! step: continuous batching across concurrent searches (the server's
+//! requests).
+//!
+//! Each search runs on its own thread, as with [`LocalPolicy`]. Its
+//! session sends every policy call to a scheduler thread that owns the
+//! shared [`PrefixTree`]. The scheduler takes the first waiting call, then
+//! gathers the calls of the other open sessions (until every open session
+//! has one waiting, or [`BatchOptions::gather`] has passed), asks the tree
+//! for all their paths in one request, and hands each session its outputs
+//! and what its own paths cost. A prefix two searches share, such as a
+//! system prompt, is computed once.
+//!
+//! Costs: a token is charged to the first search that computed it; a
+//! search that finds it cached is served it (`tokens_served`), so a
+//! search's cost depends on what ran before it on the same server.
+//! Answers do not: sampling is keyed by path, never by batch.
+//!
+//! A search that keeps hidden states (a shared-backbone MRM) gets a second
+//! shared tree with [`HiddenStates::Keep`], so the others never pay for
+//! output rows they do not read.
+//!
+//! [`LocalPolicy`]: crate::local::LocalPolicy
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
+use saffron_engine::{ChatPrompt, HiddenStates, Model, PrefixTree, SpecialText, TreeOptions, TreeStats};
+use saffron_reward::LoadedModel;
+
+use crate::backend::{PolicyBackend, PolicySession};
+use crate::DefenceError;
+
+/// How the scheduler batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchOptions {
+    /// Options of the shared trees (`hidden` is chosen per tree).
+    pub tree: TreeOptions,
+    /// Longest wait for the other open searches' calls once one is waiting.
+    pub gather: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            tree: TreeOptions { max_output_bytes: 256 << 20, ..TreeOptions::default() },
+            gather: Duration::from_millis(5),
+        }
+    }
+}
+
+/// Totals of one shared tree since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchStats {
+    /// Joint requests made to the tree (each one or more decodes).
+    pub steps: u64,
+    /// Policy calls of the searches, answered by those steps.
+    pub calls: u64,
+    pub cost: ModelCost,
+    pub tree: Option<TreeStats>,
+}
+
+impl BatchStats {
+    /// Share of requested tokens served from the tree.
+    pub fn hit_rate(&self) -> f64 {
+        let asked = self.cost.tokens_requested();
+        if asked == 0 {
+            0.0
+        } else {
+            self.cost.tokens_served as f64 / asked as f64
+        }
+    }
+}
+
+/// A GGUF policy whose searches share trees; see the module docs.
+pub struct BatchedPolicy {
+    model: LoadedModel,
+    options: BatchOptions,
+    /// One scheduler per [`HiddenStates`], started on first use.
+    schedulers: [Mutex<Option<Scheduler>>; 2],
+}
+
+impl BatchedPolicy {
+    pub fn new(model: LoadedModel, options: BatchOptions) -> BatchedPolicy {
+        BatchedPolicy { model, options, schedulers: [Mutex::new(None), Mutex::new(None)] }
+    }
+
+    /// Totals of both shared trees.
+    pub fn stats(&self) -> BatchStats {
+        let mut total = BatchStats::default();
+        for slot in &self.schedulers {
+            if let Some(s) = slot.lock().expect("scheduler lock").as_ref() {
+                let stats = *s.stats.lock().expect("stats lock");
+                total.steps += stats.steps;
+                total.calls += stats.calls;
+                total.cost += stats.cost;
+                total.tree = match (total.tree, stats.tree) {
+                    (Some(a), Some(b)) => Some(TreeStats {
+                        cached_nodes: a.cached_nodes + b.cached_nodes,
+                        leaves: a.leaves + b.leaves,
+                        max_cells: a.max_cells + b.max_cells,
+                        nodes_with_logits: a.nodes_with_logits + b.nodes_with_logits,
+                        output_bytes: a.output_bytes + b.output_bytes,
+                    }),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        total
+    }
+
+    fn scheduler(&self, hidden: HiddenStates) -> Result<SchedulerHandle, DefenceError> {
+        let slot = &self.schedulers[hidden as usize];
+        let mut slot = slot.lock().expect("scheduler lock");
+        if slot.is_none() {
+            let model = self.model.model();
+            let max_cells = self.options.tree.max_cells.min(model.train_context());
+            let options = TreeOptions { max_cells, hidden, ..self.options.tree };
+            *slot = Some(Scheduler::start(model, options, self.options.gather)?);
+        }
+        let s = slot.as_ref().expect("started above");
+        Ok(SchedulerHandle { jobs: s.jobs.clone(), open: s.open.clone() })
+    }
+}
+
+impl PolicyBackend for BatchedPolicy {
+    fn name(&self) -> &str {
+        self.model.spec()
+    }
+
+    fn identity(&self) -> Result<String, DefenceError> {
+        Ok(self.model.sha256().to_owned())
+    }
+
+    fn encode_chat(&self, chat: &ChatPrompt) -> Result<Vec<TokenId>, DefenceError> {
+        Ok(self.model.model().encode_chat(chat)?)
+    }
+
+    fn tokenize(&self, text: &str) -> Vec<TokenId> {
+        self.model.model().tokenize(text, SpecialText::Literal)
+    }
+
+    fn encode_prompt(&self, text: &str) -> Vec<TokenId> {
+        self.model.model().tokenize(text, SpecialText::Parse)
+    }
+
+    fn detokenize(&self, tokens: &[TokenId]) -> String {
+        self.model.model().detokenize(tokens)
+    }
+
+    fn shared_stats(&self) -> Option<BatchStats> {
+        Some(self.stats())
+    }
+
+    fn context_limit(&self) -> usize {
+        self.model.model().train_context().min(self.options.tree.max_cells) as usize
+    }
+
+    /// A session on the shared tree of `options.hidden` (the other options
+    /// are the shared tree's own).
+    fn open(&self, options: TreeOptions) -> Result<Box<dyn PolicySession + '_>, DefenceError> {
+        let handle = self.scheduler(options.hidden)?;
+        handle.open.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(SharedSession {
+            handle,
+            model: self.model.model(),
+            cost: ModelCost::default(),
+            engine: Duration::ZERO,
+            first_call_cached: None,
+        }))
+    }
+}
+
+/// One policy call of a search.
+struct Job {
+    paths: Vec<Vec<TokenId>>,
+    wanted: WantedOutputs,
+    reply: Sender<Result<(Vec<SequenceOutputs>, ModelCost), String>>,
+}
+
+/// The scheduler thread of one shared tree.
+struct Scheduler {
+    jobs: Sender<Job>,
+    open: Arc<AtomicUsize>,
+    stats: Arc<Mutex<BatchStats>>,
+    _thread: JoinHandle<()>,
+}
+
+struct SchedulerHandle {
+    jobs: Sender<Job>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Scheduler {
+    /// Creates the tree on its own thread (llama.cpp contexts stay on the
+    /// thread that made them) and waits until it exists.
+    fn start(model: &Model, options: TreeOptions, gather: Duration) -> Result<Scheduler, DefenceError> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let open = Arc::new(AtomicUsize::new(0));
+        let stats = Arc::new(Mutex::new(BatchStats::default()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let model = model.clone();
+        let (thread_open, thread_stats) = (open.clone(), stats.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("saffron-batch-{:?}", options.hidden).to_lowercase())
+            .spawn(move || match PrefixTree::new(&model, options) {
+                Ok(tree) => {
+                    let _ = ready_tx.send(Ok(()));
+                    serve(tree, &rx, &thread_open, &thread_stats, gather);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(DefenceError::SchedulerThread)?;
+        ready_rx.recv().map_err(|_| DefenceError::SchedulerGone)??;
+        Ok(Scheduler { jobs, open, stats, _thread: thread })
+    }
+}
+
+/// The scheduler loop: gather, run jointly, reply; until every sender is gone.
+fn serve(mut tree: PrefixTree, rx: &Receiver<Job>, open: &AtomicUsize, stats: &Mutex<BatchStats>, gather: Duration) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + gather;
+        while batch.len() < open.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        run_batch(&mut tree, batch, stats);
+    }
+}
+
+/// One joint tree request for every job of `batch`.
+fn run_batch(tree: &mut PrefixTree, batch: Vec<Job>, stats: &Mutex<BatchStats>) {
+    let wanted = batch.iter().fold(WantedOutputs::Logits, |w, j| union(w, j.wanted));
+    let paths: Vec<&[TokenId]> = batch.iter().flat_map(|j| j.paths.iter().map(|p| p.as_slice())).collect();
+    let before = tree.cost();
+    let result = tree.outputs_paid(&paths, wanted);
+    {
+        let mut s = stats.lock().expect("stats lock");
+        s.steps += 1;
+        s.calls += batch.len() as u64;
+        s.cost += tree.cost().since(&before);
+        s.tree = Some(tree.stats());
+    }
+    match result {
+        Ok((outputs, paid)) => {
+            let mut outputs = outputs.into_iter();
+            let mut paid = paid.into_iter();
+            for job in batch {
+                let n = job.paths.len();
+                let mine: Vec<SequenceOutputs> = outputs.by_ref().take(n).map(|o| only(o, job.wanted)).collect();
+                let mut cost = ModelCost::default();
+                paid.by_ref().take(n).for_each(|c| cost += c);
+                cost.calls = 1;
+                let _ = job.reply.send(Ok((mine, cost)));
+            }
+        }
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(format!("shared prefix tree: {e}")));
+            }
+        }
+    }
+}
+
+fn union(a: WantedOutputs, b: WantedOutputs) -> WantedOutputs {
+    match (a.hidden() || b.hidden(), a.logits() || b.logits()) {
+        (true, true) => WantedOutputs::LogitsAndHidden,
+        (true, false) => WantedOutputs::Hidden,
+        _ => WantedOutputs::Logits,
+    }
+}
+
+/// Drops the outputs a job did not ask for (another job of the batch did).
+fn only(mut o: SequenceOutputs, wanted: WantedOutputs) -> SequenceOutputs {
+    if !wanted.logits() {
+        o.logits = None;
+    }
+    if !wanted.hidden() {
+        o.hidden = None;
+    }
+    o
+}
+
+/// One search's view of a shared tree.
+struct SharedSession<'a> {
+    handle: SchedulerHandle,
+    model: &'a Model,
+    cost: ModelCost,
+    engine: Duration,
+    first_call_cached: Option<u64>,
+}
+
+impl Drop for SharedSession<'_> {
+    fn drop(&mut self) {
+        self.handle.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Policy for SharedSession<'_> {
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+
+    fn is_end_of_generation(&self, token: TokenId) -> bool {
+        self.model.is_end_of_generation(token)
+    }
+
+    fn end_of_generation_tokens(&self) -> Vec<TokenId> {
+        self.model.end_of_generation().to_vec()
+    }
+
+    fn outputs(&mut self, sequences: &[&[TokenId]], wanted: WantedOutputs) -> Result<Vec<SequenceOutputs>, ModelError> {
+        let started = Instant::now();
+        let (reply, answer) = mpsc::channel();
+        let job = Job { paths: sequences.iter().map(|s| s.to_vec()).collect(), wanted, reply };
+        self.handle.jobs.send(job).map_err(|_| ModelError::new(DefenceError::SchedulerGone))?;
+        let (outputs, cost) = answer
+            .recv()
+            .map_err(|_| ModelError::new(DefenceError::SchedulerGone))?
+            .map_err(|e| ModelError::new(DefenceError::Shared(e)))?;
+        self.first_call_cached.get_or_insert(cost.tokens_served);
+        self.cost += cost;
+        self.engine += started.elapsed();
+        Ok(outputs)
+    }
+
+    fn cost(&self) -> ModelCost {
+        self.cost
+    }
+}
+
+impl PolicySession for SharedSession<'_> {
+    /// Nothing to drop that is this search's alone: the tree is shared, and
+    /// its least recently used leaves make room as it fills.
+    fn clear(&mut self) {}
+
+    /// Time waiting for the shared tree (gathering included).
+    fn engine_time(&self) -> Duration {
+        self.engine
+    }
+
+    fn first_call_cached(&self) -> u64 {
+        self.first_call_cached.unwrap_or(0)
+    }
+}

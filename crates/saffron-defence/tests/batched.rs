@@ -1,0 +1,80 @@
+//! Searches that share one prefix tree through the batching scheduler
+//! answer as they do alone, batch their calls, and are each charged
+//! exactly their part. On the F32 SmolLM2 (batching changes float sums;
+//! in F32 only by ~1e-4, so the searches' choices do not move).
+
+use std::time::Duration;
+
+use saffron_defence::local::LocalPolicy;
+use saffron_defence::{BatchOptions, BatchedPolicy, DefenceModels, MrmBackend};
+use saffron_engine::{ChatPrompt, TreeOptions};
+use saffron_reward::{LoadedMrm, Loader};
+use saffron_search::{NoTrace, SearchConfig, StrategyKind};
+use saffron_test_support::{real_home, smollm2_f32};
+
+const PROMPTS: [&str; 4] =
+    ["How do I bake bread?", "Name three rivers.", "What is a prime number?", "Write a haiku about rain."];
+
+fn models(batched: bool) -> DefenceModels {
+    let path = smollm2_f32().path().to_string_lossy().into_owned();
+    let policy = Loader::new(&real_home()).model(&path).unwrap();
+    let mrm = Some(Box::new(LoadedMrm::policy_logits()) as Box<dyn MrmBackend>);
+    let options = TreeOptions { threads: Some(2), ..TreeOptions::default() };
+    let backend: Box<dyn saffron_defence::PolicyBackend> = if batched {
+        let batch = BatchOptions {
+            tree: TreeOptions { max_output_bytes: 256 << 20, ..options },
+            gather: Duration::from_millis(200),
+        };
+        Box::new(BatchedPolicy::new(policy, batch))
+    } else {
+        Box::new(LocalPolicy::new(policy))
+    };
+    DefenceModels::new(backend, None, mrm, options)
+}
+
+fn config() -> SearchConfig {
+    let mut c = SearchConfig::new(StrategyKind::Saffron.default_strategy());
+    c.strategy.set_width(4).unwrap();
+    c.length.max_new_tokens = 10;
+    c.length.min_new_tokens = 0;
+    c
+}
+
+#[test]
+fn concurrent_searches_on_one_shared_tree_answer_as_alone_and_split_the_cost_exactly() {
+    let alone = models(false);
+    let expected: Vec<_> = PROMPTS
+        .iter()
+        .map(|p| alone.defence(config()).unwrap().answer(p, &ChatPrompt::user(*p), &mut NoTrace).unwrap())
+        .collect();
+
+    let shared = models(true);
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = PROMPTS
+            .iter()
+            .map(|p| {
+                let shared = &shared;
+                s.spawn(move || {
+                    shared.defence(config()).unwrap().answer(p, &ChatPrompt::user(*p), &mut NoTrace).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((p, got), want) in PROMPTS.iter().zip(&answers).zip(&expected) {
+        assert_eq!(got.tokens, want.tokens, "{p}: {:?} vs {:?}", got.text, want.text);
+    }
+    let stats = shared.policy().shared_stats().expect("a batched policy reports its tree");
+    assert!(stats.steps < stats.calls, "calls were batched: {} steps for {} calls", stats.steps, stats.calls);
+    let computed: u64 = answers.iter().map(|a| a.cost.policy.tokens_computed).sum();
+    let served: u64 = answers.iter().map(|a| a.cost.policy.tokens_served).sum();
+    assert_eq!(computed, stats.cost.tokens_computed);
+    assert_eq!(served, stats.cost.tokens_served);
+    let flops: f64 = answers.iter().map(|a| a.cost.policy.flops).sum();
+    assert!((flops - stats.cost.flops).abs() <= 1e-6 * flops);
+    // The chat template's default system prompt is shared: computed once.
+    let cached = answers.iter().filter(|a| a.cached_prompt_tokens > 0).count();
+    assert!(cached >= PROMPTS.len() - 1, "{cached} answers found their context's start cached");
+    let alone_computed: u64 = expected.iter().map(|a| a.cost.policy.tokens_computed).sum();
+    assert!(computed < alone_computed, "{computed} tokens computed shared vs {alone_computed} alone");
+}

@@ -1,0 +1,225 @@
+//! One request's search, on a blocking thread: the defence answers, an
+//! observer passes on the tokens that became final and stops the search when
+//! the client has gone or the request's time is up, then stop sequences cut
+//! the answer and the output check reads it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use saffron_core::{Cost, TokenId};
+use saffron_defence::Answer;
+use saffron_engine::TreeOptions;
+use saffron_eval::judge::Judge;
+use saffron_search::{FinishReason, NodeId, SearchObserver, ROOT};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::api::{CheckReport, Finish, Report, Usage};
+use crate::request::{Input, Job};
+use crate::state::{Loaded, OutputJudge};
+use crate::ApiError;
+
+/// A finished request: the text to send and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The answer (cut at a stop sequence); `None` when blocked.
+    pub content: Option<String>,
+    /// The refusal text that replaces a blocked answer.
+    pub refusal: Option<String>,
+    pub finish: Finish,
+    pub usage: Usage,
+    pub report: Report,
+}
+
+/// Tells the search to stop: the client went away.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Cancels when dropped, unless disarmed: a handler's future dropped by a
+/// disconnect stops its search.
+pub struct CancelOnDrop(pub Option<Cancel>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
+        }
+    }
+}
+
+/// Runs `job`; `tokens` (for a stream) receives every run of tokens that
+/// became final, in order.
+pub fn run(
+    loaded: &Loaded,
+    job: &Job,
+    cancel: &Cancel,
+    deadline: Instant,
+    timeout_seconds: f64,
+    tokens: Option<UnboundedSender<Vec<TokenId>>>,
+) -> Result<Reply, ApiError> {
+    let models = &loaded.models;
+    let defence = models.defence(job.search.clone()).map_err(|e| ApiError::invalid(None, format!("{e}")))?;
+    let mut progress = Progress::new(cancel.clone(), deadline, tokens);
+    let answered = match &job.input {
+        Input::Chat(chat) => defence.answer(&job.request, chat, &mut progress),
+        Input::Raw(text) => defence.answer_context(&job.request, models.policy().encode_prompt(text), &mut progress),
+    };
+    let answer = answered.map_err(|e| match e {
+        saffron_defence::DefenceError::PromptTooLong { .. } => {
+            ApiError::invalid(Some("messages".into()), e.to_string())
+        }
+        other => ApiError::internal(error_chain(&other)),
+    })?;
+    if progress.timed_out {
+        return Err(ApiError::timeout(timeout_seconds));
+    }
+    let (text, cut) = cut_at_stop(&answer.text, &job.stop);
+    let check = match &loaded.check {
+        Some(output) => Some(check(output, &job.request, &text, models.options())?),
+        None => None,
+    };
+    let blocked = check.as_ref().is_some_and(|c| c.unsafe_);
+    let finish = match (blocked, cut, answer.finish) {
+        (true, ..) => Finish::ContentFilter,
+        (false, true, _) | (false, false, FinishReason::EndOfGeneration) => Finish::Stop,
+        (false, false, _) => Finish::Length,
+    };
+    let usage = usage(&answer);
+    let report = report(&job.search, &answer.cost, &answer, check);
+    Ok(Reply {
+        content: (!blocked).then_some(text),
+        refusal: loaded.check.as_ref().filter(|_| blocked).map(|c| c.refusal.clone()),
+        finish,
+        usage,
+        report,
+    })
+}
+
+fn check(output: &OutputJudge, request: &str, text: &str, options: TreeOptions) -> Result<CheckReport, ApiError> {
+    let mut session = Judge::new(&output.judge, TreeOptions { threads: options.threads, ..TreeOptions::default() })
+        .map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
+    let verdict =
+        session.judge(request, text).map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
+    Ok(CheckReport { judge: output.name.clone(), unsafe_: verdict.unsafe_, score: verdict.score })
+}
+
+/// The text before the first stop sequence, and whether one was found.
+pub fn cut_at_stop(text: &str, stop: &[String]) -> (String, bool) {
+    match stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+        Some(at) => (text[..at].to_owned(), true),
+        None => (text.to_owned(), false),
+    }
+}
+
+fn usage(answer: &Answer) -> Usage {
+    Usage {
+        prompt_tokens: answer.prompt_tokens,
+        completion_tokens: answer.tokens.len(),
+        total_tokens: answer.prompt_tokens + answer.tokens.len(),
+        prompt_tokens_details: crate::api::PromptTokensDetails { cached_tokens: answer.cached_prompt_tokens },
+    }
+}
+
+fn report(search: &saffron_search::SearchConfig, cost: &Cost, answer: &Answer, check: Option<CheckReport>) -> Report {
+    Report {
+        strategy: search.strategy.kind(),
+        width: search.strategy.width(),
+        tflop: cost.tflop(),
+        reward_calls: cost.reward_calls(),
+        wall_seconds: cost.wall_seconds,
+        score: answer.score,
+        search_finish: answer.finish,
+        output_check: check,
+    }
+}
+
+/// An error with its sources, for a message.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The search observer of a request: which tokens every node that can
+/// still be the answer shares (the live nodes and the finished ones), and
+/// whether to stop.
+struct Progress {
+    /// Generated tokens of every node seen.
+    paths: HashMap<NodeId, Vec<TokenId>>,
+    finished: Vec<NodeId>,
+    /// Tokens already passed on.
+    sent: usize,
+    tokens: Option<UnboundedSender<Vec<TokenId>>>,
+    cancel: Cancel,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+impl Progress {
+    fn new(cancel: Cancel, deadline: Instant, tokens: Option<UnboundedSender<Vec<TokenId>>>) -> Progress {
+        Progress {
+            paths: HashMap::from([(ROOT, Vec::new())]),
+            finished: Vec::new(),
+            sent: 0,
+            tokens,
+            cancel,
+            deadline,
+            timed_out: false,
+        }
+    }
+}
+
+impl SearchObserver for Progress {
+    fn expand(&mut self, parent: NodeId, child: NodeId, tokens: &[TokenId]) {
+        if self.tokens.is_none() {
+            return;
+        }
+        let mut path = self.paths.get(&parent).cloned().unwrap_or_default();
+        path.extend_from_slice(tokens);
+        self.paths.insert(child, path);
+    }
+
+    fn finish(&mut self, node: NodeId, _reason: FinishReason) {
+        if self.tokens.is_some() {
+            self.finished.push(node);
+        }
+    }
+
+    fn select(&mut self, _step: usize, kept: &[NodeId], _spent: &Cost) {
+        let Some(tx) = &self.tokens else { return };
+        let mut nodes = kept.iter().chain(&self.finished).filter_map(|n| self.paths.get(n));
+        let Some(first) = nodes.next() else { return };
+        let shared = nodes.fold(first.len(), |len, p| len.min(common_prefix(first, p)));
+        if shared > self.sent {
+            let _ = tx.send(first[self.sent..shared].to_vec());
+            self.sent = shared;
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+        }
+        self.timed_out || self.cancel.is_cancelled()
+    }
+}
+
+fn common_prefix(a: &[TokenId], b: &[TokenId]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}

@@ -1,0 +1,208 @@
+//! The server's TOML configuration (`saffron serve --config serve.toml`):
+//! where it listens, what it loads, the default defence and the limits no
+//! request may go beyond. docs/serve.md shows a complete file.
+
+use std::path::Path;
+
+use saffron_search::{SearchConfig, StrategyKind};
+use serde::{Deserialize, Serialize};
+
+use crate::ServeError;
+
+/// Everything `saffron serve` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub models: ModelsSection,
+    /// The defence of a request that asks for none: the same keys as
+    /// `saffron generate --config` (docs/search.md).
+    #[serde(default = "default_defence")]
+    pub defence: SearchConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    /// A judge of every finished answer that blocks unsafe ones.
+    #[serde(default)]
+    pub output_check: Option<OutputCheck>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            server: ServerSection::default(),
+            models: ModelsSection::default(),
+            defence: default_defence(),
+            limits: Limits::default(),
+            output_check: None,
+        }
+    }
+}
+
+/// Saffron-8 with the built-in MRM, 128 new tokens, any length allowed.
+fn default_defence() -> SearchConfig {
+    let mut config = SearchConfig::new(StrategyKind::Saffron.default_strategy());
+    config.strategy.set_width(8).expect("8 is a valid width");
+    config.length.max_new_tokens = 128;
+    config.length.min_new_tokens = 0;
+    config
+}
+
+impl ServeConfig {
+    /// Reads and checks a configuration file.
+    pub fn read(path: &Path) -> Result<ServeConfig, ServeError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ServeError::ReadConfig { path: path.into(), source })?;
+        let mut config: ServeConfig =
+            toml::from_str(&text).map_err(|source| ServeError::ParseConfig { path: path.into(), source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The default defence must itself be valid and within the limits
+    /// (budgets it leaves unset are set to the limits).
+    pub fn validate(&mut self) -> Result<(), ServeError> {
+        self.limits.fill(&mut self.defence);
+        self.defence.validate().map_err(|m| ServeError::InvalidConfig(format!("[defence]: {m}")))?;
+        self.limits.check(&self.defence).map_err(|m| ServeError::InvalidConfig(format!("[defence] {m}")))?;
+        if self.server.max_running == 0 {
+            return Err(ServeError::InvalidConfig("server.max_running must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Where the server listens and how much it takes on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    /// Requests searched at once (their policy calls are batched together).
+    pub max_running: usize,
+    /// Requests waiting for a place beyond those; one more is answered 429.
+    pub max_queued: usize,
+    /// A request still running after this long is stopped and answered 504
+    /// (a stream gets an error event).
+    pub timeout_seconds: f64,
+    /// Longest wait, once one search's policy call is ready, for the calls
+    /// of the other running searches to join its batch.
+    pub gather_ms: u64,
+    /// The answer `Retry-After` gives with a 429, in seconds.
+    pub retry_after_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_running: 8,
+            max_queued: 32,
+            timeout_seconds: 300.0,
+            gather_ms: 5,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
+/// What the server loads (catalog names or paths, as `saffron generate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsSection {
+    /// The policy; also the model id of `/v1/models`.
+    pub policy: String,
+    /// The guard the PRM searches (best-of-n, beam, rebase, lookahead) use
+    /// (`default`, a probe guard directory, a GGUF), or `none`.
+    pub prm: Option<String>,
+    /// Saffron's MRM (`default`, a `train-mrm` directory), `none`, or
+    /// `policy-logits`: a stand-in that reads the policy's own logits, for
+    /// benchmarks on a policy without a trained MRM (not a safety model).
+    pub mrm: Option<String>,
+    /// CPU threads for llama.cpp (default: every core).
+    pub threads: Option<u32>,
+    /// KV cells of the shared prefix tree: every running request's context
+    /// and branches together.
+    pub max_cells: u32,
+}
+
+impl Default for ModelsSection {
+    fn default() -> Self {
+        ModelsSection {
+            policy: "qwen".into(),
+            prm: Some("default".into()),
+            mrm: Some("default".into()),
+            threads: None,
+            max_cells: 16384,
+        }
+    }
+}
+
+/// Caps a request's own settings may not go beyond.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_width: usize,
+    pub max_new_tokens: usize,
+    /// TFLOP per request; a request may ask for less, never more.
+    pub max_tflop: Option<f64>,
+    pub max_wall_seconds: Option<f64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_width: 32, max_new_tokens: 1024, max_tflop: None, max_wall_seconds: None }
+    }
+}
+
+impl Limits {
+    /// Sets every budget `config` leaves unlimited to its cap.
+    pub fn fill(&self, config: &mut SearchConfig) {
+        let budget = &mut config.budget;
+        budget.max_tflop = budget.max_tflop.or(self.max_tflop);
+        budget.max_wall_seconds = budget.max_wall_seconds.or(self.max_wall_seconds);
+    }
+
+    /// Whether `config` stays within the caps; names the first it passes.
+    pub fn check(&self, config: &SearchConfig) -> Result<(), String> {
+        if let Some(width) = config.strategy.width() {
+            if width > self.max_width {
+                return Err(format!("width {width} is above the server's limit of {}", self.max_width));
+            }
+        }
+        if config.length.max_new_tokens > self.max_new_tokens {
+            return Err(format!(
+                "max_tokens {} is above the server's limit of {}",
+                config.length.max_new_tokens, self.max_new_tokens
+            ));
+        }
+        above("max_tflop", config.budget.max_tflop, self.max_tflop)?;
+        above("max_wall_seconds", config.budget.max_wall_seconds, self.max_wall_seconds)
+    }
+}
+
+/// A request's value against the cap: unset means unlimited.
+fn above(name: &str, asked: Option<f64>, cap: Option<f64>) -> Result<(), String> {
+    match (asked, cap) {
+        (_, None) => Ok(()),
+        (None, Some(cap)) => Err(format!("{name} must be set (at most {cap})")),
+        (Some(a), Some(cap)) if a > cap => Err(format!("{name} {a} is above the server's limit of {cap}")),
+        _ => Ok(()),
+    }
+}
+
+/// The judge that reads each finished answer, and what a blocked answer
+/// says instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputCheck {
+    /// `default` (the built-in judge), `refusal`, or a guard (docs/guards.md).
+    pub judge: String,
+    #[serde(default = "default_refusal")]
+    pub refusal: String,
+}
+
+fn default_refusal() -> String {
+    "I can't help with that.".into()
+}

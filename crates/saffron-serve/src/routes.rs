@@ -1,0 +1,189 @@
+//! The axum router and its handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use crate::answer::{self, Cancel, CancelOnDrop, Reply};
+use crate::api::{
+    AssistantMessage, ChatChoice, ChatRequest, ChatResponse, CompletionChoice, CompletionRequest, CompletionResponse,
+    ModelCard, ModelList,
+};
+use crate::request::{self, Input, Job};
+use crate::state::{now, AppState, Loaded, Place};
+use crate::stream::{self, Endpoint};
+use crate::ApiError;
+
+/// Every endpoint of the server over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// A JSON body, or 400 with serde's words (which name an unknown field).
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(None, format!("invalid request body: {e}")))
+}
+
+async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let asked: ChatRequest = parse(&body)?;
+    state.check_model(asked.model.as_deref())?;
+    let (chat, text) = request::chat_prompt(&asked.messages)?;
+    let job = request::job(Input::Chat(chat), text, asked.common, &state.config.defence, &state.config.limits)?;
+    let loaded = state.loaded()?;
+    let place = admit(&state).await?;
+    if job.stream {
+        return Ok(stream::respond(state, loaded, job, Endpoint::Chat, place, arrived));
+    }
+    let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
+    let (content, refusal) = (reply.content, reply.refusal);
+    Ok(Json(ChatResponse {
+        id: state.new_id("chatcmpl"),
+        object: "chat.completion",
+        created: now(),
+        model: state.model_id().to_owned(),
+        choices: vec![ChatChoice {
+            index: 0,
+            message: AssistantMessage { role: "assistant", content, refusal },
+            finish_reason: reply.finish,
+            logprobs: None,
+        }],
+        usage: reply.usage,
+        saffron: reply.report,
+    })
+    .into_response())
+}
+
+async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let asked: CompletionRequest = parse(&body)?;
+    state.check_model(asked.model.as_deref())?;
+    let prompt = request::raw_prompt(asked.prompt)?;
+    let job =
+        request::job(Input::Raw(prompt.clone()), prompt, asked.common, &state.config.defence, &state.config.limits)?;
+    let loaded = state.loaded()?;
+    let place = admit(&state).await?;
+    if job.stream {
+        return Ok(stream::respond(state, loaded, job, Endpoint::Completion, place, arrived));
+    }
+    let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
+    let text = reply.content.or(reply.refusal).unwrap_or_default();
+    Ok(Json(CompletionResponse {
+        id: state.new_id("cmpl"),
+        object: "text_completion",
+        created: now(),
+        model: state.model_id().to_owned(),
+        choices: vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs: None }],
+        usage: reply.usage,
+        saffron: reply.report,
+    })
+    .into_response())
+}
+
+/// A place to run within the request's time (429 when the queue is full).
+async fn admit(state: &AppState) -> Result<Place, ApiError> {
+    let timeout = state.config.server.timeout_seconds;
+    let admitted = match tokio::time::timeout(Duration::from_secs_f64(timeout), state.admit()).await {
+        Ok(place) => place,
+        Err(_) => Err(ApiError::timeout(timeout)),
+    };
+    if let Err(e) = &admitted {
+        state.metrics.outcome(if e.status.as_u16() == 429 { "busy" } else { "timeout" });
+    }
+    admitted
+}
+
+/// Runs the search on a blocking thread; a dropped handler (the client
+/// went away) cancels it.
+async fn answer(
+    state: &AppState,
+    loaded: Arc<Loaded>,
+    job: &Job,
+    place: Place,
+    arrived: Instant,
+) -> Result<Reply, ApiError> {
+    let timeout = state.config.server.timeout_seconds;
+    let deadline = arrived + Duration::from_secs_f64(timeout);
+    let cancel = Cancel::default();
+    let mut on_drop = CancelOnDrop(Some(cancel.clone()));
+    let job = job.clone();
+    let reply = tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, deadline, timeout, None))
+        .await
+        .map_err(|e| ApiError::internal(format!("the search thread failed: {e}")))?;
+    on_drop.0 = None;
+    drop(place);
+    reply
+}
+
+/// Records a finished request in the metrics.
+pub(crate) fn finish(
+    state: &AppState,
+    job: &Job,
+    reply: Result<Reply, ApiError>,
+    arrived: Instant,
+) -> Result<Reply, ApiError> {
+    let m = &state.metrics;
+    match &reply {
+        Ok(r) => {
+            m.outcome(if r.refusal.is_some() { "blocked" } else { "ok" });
+            if r.refusal.is_some() {
+                m.blocked.inc();
+            }
+            if !job.stream {
+                m.time_to_first_token.observe(arrived.elapsed().as_secs_f64());
+            }
+            let u = r.usage;
+            m.prompt_tokens.inc_by(u.prompt_tokens as u64);
+            m.cached_tokens.inc_by(u.prompt_tokens_details.cached_tokens as u64);
+            m.completion_tokens.inc_by(u.completion_tokens as u64);
+            if u.completion_tokens > 0 {
+                m.time_per_output_token.observe(r.report.wall_seconds / u.completion_tokens as f64);
+            }
+            let label = crate::metrics::DefenceLabel { strategy: r.report.strategy.to_string() };
+            m.tflop.get_or_create(&label).inc_by(r.report.tflop);
+            m.reward_calls.get_or_create(&label).inc_by(r.report.reward_calls);
+        }
+        Err(e) => m.outcome(match e.status.as_u16() {
+            504 => "timeout",
+            400..=499 => "rejected",
+            _ => "error",
+        }),
+    }
+    reply
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: vec![ModelCard { id: state.model_id().to_owned(), object: "model", created: now(), owned_by: "saffron" }],
+    })
+}
+
+/// 200 once the models are loaded, 503 before (or if loading failed).
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let status = state.health();
+    let code = if status == "ready" { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(serde_json::json!({ "status": status }))).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let shared = state.loaded().ok().and_then(|l| l.models.policy().shared_stats());
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(shared),
+    )
+        .into_response()
+}

@@ -27,6 +27,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The serve tests drive the server with the real `openai` Python client,
+# installed (pinned) into the cache, never into the system's Python.
+if [ "${1:-}" = "--tests" ]; then
+  target="${SAFFRON_HOME:-$HOME/.cache/saffron}/test-python"
+  if ! PYTHONPATH="$target" python3 -c 'import openai, sys; sys.exit(openai.__version__ != "3.57.0")' 2>/dev/null; then
+    echo "setup: installing the openai Python client into $target" >&2
+    python3 -m pip install -q --disable-pip-version-check --target "$target" --upgrade openai==3.57.0 >/dev/null
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install a Rust toolchain (rustup) first" >&2
   exit 1

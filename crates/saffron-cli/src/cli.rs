@@ -163,6 +163,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub width: Option<usize>,
 
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health.
+    #[arg(long, env = "SAFFRON_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,

@@ -24,6 +24,7 @@ fn models(batched: bool) -> DefenceModels {
         let batch = BatchOptions {
             tree: TreeOptions { max_output_bytes: 256 << 20, ..options },
             gather: Duration::from_millis(200),
+            ..BatchOptions::default()
         };
         Box::new(BatchedPolicy::new(policy, batch))
     } else {
@@ -75,6 +76,11 @@ fn concurrent_searches_on_one_shared_tree_answer_as_alone_and_split_the_cost_exa
     // The chat template's default system prompt is shared: computed once.
     let cached = answers.iter().filter(|a| a.cached_prompt_tokens > 0).count();
     assert!(cached >= PROMPTS.len() - 1, "{cached} answers found their context's start cached");
+    // Each search's branches left the tree when it ended: what stays is
+    // at most the contexts (their shared start once).
+    let contexts: usize = answers.iter().map(|a| a.prompt_tokens).sum();
+    let after = shared.policy().shared_stats().unwrap().tree.unwrap();
+    assert!(after.cached_nodes < contexts, "{} nodes cached after the searches ended", after.cached_nodes);
     let alone_computed: u64 = expected.iter().map(|a| a.cost.policy.tokens_computed).sum();
     assert!(computed < alone_computed, "{computed} tokens computed shared vs {alone_computed} alone");
 }

@@ -58,23 +58,41 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// The server's limits on one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    pub deadline: Instant,
+    pub timeout_seconds: f64,
+    pub max_prompt_tokens: usize,
+}
+
 /// Runs `job`; `tokens` (for a stream) receives every run of tokens that
 /// became final, in order.
 pub fn run(
     loaded: &Loaded,
     job: &Job,
     cancel: &Cancel,
-    deadline: Instant,
-    timeout_seconds: f64,
+    limits: RunLimits,
     tokens: Option<UnboundedSender<Vec<TokenId>>>,
 ) -> Result<Reply, ApiError> {
+    let RunLimits { deadline, timeout_seconds, max_prompt_tokens } = limits;
     let models = &loaded.models;
     let defence = models.defence(job.search.clone()).map_err(|e| ApiError::invalid(None, format!("{e}")))?;
     let mut progress = Progress::new(cancel.clone(), deadline, tokens);
-    let answered = match &job.input {
-        Input::Chat(chat) => defence.answer(&job.request, chat, &mut progress),
-        Input::Raw(text) => defence.answer_context(&job.request, models.policy().encode_prompt(text), &mut progress),
+    let (context, param) = match &job.input {
+        Input::Chat(chat) => (
+            models.policy().encode_chat(chat).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?,
+            "messages",
+        ),
+        Input::Raw(text) => (models.policy().encode_prompt(text), "prompt"),
     };
+    if context.len() > max_prompt_tokens {
+        return Err(ApiError::invalid(
+            Some(param.into()),
+            format!("the prompt is {} tokens; this server takes at most {max_prompt_tokens}", context.len()),
+        ));
+    }
+    let answered = defence.answer_context(&job.request, context, &mut progress);
     let answer = answered.map_err(|e| match e {
         saffron_defence::DefenceError::PromptTooLong { .. } => {
             ApiError::invalid(Some("messages".into()), e.to_string())

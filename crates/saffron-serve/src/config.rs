@@ -66,6 +66,9 @@ impl ServeConfig {
         self.limits.fill(&mut self.defence);
         self.defence.validate().map_err(|m| ServeError::InvalidConfig(format!("[defence]: {m}")))?;
         self.limits.check(&self.defence).map_err(|m| ServeError::InvalidConfig(format!("[defence] {m}")))?;
+        if self.server.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(ServeError::InvalidConfig("server.api_key is empty".into()));
+        }
         if self.server.max_running == 0 {
             return Err(ServeError::InvalidConfig("server.max_running must be at least 1".into()));
         }
@@ -91,6 +94,15 @@ pub struct ServerSection {
     pub gather_ms: u64,
     /// The answer `Retry-After` gives with a 429, in seconds.
     pub retry_after_seconds: u64,
+    /// Largest request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Longest prompt accepted, in policy tokens (400 beyond it; the
+    /// policy's context is a limit too).
+    pub max_prompt_tokens: usize,
+    /// When set, every endpoint but `/health` wants `Authorization: Bearer
+    /// KEY` (401 otherwise). Better given as `--api-key` or the
+    /// `SAFFRON_API_KEY` environment variable than written in a file.
+    pub api_key: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -103,6 +115,9 @@ impl Default for ServerSection {
             timeout_seconds: 300.0,
             gather_ms: 5,
             retry_after_seconds: 1,
+            max_body_bytes: 1 << 20,
+            max_prompt_tokens: 4096,
+            api_key: None,
         }
     }
 }
@@ -125,6 +140,11 @@ pub struct ModelsSection {
     /// KV cells of the shared prefix tree: every running request's context
     /// and branches together.
     pub max_cells: u32,
+    /// When a request ends, its branches are dropped and the tree is cut
+    /// back to this many cells, keeping recent contexts (a shared system
+    /// prompt) cached: llama.cpp attends over every cell in use, so a
+    /// larger idle cache slows every step of later requests.
+    pub idle_cells: usize,
 }
 
 impl Default for ModelsSection {
@@ -135,6 +155,7 @@ impl Default for ModelsSection {
             mrm: Some("default".into()),
             threads: None,
             max_cells: 16384,
+            idle_cells: 2048,
         }
     }
 }

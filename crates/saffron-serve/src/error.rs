@@ -75,6 +75,36 @@ impl ApiError {
         }
     }
 
+    pub fn unauthorized() -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            kind: "invalid_request_error",
+            message: "a valid API key is needed: send `Authorization: Bearer KEY`".into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: "invalid_request_error",
+            message: format!("the request body is over the server's limit of {limit} bytes"),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn not_found(path: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            message: format!("no endpoint {path} (see /v1/chat/completions, /v1/completions, /v1/models)"),
+            param: None,
+            retry_after: None,
+        }
+    }
+
     pub fn busy(retry_after: u64) -> ApiError {
         ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,

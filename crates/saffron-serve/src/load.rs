@@ -53,7 +53,8 @@ pub fn load(home: &Path, config: &ServeConfig) -> Result<Loaded, String> {
         }
         None => None,
     };
-    let options = BatchOptions { tree, gather: Duration::from_millis(config.server.gather_ms) };
+    let options =
+        BatchOptions { tree, gather: Duration::from_millis(config.server.gather_ms), idle_cells: m.idle_cells };
     let batched = BatchedPolicy::new(policy, options);
     let models = DefenceModels::new(Box::new(batched), prm, mrm, tree);
     Ok(Loaded { models, check })

@@ -40,6 +40,8 @@ pub struct Metrics {
     hit_rate: Gauge<f64, AtomicU64>,
     batch_steps: Gauge,
     batch_calls: Gauge,
+    batch_gather: Gauge<f64, AtomicU64>,
+    batch_run: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,8 @@ impl Default for Metrics {
             hit_rate: Gauge::default(),
             batch_steps: Gauge::default(),
             batch_calls: Gauge::default(),
+            batch_gather: Gauge::default(),
+            batch_run: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("requests_running", "Requests being searched", m.running.clone());
@@ -88,6 +92,12 @@ impl Default for Metrics {
         );
         registry.register("batch_steps", "Joint decodes of the shared prefix tree", m.batch_steps.clone());
         registry.register("batch_calls", "Policy calls answered by those decodes", m.batch_calls.clone());
+        registry.register(
+            "batch_gather_seconds",
+            "Time the scheduler waited for other searches' calls to join a batch",
+            m.batch_gather.clone(),
+        );
+        registry.register("batch_run_seconds", "Time inside the shared tree's joint requests", m.batch_run.clone());
         Metrics { registry, ..m }
     }
 }
@@ -103,6 +113,8 @@ impl Metrics {
             self.hit_rate.set(s.hit_rate());
             self.batch_steps.set(s.steps as i64);
             self.batch_calls.set(s.calls as i64);
+            self.batch_gather.set(s.gather_seconds);
+            self.batch_run.set(s.run_seconds);
         }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");

@@ -1,15 +1,19 @@
 //! The axum router and its handlers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
 use crate::answer::{self, Cancel, CancelOnDrop, Reply};
 use crate::api::{
@@ -21,25 +25,67 @@ use crate::state::{now, AppState, Loaded, Place};
 use crate::stream::{self, Endpoint};
 use crate::ApiError;
 
-/// Every endpoint of the server over `state`.
+/// Every endpoint of the server over `state`: the API key checked on all
+/// but `/health`, bodies limited, an `x-request-id` on every response
+/// (the client's own, or a new one).
 pub fn router(state: Arc<AppState>) -> Router {
+    let header = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
-        .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), authorise))
+        .route("/health", get(health))
+        .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, Counter::default()))
         .with_state(state)
 }
 
-/// A JSON body, or 400 with serde's words (which name an unknown field).
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(None, format!("invalid request body: {e}")))
+const REQUEST_ID: &str = "x-request-id";
+
+/// New request ids: `req-0`, `req-1`, ….
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("req-{n}")).ok().map(RequestId::new)
+    }
 }
 
-async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+/// `Authorization: Bearer KEY` when the server has a key.
+async fn authorise(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(key) = state.config.server.api_key.as_deref() else { return next.run(request).await };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(key) {
+        next.run(request).await
+    } else {
+        state.metrics.outcome("unauthorised");
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// A JSON body, or 400 with serde's words (which name an unknown field);
+/// 413 past the size limit.
+fn parse<T: DeserializeOwned>(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(state.config.server.max_body_bytes),
+        _ => ApiError::invalid(None, format!("cannot read the request body: {e}")),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::invalid(None, format!("invalid request body: {e}")))
+}
+
+async fn chat(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    let asked: ChatRequest = parse(&body)?;
+    let asked: ChatRequest = parse(&state, body)?;
     state.check_model(asked.model.as_deref())?;
     let (chat, text) = request::chat_prompt(&asked.messages)?;
     let job = request::job(Input::Chat(chat), text, asked.common, &state.config.defence, &state.config.limits)?;
@@ -67,9 +113,12 @@ async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
     .into_response())
 }
 
-async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    let asked: CompletionRequest = parse(&body)?;
+    let asked: CompletionRequest = parse(&state, body)?;
     state.check_model(asked.model.as_deref())?;
     let prompt = request::raw_prompt(asked.prompt)?;
     let job =
@@ -115,12 +164,11 @@ async fn answer(
     place: Place,
     arrived: Instant,
 ) -> Result<Reply, ApiError> {
-    let timeout = state.config.server.timeout_seconds;
-    let deadline = arrived + Duration::from_secs_f64(timeout);
+    let limits = state.run_limits(arrived);
     let cancel = Cancel::default();
     let mut on_drop = CancelOnDrop(Some(cancel.clone()));
     let job = job.clone();
-    let reply = tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, deadline, timeout, None))
+    let reply = tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, limits, None))
         .await
         .map_err(|e| ApiError::internal(format!("the search thread failed: {e}")))?;
     on_drop.0 = None;

@@ -112,6 +112,16 @@ impl AppState {
         Place { _permit: permit, running: self.metrics.running.clone() }
     }
 
+    /// The limits of a request that arrived at `arrived`.
+    pub fn run_limits(&self, arrived: std::time::Instant) -> crate::answer::RunLimits {
+        let server = &self.config.server;
+        crate::answer::RunLimits {
+            deadline: arrived + std::time::Duration::from_secs_f64(server.timeout_seconds),
+            timeout_seconds: server.timeout_seconds,
+            max_prompt_tokens: server.max_prompt_tokens,
+        }
+    }
+
     /// `chatcmpl-…` / `cmpl-…` ids, unique within this server's life.
     pub fn new_id(&self, prefix: &str) -> String {
         format!("{prefix}-{}", self.next_id.fetch_add(1, Ordering::Relaxed))

@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -122,15 +122,14 @@ async fn drive(
 ) {
     let prefix = if endpoint == Endpoint::Chat { "chatcmpl" } else { "cmpl" };
     let chunks = Chunks { id: state.new_id(prefix), created: now(), model: state.model_id().to_owned(), endpoint };
-    let timeout = state.config.server.timeout_seconds;
-    let deadline = arrived + Duration::from_secs_f64(timeout);
+    let limits = state.run_limits(arrived);
     let cancel = Cancel::default();
     let (tokens_tx, mut tokens_rx) = mpsc::unbounded_channel::<Vec<TokenId>>();
     let streams_early = loaded.check.is_none();
     let worker = {
         let (loaded, job, cancel) = (loaded.clone(), job.clone(), cancel.clone());
         let tokens = streams_early.then_some(tokens_tx);
-        tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, deadline, timeout, tokens))
+        tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, limits, tokens))
     };
     let send = |event: Event| {
         let tx = tx.clone();

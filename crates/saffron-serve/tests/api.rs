@@ -286,3 +286,54 @@ async fn completions_and_metrics() {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn an_api_key_guards_every_endpoint_but_health() {
+    let mut config = config();
+    config.server.api_key = Some("sesame".into());
+    let state = ready(config, false);
+    let (status, body) = call(&state, "GET", "/v1/models", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("invalid_request_error"), "{body}");
+    let (status, _) = call(&state, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for key in ["Bearer sesame", "Bearer wrong", "sesame"] {
+        let request = Request::get("/v1/models").header("authorization", key).body(Body::empty()).unwrap();
+        let status = router(state.clone()).oneshot(request).await.unwrap().status();
+        assert_eq!(status == StatusCode::OK, key == "Bearer sesame", "{key}: {status}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_client_mistakes_get_the_error_envelope() {
+    let mut config = config();
+    config.server.max_body_bytes = 2000;
+    config.server.max_prompt_tokens = 50;
+    let state = ready(config, false);
+    let request = Request::get("/health").header("x-request-id", "mine-1").body(Body::empty()).unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "mine-1");
+    let response = router(state.clone()).oneshot(Request::get("/nowhere").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers()["x-request-id"].to_str().unwrap().starts_with("req-"));
+    let long = "x".repeat(60);
+    let cases = [
+        (json!({"messages": "hello"}), StatusCode::BAD_REQUEST),
+        (json!({"messages": [{"role": "user", "content": 5}]}), StatusCode::BAD_REQUEST),
+        (ask(json!({"saffron": {"width": -1}})), StatusCode::BAD_REQUEST),
+        (ask(json!({"saffron": {"width": 0}})), StatusCode::BAD_REQUEST),
+        (json!({"messages": [{"role": "user", "content": long}]}), StatusCode::BAD_REQUEST),
+        (json!({"messages": [{"role": "user", "content": "y".repeat(3000)}]}), StatusCode::PAYLOAD_TOO_LARGE),
+    ];
+    for (body, want) in cases {
+        let (status, text) = call(&state, "POST", "/v1/chat/completions", Some(body.clone())).await;
+        assert_eq!(status, want, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string(), "{text}");
+        assert_eq!(v["error"]["code"], want.as_u16());
+    }
+    let (_, text) =
+        call(&state, "POST", "/v1/chat/completions", Some(json!({"messages": [{"role": "user", "content": long}]})))
+            .await;
+    assert!(text.contains("at most 50"), "{text}");
+}

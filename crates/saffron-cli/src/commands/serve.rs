@@ -25,6 +25,9 @@ pub fn run(home: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(width) = args.width {
         config.defence.strategy.set_width(width).map_err(anyhow::Error::msg).context("--width")?;
     }
+    if args.api_key.is_some() {
+        config.server.api_key = args.api_key.clone();
+    }
     if args.threads.is_some() {
         config.models.threads = args.threads;
     }

@@ -6,6 +6,7 @@
 mod commands;
 mod reliability;
 mod report;
+mod serve;
 mod splits;
 mod stream_guard;
 

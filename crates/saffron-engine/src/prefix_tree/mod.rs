@@ -302,6 +302,30 @@ impl PrefixTree {
         Ok(dropped)
     }
 
+    /// Evicts least recently used unlocked leaves until at most `cells`
+    /// nodes are cached. Returns the nodes dropped. llama.cpp attends over
+    /// every cell up to the highest one in use, so a tree shared by many
+    /// requests is kept small between them.
+    pub fn shrink_to(&mut self, cells: usize) -> usize {
+        let mut dropped = 0;
+        while self.cached > cells {
+            let victim = self
+                .seqs
+                .owners()
+                .filter(|&l| {
+                    let n = self.nodes.get(l);
+                    n.locks == 0 && n.children.is_empty()
+                })
+                .min_by_key(|&l| (self.nodes.get(l).last_used, l));
+            match victim {
+                Some(leaf) => self.evict(leaf),
+                None => break,
+            }
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Forgets every node; the next request starts from an empty cache.
     pub fn clear(&mut self) {
         self.kv.clear();

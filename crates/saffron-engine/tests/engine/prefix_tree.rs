@@ -127,6 +127,27 @@ fn each_path_is_charged_what_it_computed_first_and_served_what_was_cached() {
 }
 
 #[test]
+fn shrinking_drops_the_least_recently_used_leaves_first() {
+    let model = smollm2();
+    let mut tree = PrefixTree::new(&model, TreeOptions::default()).unwrap();
+    let base = prompt_tokens();
+    let old: Vec<TokenId> = base.iter().copied().chain([1000, 1001, 1002]).collect();
+    let new: Vec<TokenId> = base.iter().copied().chain([2000]).collect();
+    tree.outputs(&[&old], WantedOutputs::Logits).unwrap();
+    tree.outputs(&[&new], WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.stats().cached_nodes, base.len() + 4);
+    assert_eq!(tree.shrink_to(base.len() + 1), 3);
+    assert_eq!(tree.stats().cached_nodes, base.len() + 1);
+    // The recent branch is still served whole; the old one is recomputed.
+    let before = tree.cost();
+    tree.outputs(&[&new], WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.cost().since(&before).tokens_computed, 0);
+    tree.outputs(&[&old], WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.cost().since(&before).tokens_computed, 3);
+    assert_eq!(tree.shrink_to(usize::MAX), 0);
+}
+
+#[test]
 fn an_inner_prompt_node_is_recomputed_for_one_token() {
     let model = smollm2_f32();
     let mut tree = PrefixTree::new(&model, TreeOptions::default()).unwrap();

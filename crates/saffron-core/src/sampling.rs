@@ -341,6 +341,27 @@ pub fn sample(logits: &[f32], decoding: &Decoding, banned: &[TokenId], key: u64)
 /// A random key for a tree node, from the run's seed, a stream number (the
 /// sample index in Best-of-N, say) and the node's token path. Keys depend on
 /// the path only, never on batching or visiting order.
+/// `ln Σ exp(x)`, stable: a token's log-probability is its logit minus this.
+pub fn log_sum_exp(xs: &[f32]) -> f64 {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + xs.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln()
+}
+
+/// The `k` most likely tokens with their log-probabilities, best first
+/// (ties: the lower id first).
+pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(TokenId, f64)> {
+    let norm = log_sum_exp(logits);
+    let mut ids: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(ids.len());
+    let order = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    if k > 0 && k < ids.len() {
+        ids.select_nth_unstable_by(k - 1, order);
+    }
+    ids.truncate(k);
+    ids.sort_by(order);
+    ids.into_iter().map(|i| (i as TokenId, logits[i] as f64 - norm)).collect()
+}
+
 pub fn node_key(seed: u64, stream: u64, path: &[TokenId]) -> u64 {
     let mut h = mix(seed ^ mix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15)));
     for &t in path {

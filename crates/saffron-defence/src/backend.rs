@@ -64,8 +64,9 @@ pub trait PolicySession: Policy {
         Duration::ZERO
     }
 
-    /// Tokens of the first call's paths found already cached: for a search,
-    /// how much of its context an earlier search left in a shared tree.
+    /// Tokens of the first call's first path found already cached: for a
+    /// search, how much of its context an earlier search left in a shared
+    /// tree.
     /// A session's own fresh tree has none.
     fn first_call_cached(&self) -> u64 {
         0

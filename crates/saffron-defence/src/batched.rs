@@ -111,13 +111,18 @@ impl BatchedPolicy {
     /// is done (waits for a running step to end).
     pub fn stats(&self) -> BatchStats {
         let mut total = BatchStats::default();
-        for slot in &self.schedulers {
-            if let Some(s) = slot.lock().expect("scheduler lock").as_ref() {
+        let started: Vec<(Sender<Job>, Arc<Mutex<BatchStats>>)> = self
+            .schedulers
+            .iter()
+            .filter_map(|slot| slot.lock().expect("scheduler lock").as_ref().map(|s| (s.jobs.clone(), s.stats.clone())))
+            .collect();
+        for (jobs, stats) in started {
+            {
                 let (done, wait) = mpsc::channel();
-                if s.jobs.send(Job::Barrier(done)).is_ok() {
+                if jobs.send(Job::Barrier(done)).is_ok() {
                     let _ = wait.recv();
                 }
-                let stats = *s.stats.lock().expect("stats lock");
+                let stats = *stats.lock().expect("stats lock");
                 total.steps += stats.steps;
                 total.calls += stats.calls;
                 total.cost += stats.cost;
@@ -204,16 +209,13 @@ impl PolicyBackend for BatchedPolicy {
 /// What a session sends its scheduler.
 enum Job {
     /// One policy call of a search.
-    Outputs {
-        paths: Vec<Vec<TokenId>>,
-        wanted: WantedOutputs,
-        reply: Sender<Result<(Vec<SequenceOutputs>, ModelCost), String>>,
-    },
-    /// A search ended; the first path it asked for (its context) and
-    /// everything below it may go.
-    Finished(Vec<TokenId>),
-    /// Answered once every job sent before it is done (so the totals read
-    /// next include them).
+    Outputs { paths: Vec<Vec<TokenId>>, wanted: WantedOutputs, reply: Sender<Result<Answered, String>> },
+    /// A search ended (the scheduler stops counting it as open); the first
+    /// path it asked for (its context), if any, and everything below it
+    /// may go.
+    Finished(Option<Vec<TokenId>>),
+    /// Answered once every job sent before it has been taken in (calls
+    /// gathered with it may still be running).
     Barrier(Sender<()>),
 }
 
@@ -221,7 +223,15 @@ enum Job {
 struct Call {
     paths: Vec<Vec<TokenId>>,
     wanted: WantedOutputs,
-    reply: Sender<Result<(Vec<SequenceOutputs>, ModelCost), String>>,
+    reply: Sender<Result<Answered, String>>,
+}
+
+/// What a call gets back: its outputs, what its paths cost, and how many
+/// tokens of its first path were found cached.
+struct Answered {
+    outputs: Vec<SequenceOutputs>,
+    cost: ModelCost,
+    first_path_served: u64,
 }
 
 /// The scheduler thread of one shared tree.
@@ -266,10 +276,17 @@ impl Scheduler {
 
 /// The scheduler loop: gather, run jointly, reply; until every sender is gone.
 fn serve(mut tree: PrefixTree, rx: &Receiver<Job>, open: &AtomicUsize, stats: &Mutex<BatchStats>, batch: BatchOptions) {
-    let finished = |tree: &mut PrefixTree, context: Vec<TokenId>| {
-        // Unknown when it was evicted already, or when it was never asked.
-        let _ = tree.release(&context);
-        tree.shrink_to(batch.idle_cells);
+    let finished = |tree: &mut PrefixTree, context: Option<Vec<TokenId>>| {
+        let still_open = open.fetch_sub(1, Ordering::SeqCst) - 1;
+        if let Some(context) = context {
+            // Unknown when it was evicted already. Another open search on
+            // the very same context loses its branches too (recomputed).
+            let _ = tree.release(&context);
+        }
+        // Cut back only when idle: running searches keep their nodes.
+        if still_open == 0 {
+            tree.shrink_to(batch.idle_cells);
+        }
         stats.lock().expect("stats lock").tree = Some(tree.stats());
     };
     while let Ok(job) = rx.recv() {
@@ -325,10 +342,12 @@ fn run_batch(tree: &mut PrefixTree, batch: Vec<Call>, stats: &Mutex<BatchStats>)
             for job in batch {
                 let n = job.paths.len();
                 let mine: Vec<SequenceOutputs> = outputs.by_ref().take(n).map(|o| only(o, job.wanted)).collect();
+                let mine_paid: Vec<ModelCost> = paid.by_ref().take(n).collect();
                 let mut cost = ModelCost::default();
-                paid.by_ref().take(n).for_each(|c| cost += c);
+                mine_paid.iter().for_each(|&c| cost += c);
                 cost.calls = 1;
-                let _ = job.reply.send(Ok((mine, cost)));
+                let first_path_served = mine_paid.first().map_or(0, |c| c.tokens_served);
+                let _ = job.reply.send(Ok(Answered { outputs: mine, cost, first_path_served }));
             }
         }
         Err(e) => {
@@ -370,11 +389,12 @@ struct SharedSession<'a> {
 }
 
 impl Drop for SharedSession<'_> {
+    /// The scheduler stops counting this session as open when it takes the
+    /// message in (in order with the calls), or here if it is gone.
     fn drop(&mut self) {
-        if let Some(context) = self.context.take() {
-            let _ = self.handle.jobs.send(Job::Finished(context));
+        if self.handle.jobs.send(Job::Finished(self.context.take())).is_err() {
+            self.handle.open.fetch_sub(1, Ordering::SeqCst);
         }
-        self.handle.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -399,11 +419,11 @@ impl Policy for SharedSession<'_> {
         }
         let job = Job::Outputs { paths: sequences.iter().map(|s| s.to_vec()).collect(), wanted, reply };
         self.handle.jobs.send(job).map_err(|_| ModelError::new(DefenceError::SchedulerGone))?;
-        let (outputs, cost) = answer
+        let Answered { outputs, cost, first_path_served } = answer
             .recv()
             .map_err(|_| ModelError::new(DefenceError::SchedulerGone))?
             .map_err(|e| ModelError::new(DefenceError::Shared(e)))?;
-        self.first_call_cached.get_or_insert(cost.tokens_served);
+        self.first_call_cached.get_or_insert(first_path_served);
         self.cost += cost;
         self.engine += started.elapsed();
         Ok(outputs)

@@ -1,12 +1,13 @@
 //! A defence and the models it draws on.
 
-use saffron_core::{Cost, ModelRole, TokenId};
+use saffron_core::sampling::{log_sum_exp, top_logprobs};
+use saffron_core::{Cost, ModelRole, TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
 use saffron_reward::{GuardSpec, Loader, MrmSpec};
 use saffron_search::{search, FinishReason, Models, SearchConfig, SearchError, SearchObserver, StopCause};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{MrmBackend, PolicyBackend, PrmBackend};
+use crate::backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend};
 use crate::local::LocalPolicy;
 use crate::DefenceError;
 
@@ -109,7 +110,7 @@ impl DefenceModels {
         if search.strategy.needs_mrm() && self.mrm.is_none() {
             return Err(SearchError::MissingModel { strategy, role: ModelRole::Mrm }.into());
         }
-        Ok(Defence { models: self, search })
+        Ok(Defence { models: self, search, logprobs: None })
     }
 }
 
@@ -117,6 +118,18 @@ impl DefenceModels {
 pub struct Defence<'m> {
     models: &'m DefenceModels,
     search: SearchConfig,
+    /// With `Some(k)`, answers carry each token's log-probability and the
+    /// `k` most likely tokens at its position.
+    logprobs: Option<usize>,
+}
+
+/// The policy's log-probability of one answer token (its own distribution:
+/// no temperature, no nucleus), and the most likely tokens at that place.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub token: TokenId,
+    pub logprob: f64,
+    pub top: Vec<(TokenId, f64)>,
 }
 
 /// A defended answer and everything it cost.
@@ -142,9 +155,21 @@ pub struct Answer {
     /// Of the search's wall time (`cost.wall_seconds`), the time inside the
     /// inference engine (policy and PRM).
     pub engine_seconds: f64,
+    /// Per answer token, when asked for ([`Defence::with_logprobs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
 impl Defence<'_> {
+    /// Answers then carry each token's log-probability under the policy and
+    /// the `top` most likely tokens at its place. The logits come from the
+    /// search's own tree (cached, so mostly free) after the search; their
+    /// cost is not part of the answer's.
+    pub fn with_logprobs(mut self, top: usize) -> Self {
+        self.logprobs = Some(top);
+        self
+    }
+
     /// Answers `chat` (what the policy reads: the system and user turns,
     /// the latter possibly wrapped in an attack template, and any forced
     /// prefill). The reward models read `request`, the user's request as
@@ -202,6 +227,10 @@ impl Defence<'_> {
             };
             search(&self.search, &mut search_models, &context, observer)?
         };
+        let logprobs = match self.logprobs {
+            Some(top) => Some(token_logprobs(&mut *tree, &context, &outcome.tokens, top)?),
+            None => None,
+        };
         let cached_prompt_tokens = (tree.first_call_cached() as usize).min(context.len());
         let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
         Ok(Answer {
@@ -215,6 +244,29 @@ impl Defence<'_> {
             prompt_tokens: context.len(),
             cached_prompt_tokens,
             engine_seconds: engine.as_secs_f64(),
+            logprobs,
         })
     }
+}
+
+/// The policy's log-probability of each answer token after `context` and
+/// the tokens before it.
+fn token_logprobs(
+    policy: &mut dyn PolicySession,
+    context: &[TokenId],
+    answer: &[TokenId],
+    top: usize,
+) -> Result<Vec<TokenLogprob>, DefenceError> {
+    let paths: Vec<Vec<TokenId>> = (0..answer.len()).map(|i| [context, &answer[..i]].concat()).collect();
+    let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+    let outputs = policy.outputs(&refs, WantedOutputs::Logits)?;
+    Ok(outputs
+        .iter()
+        .zip(answer)
+        .map(|(o, &token)| {
+            let logits = o.logits.as_deref().unwrap_or_default();
+            let logprob = logits.get(token as usize).map_or(f64::NEG_INFINITY, |&l| l as f64 - log_sum_exp(logits));
+            TokenLogprob { token, logprob, top: top_logprobs(logits, top) }
+        })
+        .collect())
 }

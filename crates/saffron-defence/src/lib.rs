@@ -29,7 +29,7 @@ pub mod local;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
 pub use batched::{BatchOptions, BatchStats, BatchedPolicy};
-pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding};
+pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding, TokenLogprob};
 pub use error::DefenceError;
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 pub use saffron_search::{SearchConfig, StrategyKind};

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use saffron_core::sampling::log_sum_exp;
 use saffron_core::{Policy, TokenId, WantedOutputs};
 use saffron_defence::PolicyBackend;
 use saffron_engine::TreeOptions;
@@ -67,12 +68,6 @@ pub fn answer_logprobs(
             Ok(chosen as f64 - log_sum_exp(logits))
         })
         .collect()
-}
-
-/// `ln Σ exp(x)`, stable.
-fn log_sum_exp(xs: &[f32]) -> f64 {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    max + xs.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln()
 }
 
 /// The mean of `logprobs`, `None` when empty.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use saffron_core::{Cost, TokenId};
-use saffron_defence::Answer;
+use saffron_defence::{Answer, PolicyBackend, TokenLogprob};
 use saffron_engine::TreeOptions;
 use saffron_eval::judge::Judge;
 use saffron_search::{FinishReason, NodeId, SearchObserver, ROOT};
@@ -27,6 +27,9 @@ pub struct Reply {
     pub content: Option<String>,
     /// The refusal text that replaces a blocked answer.
     pub refusal: Option<String>,
+    /// Per token of `content`, when asked for: its text, log-probability
+    /// and alternatives (text, log-probability).
+    pub logprobs: Option<Vec<Logprob>>,
     pub finish: Finish,
     pub usage: Usage,
     pub report: Report,
@@ -77,7 +80,10 @@ pub fn run(
 ) -> Result<Reply, ApiError> {
     let RunLimits { deadline, timeout_seconds, max_prompt_tokens } = limits;
     let models = &loaded.models;
-    let defence = models.defence(job.search.clone()).map_err(|e| ApiError::invalid(None, format!("{e}")))?;
+    let mut defence = models.defence(job.search.clone()).map_err(|e| ApiError::invalid(None, format!("{e}")))?;
+    if let Some(top) = job.logprobs {
+        defence = defence.with_logprobs(top);
+    }
     let mut progress = Progress::new(cancel.clone(), deadline, tokens);
     let (context, param) = match &job.input {
         Input::Chat(chat) => (
@@ -86,6 +92,9 @@ pub fn run(
         ),
         Input::Raw(text) => (models.policy().encode_prompt(text), "prompt"),
     };
+    if context.is_empty() {
+        return Err(ApiError::invalid(Some(param.into()), "the prompt is empty"));
+    }
     if context.len() > max_prompt_tokens {
         return Err(ApiError::invalid(
             Some(param.into()),
@@ -113,15 +122,45 @@ pub fn run(
         (false, true, _) | (false, false, FinishReason::EndOfGeneration) => Finish::Stop,
         (false, false, _) => Finish::Length,
     };
+    let logprobs = match (&answer.logprobs, blocked) {
+        (Some(l), false) => Some(logprob_texts(models.policy(), l, text.len())),
+        _ => None,
+    };
     let usage = usage(&answer);
     let report = report(&job.search, &answer.cost, &answer, check);
     Ok(Reply {
         content: (!blocked).then_some(text),
         refusal: loaded.check.as_ref().filter(|_| blocked).map(|c| c.refusal.clone()),
+        logprobs,
         finish,
         usage,
         report,
     })
+}
+
+/// One answer token with its log-probability, as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logprob {
+    pub text: String,
+    pub logprob: f64,
+    pub top: Vec<(String, f64)>,
+}
+
+/// The tokens whose text lies within the first `len` bytes of the answer
+/// (a stop sequence may have cut it).
+fn logprob_texts(policy: &dyn PolicyBackend, logprobs: &[TokenLogprob], len: usize) -> Vec<Logprob> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(logprobs.len());
+    for l in logprobs {
+        if at >= len {
+            break;
+        }
+        let text = policy.detokenize(&[l.token]);
+        at += text.len();
+        let top = l.top.iter().map(|&(t, lp)| (policy.detokenize(&[t]), lp)).collect();
+        out.push(Logprob { text, logprob: l.logprob, top });
+    }
+    out
 }
 
 fn check(output: &OutputJudge, request: &str, text: &str, options: TreeOptions) -> Result<CheckReport, ApiError> {

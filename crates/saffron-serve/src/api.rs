@@ -187,7 +187,31 @@ pub struct ChatChoice {
     pub index: usize,
     pub message: AssistantMessage,
     pub finish_reason: Finish,
-    pub logprobs: Option<()>,
+    pub logprobs: Option<ChatLogprobs>,
+}
+
+/// A chat choice's `logprobs`: one entry per answer token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatLogprobs {
+    pub content: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenEntry {
+    pub token: String,
+    pub logprob: f64,
+    pub bytes: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<Vec<TokenEntry>>,
+}
+
+/// A completion choice's legacy `logprobs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f64>,
+    pub top_logprobs: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub text_offset: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,7 +237,7 @@ pub struct CompletionChoice {
     pub index: usize,
     pub text: String,
     pub finish_reason: Finish,
-    pub logprobs: Option<()>,
+    pub logprobs: Option<CompletionLogprobs>,
 }
 
 /// One chunk of a streamed chat completion.

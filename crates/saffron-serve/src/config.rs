@@ -69,6 +69,12 @@ impl ServeConfig {
         if self.server.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err(ServeError::InvalidConfig("server.api_key is empty".into()));
         }
+        let t = self.server.timeout_seconds;
+        if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+            return Err(ServeError::InvalidConfig(format!(
+                "server.timeout_seconds must be above 0 and at most 86400 (got {t})"
+            )));
+        }
         if self.server.max_running == 0 {
             return Err(ServeError::InvalidConfig("server.max_running must be at least 1".into()));
         }

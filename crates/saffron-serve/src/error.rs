@@ -105,6 +105,16 @@ impl ApiError {
         }
     }
 
+    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            kind: "invalid_request_error",
+            message: format!("{path} does not take {method}"),
+            param: None,
+            retry_after: None,
+        }
+    }
+
     pub fn busy(retry_after: u64) -> ApiError {
         ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,

@@ -31,6 +31,8 @@ pub struct Job {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    /// Alternatives per token when the answer's log-probabilities are asked for.
+    pub logprobs: Option<usize>,
 }
 
 /// A chat request's messages as a chat prompt. A final assistant message
@@ -93,11 +95,15 @@ fn text(content: Option<&Content>) -> Result<String, String> {
 
 /// A completion prompt's text.
 pub fn raw_prompt(prompt: Prompt) -> Result<String, ApiError> {
-    match prompt {
-        Prompt::One(p) => Ok(p),
-        Prompt::Many(mut v) if v.len() == 1 => Ok(v.remove(0)),
-        Prompt::Many(_) => Err(ApiError::invalid(Some("prompt".into()), "one prompt per request")),
+    let text = match prompt {
+        Prompt::One(p) => p,
+        Prompt::Many(mut v) if v.len() == 1 => v.remove(0),
+        Prompt::Many(_) => return Err(ApiError::invalid(Some("prompt".into()), "one prompt per request")),
+    };
+    if text.is_empty() {
+        return Err(ApiError::invalid(Some("prompt".into()), "the prompt is empty"));
     }
+    Ok(text)
 }
 
 /// The checked job of a request with `input`.
@@ -115,13 +121,7 @@ pub fn job(
             "n must be 1: this server gives one defended answer per request (send n requests with different seeds)",
         ));
     }
-    let wants_logprobs = match &common.logprobs {
-        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
-        Some(_) => true,
-    };
-    if wants_logprobs || common.top_logprobs.is_some() {
-        return Err(ApiError::invalid(Some("logprobs".into()), "logprobs are not supported yet"));
-    }
+    let logprobs = logprobs(&common)?;
     let max_tokens = match (common.max_tokens, common.max_completion_tokens) {
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::invalid(
@@ -137,7 +137,47 @@ pub fn job(
     if stop.iter().any(|s| s.is_empty()) {
         return Err(ApiError::invalid(Some("stop".into()), "a stop sequence is empty"));
     }
-    Ok(Job { input, request, search, stop, stream: common.stream, include_usage })
+    if stop.len() > MAX_STOP || stop.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+        return Err(ApiError::invalid(
+            Some("stop".into()),
+            format!("at most {MAX_STOP} stop sequences of at most {MAX_STOP_BYTES} bytes"),
+        ));
+    }
+    Ok(Job { input, request, search, stop, stream: common.stream, include_usage, logprobs })
+}
+
+/// Most stop sequences per request (OpenAI's limit), and their length.
+pub const MAX_STOP: usize = 4;
+pub const MAX_STOP_BYTES: usize = 256;
+
+/// Most alternatives per token (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// `logprobs` (chat: `true` with `top_logprobs`; completions: the number of
+/// alternatives) as how many alternatives to give, if any.
+fn logprobs(common: &Common) -> Result<Option<usize>, ApiError> {
+    let param = || Some("logprobs".to_owned());
+    let top = match &common.logprobs {
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => {
+            if common.top_logprobs.is_some() {
+                return Err(ApiError::invalid(Some("top_logprobs".into()), "top_logprobs needs logprobs: true"));
+            }
+            return Ok(None);
+        }
+        Some(serde_json::Value::Bool(true)) => common.top_logprobs.unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(n) => n as usize,
+            None => return Err(ApiError::invalid(param(), "logprobs must be true, false or a count")),
+        },
+        Some(_) => return Err(ApiError::invalid(param(), "logprobs must be true, false or a count")),
+    };
+    if top > MAX_TOP_LOGPROBS {
+        return Err(ApiError::invalid(Some("top_logprobs".into()), format!("at most {MAX_TOP_LOGPROBS} alternatives")));
+    }
+    if common.stream {
+        return Err(ApiError::invalid(param(), "logprobs with stream are not supported yet"));
+    }
+    Ok(Some(top))
 }
 
 fn refuse_unsupported(u: &Unsupported) -> Result<(), ApiError> {

@@ -15,10 +15,10 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
-use crate::answer::{self, Cancel, CancelOnDrop, Reply};
+use crate::answer::{self, Cancel, CancelOnDrop, Logprob, Reply};
 use crate::api::{
-    AssistantMessage, ChatChoice, ChatRequest, ChatResponse, CompletionChoice, CompletionRequest, CompletionResponse,
-    ModelCard, ModelList,
+    AssistantMessage, ChatChoice, ChatLogprobs, ChatRequest, ChatResponse, CompletionChoice, CompletionLogprobs,
+    CompletionRequest, CompletionResponse, ModelCard, ModelList, TokenEntry,
 };
 use crate::request::{self, Input, Job};
 use crate::state::{now, AppState, Loaded, Place};
@@ -38,6 +38,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authorise))
         .route("/health", get(health))
         .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: Uri| async move {
+            ApiError::method_not_allowed(method.as_str(), uri.path())
+        })
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(SetRequestIdLayer::new(header, Counter::default()))
@@ -95,6 +98,7 @@ async fn chat(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejec
         return Ok(stream::respond(state, loaded, job, Endpoint::Chat, place, arrived));
     }
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
+    let logprobs = reply.logprobs.as_deref().map(chat_logprobs);
     let (content, refusal) = (reply.content, reply.refusal);
     Ok(Json(ChatResponse {
         id: state.new_id("chatcmpl"),
@@ -105,7 +109,7 @@ async fn chat(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejec
             index: 0,
             message: AssistantMessage { role: "assistant", content, refusal },
             finish_reason: reply.finish,
-            logprobs: None,
+            logprobs,
         }],
         usage: reply.usage,
         saffron: reply.report,
@@ -129,17 +133,56 @@ async fn completions(
         return Ok(stream::respond(state, loaded, job, Endpoint::Completion, place, arrived));
     }
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
+    let logprobs = reply.logprobs.as_deref().map(completion_logprobs);
     let text = reply.content.or(reply.refusal).unwrap_or_default();
     Ok(Json(CompletionResponse {
         id: state.new_id("cmpl"),
         object: "text_completion",
         created: now(),
         model: state.model_id().to_owned(),
-        choices: vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs: None }],
+        choices: vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs }],
         usage: reply.usage,
         saffron: reply.report,
     })
     .into_response())
+}
+
+/// The chat shape of an answer's log-probabilities.
+fn chat_logprobs(tokens: &[Logprob]) -> ChatLogprobs {
+    let entry = |text: &str, logprob: f64| TokenEntry {
+        token: text.to_owned(),
+        logprob,
+        bytes: text.as_bytes().to_vec(),
+        top_logprobs: None,
+    };
+    ChatLogprobs {
+        content: tokens
+            .iter()
+            .map(|t| TokenEntry {
+                top_logprobs: Some(t.top.iter().map(|(text, lp)| entry(text, *lp)).collect()),
+                ..entry(&t.text, t.logprob)
+            })
+            .collect(),
+    }
+}
+
+/// The legacy completions shape.
+fn completion_logprobs(tokens: &[Logprob]) -> CompletionLogprobs {
+    let mut offset = 0;
+    let mut text_offset = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        text_offset.push(offset);
+        offset += t.text.len();
+    }
+    CompletionLogprobs {
+        tokens: tokens.iter().map(|t| t.text.clone()).collect(),
+        token_logprobs: tokens.iter().map(|t| t.logprob).collect(),
+        top_logprobs: tokens
+            .iter()
+            .map(|t| t.top.iter().map(|(text, lp)| (text.clone(), serde_json::json!(lp))).collect())
+            .collect(),
+        text_offset,
+    }
 }
 
 /// A place to run within the request's time (429 when the queue is full).
@@ -168,11 +211,15 @@ async fn answer(
     let cancel = Cancel::default();
     let mut on_drop = CancelOnDrop(Some(cancel.clone()));
     let job = job.clone();
-    let reply = tokio::task::spawn_blocking(move || answer::run(&loaded, &job, &cancel, limits, None))
-        .await
-        .map_err(|e| ApiError::internal(format!("the search thread failed: {e}")))?;
+    // The place goes with the search: a dropped handler frees it only when
+    // the search has stopped.
+    let reply = tokio::task::spawn_blocking(move || {
+        let _place = place;
+        answer::run(&loaded, &job, &cancel, limits, None)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the search thread failed: {e}")))?;
     on_drop.0 = None;
-    drop(place);
     reply
 }
 
@@ -228,7 +275,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let shared = state.loaded().ok().and_then(|l| l.models.policy().shared_stats());
+    // Reading the shared trees' totals waits for a running step.
+    let shared = match state.loaded() {
+        Ok(l) => tokio::task::spawn_blocking(move || l.models.policy().shared_stats()).await.ok().flatten(),
+        Err(_) => None,
+    };
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         state.metrics.render(shared),

@@ -139,10 +139,18 @@ async fn drive(
     let mut text = TextOut::new(&job.stop);
     let mut final_tokens = Vec::new();
     let mut first_sent = false;
-    while !gone {
+    let mut worker = worker;
+    let mut tokens_open = streams_early;
+    // Until the search ends: pass on final tokens, and stop the search as
+    // soon as the client goes away (with or without tokens to send).
+    let reply = loop {
         tokio::select! {
-            run = tokens_rx.recv() => {
-                let Some(run) = run else { break };
+            biased;
+            run = tokens_rx.recv(), if tokens_open && !gone => {
+                let Some(run) = run else {
+                    tokens_open = false;
+                    continue;
+                };
                 final_tokens.extend(run);
                 let full = loaded.models.policy().detokenize(&final_tokens);
                 if let Some(delta) = text.offer(&full) {
@@ -155,19 +163,20 @@ async fn drive(
                             first_sent = true;
                         }
                         gone = !send(chunks.event(Piece { content: Some(delta), ..Piece::default() })).await;
+                        if gone {
+                            cancel.cancel();
+                        }
                     }
                 }
             }
-            _ = tx.closed() => gone = true,
+            _ = tx.closed(), if !gone => {
+                gone = true;
+                cancel.cancel();
+            }
+            done = &mut worker => break done,
         }
-    }
-    if gone {
-        cancel.cancel();
-    }
-    let reply = match worker.await {
-        Ok(reply) => reply,
-        Err(e) => Err(ApiError::internal(format!("the search thread failed: {e}"))),
     };
+    let reply = reply.unwrap_or_else(|e| Err(ApiError::internal(format!("the search thread failed: {e}"))));
     drop(place);
     let reply = finish(&state, &job, reply, arrived);
     if gone {
@@ -178,7 +187,7 @@ async fn drive(
             if !first_sent {
                 state.metrics.time_to_first_token.observe(arrived.elapsed().as_secs_f64());
             }
-            let Reply { content, refusal, finish, usage, report } = reply;
+            let Reply { content, refusal, finish, usage, report, .. } = reply;
             let rest = content.map(|c| text.rest(&c)).filter(|r| !r.is_empty());
             if rest.is_some() || refusal.is_some() {
                 send(chunks.event(Piece { content: rest, refusal, ..Piece::default() })).await;

@@ -115,7 +115,9 @@ async fn unsupported_fields_and_other_models_are_refused_by_name() {
     let state = ready(config(), false);
     for (extra, param) in [
         (json!({"n": 2}), "n"),
-        (json!({"logprobs": true}), "logprobs"),
+        (json!({"logprobs": true, "stream": true}), "logprobs"),
+        (json!({"logprobs": true, "top_logprobs": 21}), "top_logprobs"),
+        (json!({"top_logprobs": 2}), "top_logprobs"),
         (json!({"tools": [{"type": "function"}]}), "tools"),
         (json!({"temperature": 3.0}), "temperature"),
         (json!({"max_tokens": 8, "max_completion_tokens": 9}), "max_completion_tokens"),
@@ -332,8 +334,51 @@ async fn every_response_has_a_request_id_and_client_mistakes_get_the_error_envel
         assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string(), "{text}");
         assert_eq!(v["error"]["code"], want.as_u16());
     }
+    let (status, text) = call(&state, "GET", "/v1/chat/completions", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(text.contains("does not take GET"), "{text}");
+    let (status, text) = call(&state, "POST", "/v1/completions", Some(json!({"prompt": ""}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("empty"), "{text}");
+    let stops = ask(json!({"stop": ["a", "b", "c", "d", "e"]}));
+    let (status, text) = call(&state, "POST", "/v1/chat/completions", Some(stops)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     let (_, text) =
         call(&state, "POST", "/v1/chat/completions", Some(json!({"messages": [{"role": "user", "content": long}]})))
             .await;
     assert!(text.contains("at most 50"), "{text}");
+}
+
+#[tokio::test]
+async fn logprobs_are_the_policys_own_for_every_answer_token() {
+    let state = ready(config(), false);
+    let (status, body) = chat(&state, ask(json!({"seed": 2, "logprobs": true, "top_logprobs": 2}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    let entries = body["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(entries.len(), content.len(), "one entry per byte token of the fake policy");
+    let joined: String = entries.iter().map(|e| e["token"].as_str().unwrap()).collect();
+    assert_eq!(joined, content);
+    // The fake's first token: the refusal's or the compliance's first byte,
+    // with probability p or 1 - p, p in 0.5..0.8; later tokens are scripted
+    // (logit 0 against -30 for every other token).
+    let first = entries[0]["logprob"].as_f64().unwrap();
+    assert!((0.2f64.ln()..=0.8f64.ln() + 1e-4).contains(&first), "{first}");
+    for e in &entries[1..] {
+        assert!(e["logprob"].as_f64().unwrap() > -1e-6, "{e}");
+    }
+    let top = entries[0]["top_logprobs"].as_array().unwrap();
+    assert_eq!(top.len(), 2);
+    assert!(top[0]["logprob"].as_f64() >= top[1]["logprob"].as_f64());
+    assert!(top.iter().any(|t| t["token"] == entries[0]["token"]), "{top:?}");
+
+    let body = json!({"model": "fake", "prompt": "How do I bake bread?", "logprobs": 1, "stop": ["."]});
+    let (status, text) = call(&state, "POST", "/v1/completions", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let answer = v["choices"][0]["text"].as_str().unwrap();
+    let lp = &v["choices"][0]["logprobs"];
+    assert_eq!(lp["tokens"].as_array().unwrap().len(), answer.len(), "cut at the stop sequence with the text: {v}");
+    assert_eq!(lp["text_offset"][1], 1);
+    assert_eq!(lp["top_logprobs"][0].as_object().unwrap().len(), 1);
 }

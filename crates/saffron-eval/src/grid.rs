@@ -236,7 +236,8 @@ impl std::fmt::Display for Artifact<'_> {
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     /// A set name (advbench, jbb, many-shot, harmbench, strongreject,
-    /// rho-benign, forgelm-benign) or a JSONL path.
+    /// rho-benign, forgelm-benign, mt-bench-benign, ifbench-benign) or a
+    /// JSONL path.
     pub set: String,
     #[serde(default)]
     pub sample: Option<usize>,

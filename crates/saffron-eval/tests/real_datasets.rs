@@ -14,6 +14,8 @@ fn named_sets_have_their_recorded_sizes() {
         ("rho-benign", 150),
         // forgelm's probes are mostly harmful; five are benign controls.
         ("forgelm-benign", 5),
+        ("mt-bench-benign", 80),
+        ("ifbench-benign", 294),
     ];
     for (name, rows) in expected {
         let set: PromptSet = name.parse().unwrap();

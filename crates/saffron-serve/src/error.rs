@@ -36,6 +36,9 @@ pub enum ServeError {
         source: std::io::Error,
     },
 
+    #[error("the models could not be loaded: {0}")]
+    Load(String),
+
     #[error("the server stopped")]
     Io(#[from] std::io::Error),
 }

@@ -36,7 +36,7 @@ pub use state::{AppState, Loaded};
 
 /// Listens on the configured address at once (answering 503 while the
 /// models load), loads them with `load` on a blocking thread, and serves
-/// until Ctrl-C.
+/// until Ctrl-C. If loading fails the server stops and says why.
 pub async fn serve(
     config: ServeConfig,
     load: impl FnOnce(&ServeConfig) -> Result<Loaded, String> + Send + 'static,
@@ -47,20 +47,32 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { address: address.clone(), source })?;
     let state = Arc::new(AppState::new(config));
     let loading = state.clone();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
     tokio::task::spawn_blocking(move || {
         let loaded = load(&loading.config);
         match &loaded {
             Ok(_) => tracing::info!("models loaded; serving {}", loading.model_id()),
-            Err(why) => tracing::error!("the models could not be loaded: {why}"),
+            Err(why) => {
+                let _ = failed_tx.send(why.clone());
+            }
         }
         loading.set_loaded(loaded);
     });
     tracing::info!("listening on http://{address} (OpenAI-compatible: /v1/chat/completions, /v1/completions)");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await?;
-    Ok(())
-}
-
-async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("stopping");
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let failure = failure.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+                Ok(why) = failed_rx => *failure.lock().expect("failure lock") = Some(why),
+            }
+        }
+    };
+    axum::serve(listener, router(state)).with_graceful_shutdown(stop).await?;
+    let why = failure.lock().expect("failure lock").take();
+    match why {
+        Some(why) => Err(ServeError::Load(why)),
+        None => Ok(()),
+    }
 }

@@ -95,3 +95,13 @@ fn the_openai_client_and_a_load_test_against_a_real_server() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1280 requests, 0 failures"), "{text}");
 }
+
+#[test]
+fn a_server_whose_models_cannot_load_stops_and_says_why() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let out = super::saffron(home.path(), &["serve", "--model", "nosuch", "--port", &port]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not be loaded") && stderr.contains("unknown model `nosuch`"), "{stderr}");
+}

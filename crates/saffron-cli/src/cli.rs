@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use saffron_reward::probe::features::ProbeFeatures;
 use saffron_reward::probe::streaming::StreamFeatures;
 use saffron_reward::VerdictFormat;
-use saffron_search::StrategyKind;
+use saffron_search::{StrategyKind, ThinkingFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -260,8 +260,26 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Think before answering, with exactly N reasoning tokens (budget
+    /// forcing, as in s1: an early stop becomes "Wait", the end tag is forced
+    /// at N). 0 gives an empty thinking section. The reasoning is printed
+    /// apart from the answer; the search (--strategy) answers after it.
+    #[arg(long, value_name = "N")]
+    pub reasoning_budget: Option<usize>,
+
+    /// With --reasoning-budget: allow the model to stop thinking after this
+    /// many tokens [default: the budget].
+    #[arg(long, value_name = "N", requires = "reasoning_budget")]
+    pub reasoning_min: Option<usize>,
+
+    /// With --reasoning-budget: the chat template's own thinking section
+    /// (native), a system instruction to think in <think> tags (prompted),
+    /// or whichever the model has (auto) [default: auto].
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "reasoning_budget")]
+    pub thinking_format: Option<ThinkingFormat>,
+
     /// Print one JSON object (text, token ids, resolved configuration, cost
-    /// per model) instead of text.
+    /// per model, and the reasoning apart when there is one) instead of text.
     #[arg(long)]
     pub json: bool,
 

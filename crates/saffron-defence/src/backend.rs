@@ -46,6 +46,12 @@ pub trait PolicyBackend: Send + Sync {
 
     fn detokenize(&self, tokens: &[TokenId]) -> String;
 
+    /// Whether the chat template has a `<think>` section of its own (a
+    /// reasoning model's native thinking format).
+    fn has_thinking_section(&self) -> bool {
+        false
+    }
+
     /// Most tokens one search may hold: its context and its answer.
     fn context_limit(&self) -> usize;
 

@@ -182,6 +182,10 @@ impl PolicyBackend for BatchedPolicy {
         self.model.model().detokenize(tokens)
     }
 
+    fn has_thinking_section(&self) -> bool {
+        self.model.model().has_thinking_section()
+    }
+
     fn shared_stats(&self) -> Option<BatchStats> {
         Some(self.stats())
     }

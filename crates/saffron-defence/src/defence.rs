@@ -4,11 +4,15 @@ use saffron_core::sampling::{log_sum_exp, top_logprobs};
 use saffron_core::{Cost, ModelRole, TokenId, WantedOutputs};
 use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
 use saffron_reward::{GuardSpec, Loader, MrmSpec};
-use saffron_search::{search, FinishReason, Models, SearchConfig, SearchError, SearchObserver, StopCause};
+use saffron_search::{
+    search, think, FinishReason, Models, ReasoningConfig, SearchConfig, SearchError, SearchObserver, StopCause,
+};
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 use crate::backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend};
 use crate::local::LocalPolicy;
+use crate::reasoning::{Reasoning, ThinkingPrompt};
 use crate::DefenceError;
 
 /// The models of a defence, as specs: the policy (a catalog name or a GGUF
@@ -147,7 +151,9 @@ pub struct Answer {
     /// Steps run (tokens, or chunks of tokens).
     pub steps: usize,
     pub stopped_by: Option<StopCause>,
-    /// Tokens of the context: the chat template, the prompt and the prefill.
+    /// Tokens of the context: the chat template, the prompt and the prefill
+    /// (with reasoning: up to the opening `<think>`; the trace is counted in
+    /// `reasoning`, and the prefill after it in neither).
     pub prompt_tokens: usize,
     /// Of those, the tokens an earlier search left cached (a policy whose
     /// searches share a tree, as the server's; otherwise 0).
@@ -158,6 +164,10 @@ pub struct Answer {
     /// Per answer token, when asked for ([`Defence::with_logprobs`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<TokenLogprob>>,
+    /// The thinking before the answer, when the defence reasons; its cost
+    /// is inside `cost`, and `text`/`tokens` are the answer alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
 }
 
 impl Defence<'_> {
@@ -173,31 +183,49 @@ impl Defence<'_> {
     /// Answers `chat` (what the policy reads: the system and user turns,
     /// the latter possibly wrapped in an attack template, and any forced
     /// prefill). The reward models read `request`, the user's request as
-    /// asked, and the generated tokens. `observer` sees every step.
+    /// asked, and the generated tokens. `observer` sees every step. With
+    /// reasoning configured, the policy first thinks (see
+    /// [`crate::reasoning`]) and the search answers after the trace.
     pub fn answer(
         &self,
         request: &str,
         chat: &ChatPrompt,
         observer: &mut dyn SearchObserver,
     ) -> Result<Answer, DefenceError> {
-        let context = self.models.policy.encode_chat(chat)?;
-        self.answer_context(request, context, observer)
+        let policy = self.models.policy.as_ref();
+        let opening = match &self.search.reasoning {
+            None => Opening::Plain(policy.encode_chat(chat)?),
+            Some(config) => Opening::Thinking(ThinkingPrompt::new(policy, chat, config)?, config),
+        };
+        self.run(request, opening, observer)
     }
 
     /// Answers from policy tokens already made (a raw completion prompt),
-    /// as [`answer`](Self::answer) does from a chat.
+    /// as [`answer`](Self::answer) does from a chat. Reasoning needs a chat
+    /// to put its format in, so it is refused here.
     pub fn answer_context(
         &self,
         request: &str,
         context: Vec<TokenId>,
         observer: &mut dyn SearchObserver,
     ) -> Result<Answer, DefenceError> {
+        if self.search.reasoning.is_some() {
+            return Err(DefenceError::ReasoningNeedsChat);
+        }
+        self.run(request, Opening::Plain(context), observer)
+    }
+
+    fn run(&self, request: &str, opening: Opening, observer: &mut dyn SearchObserver) -> Result<Answer, DefenceError> {
         let models = self.models;
         let policy = models.policy.as_ref();
         let limit = policy.context_limit().min(models.options.max_cells as usize);
         let max_new_tokens = self.search.length.max_new_tokens;
-        if context.len() + max_new_tokens > limit {
-            return Err(DefenceError::PromptTooLong { prompt_tokens: context.len(), max_new_tokens, limit });
+        let (prompt_tokens, room) = match &opening {
+            Opening::Plain(context) => (context.len(), max_new_tokens),
+            Opening::Thinking(prompt, config) => (prompt.context.len(), prompt.room_needed(config, max_new_tokens)),
+        };
+        if prompt_tokens + room > limit {
+            return Err(DefenceError::PromptTooLong { prompt_tokens, max_new_tokens: room, limit });
         }
         let options = models.options;
         let text = || Box::new(|t: &[TokenId]| policy.detokenize(t));
@@ -219,6 +247,26 @@ impl Defence<'_> {
             HiddenStates::Discard
         };
         let mut tree = policy.open(TreeOptions { hidden, ..options })?;
+        let clock = Instant::now();
+        let (context, reasoning) = match opening {
+            Opening::Plain(context) => (context, None),
+            Opening::Thinking(prompt, config) => {
+                let trace_text = |t: &[TokenId]| policy.detokenize(t);
+                let thought = think(
+                    config,
+                    &self.search.decoding,
+                    self.search.seed,
+                    &mut *tree,
+                    &prompt.context,
+                    &prompt.markers,
+                    &trace_text,
+                    observer,
+                )?;
+                let reasoning = Reasoning::new(prompt.format, &thought, policy);
+                (prompt.answer_context(&thought), Some(reasoning))
+            }
+        };
+        let thinking_seconds = clock.elapsed().as_secs_f64();
         let outcome = {
             let mut search_models = Models {
                 policy: &mut *tree,
@@ -231,22 +279,34 @@ impl Defence<'_> {
             Some(top) => Some(token_logprobs(&mut *tree, &context, &outcome.tokens, top)?),
             None => None,
         };
-        let cached_prompt_tokens = (tree.first_call_cached() as usize).min(context.len());
+        let cached_prompt_tokens = (tree.first_call_cached() as usize).min(prompt_tokens);
         let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
+        let mut cost = outcome.cost;
+        if let Some(reasoning) = &reasoning {
+            cost.policy += reasoning.cost;
+            cost.wall_seconds += thinking_seconds;
+        }
         Ok(Answer {
             text: policy.detokenize(&outcome.tokens),
             tokens: outcome.tokens,
             finish: outcome.finish,
             score: outcome.score,
-            cost: outcome.cost,
+            cost,
             steps: outcome.steps,
             stopped_by: outcome.stopped_by,
-            prompt_tokens: context.len(),
+            prompt_tokens,
             cached_prompt_tokens,
             engine_seconds: engine.as_secs_f64(),
             logprobs,
+            reasoning,
         })
     }
+}
+
+/// What a search starts from: a context, or a prompt to think after first.
+enum Opening<'c> {
+    Plain(Vec<TokenId>),
+    Thinking(ThinkingPrompt, &'c ReasoningConfig),
 }
 
 /// The policy's log-probability of each answer token after `context` and

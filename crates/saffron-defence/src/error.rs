@@ -27,6 +27,12 @@ pub enum DefenceError {
     )]
     PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, limit: usize },
 
+    #[error(
+        "reasoning needs a chat prompt to put its thinking format in; a raw completion prompt cannot think \
+         (remove the reasoning configuration, or send a chat)"
+    )]
+    ReasoningNeedsChat,
+
     #[error("could not start the shared prefix tree's scheduler thread")]
     SchedulerThread(#[source] std::io::Error),
 

@@ -9,10 +9,11 @@
 //! policy knows which tokens it generated. Its first generated token is
 //! the first byte of [`REFUSAL`] or of [`COMPLIANCE`], with a probability
 //! of refusing that depends on the request ([`refusal_probability`]); every
-//! later token follows the chosen script, then ends the generation.
+//! later token follows the chosen script, then ends the generation. After a
+//! reasoning trace's close (`</think>` and two newlines) it answers afresh.
 
 use saffron_core::{MultifurcationReward, TokenId};
-use saffron_engine::{ChatPrompt, TreeOptions};
+use saffron_engine::{ChatPrompt, TreeOptions, THINK_CLOSE};
 use saffron_search::fake::{FakeMrm, FakePolicy, FakePrm};
 
 use crate::backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession, ResponseText};
@@ -72,7 +73,10 @@ fn tokens_of(text: &str) -> Vec<TokenId> {
 fn logits(path: &[TokenId]) -> Vec<f32> {
     let mut logits = vec![-30.0; VOCAB];
     let start = path.iter().rposition(|&t| t == GENERATED).map_or(path.len(), |i| i + 1);
-    let generated = &path[start..];
+    // After a reasoning trace the answer starts afresh.
+    let close = tokens_of(THINK_CLOSE);
+    let start = path.windows(close.len()).rposition(|w| w == close).map_or(start, |i| (i + close.len() + 2).max(start));
+    let generated = &path[start.min(path.len())..];
     let Some(&first) = generated.first() else {
         let p = refusal_probability(&path[..start]);
         logits[byte_token(REFUSAL.as_bytes()[0]) as usize] = p.ln();
@@ -90,6 +94,9 @@ fn logits(path: &[TokenId]) -> Vec<f32> {
 #[derive(Default)]
 pub struct FakePolicyBackend {
     pub opened: std::sync::Arc<std::sync::Mutex<Vec<TreeOptions>>>,
+    /// Plays a reasoning model: its template has a thinking section and
+    /// its generation prompt opens it (`<think>` and a newline).
+    pub thinking_template: bool,
 }
 
 impl PolicyBackend for FakePolicyBackend {
@@ -108,6 +115,9 @@ impl PolicyBackend for FakePolicyBackend {
         }
         tokens.extend(tokens_of(&chat.user));
         tokens.push(ASSISTANT);
+        if self.thinking_template {
+            tokens.extend(tokens_of("<think>\n"));
+        }
         tokens.extend(tokens_of(chat.prefill.as_deref().unwrap_or_default()));
         tokens.push(GENERATED);
         Ok(tokens)
@@ -127,6 +137,10 @@ impl PolicyBackend for FakePolicyBackend {
 
     fn detokenize(&self, tokens: &[TokenId]) -> String {
         text_of(tokens)
+    }
+
+    fn has_thinking_section(&self) -> bool {
+        self.thinking_template
     }
 
     fn context_limit(&self) -> usize {

@@ -26,10 +26,12 @@ mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod local;
+pub mod reasoning;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
 pub use batched::{BatchOptions, BatchStats, BatchedPolicy};
 pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding, TokenLogprob};
 pub use error::DefenceError;
+pub use reasoning::{Reasoning, ResolvedFormat};
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 pub use saffron_search::{SearchConfig, StrategyKind};

@@ -46,6 +46,10 @@ impl PolicyBackend for LocalPolicy {
         self.model.model().detokenize(tokens)
     }
 
+    fn has_thinking_section(&self) -> bool {
+        self.model.model().has_thinking_section()
+    }
+
     fn context_limit(&self) -> usize {
         self.model.model().train_context() as usize
     }

@@ -53,11 +53,17 @@ impl ChatPrompt {
     }
 }
 
+/// The tag that opens a reasoning model's thinking section.
+pub const THINK_OPEN: &str = "<think>";
+/// The tag that closes it.
+pub const THINK_CLOSE: &str = "</think>";
+
 /// A compiled chat template with the special-token strings it may refer to.
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    thinking: bool,
 }
 
 impl ChatTemplate {
@@ -70,7 +76,13 @@ impl ChatTemplate {
             Err(JinjaError::new(ErrorKind::InvalidOperation, message))
         });
         env.add_template_owned("chat", source.to_owned()).map_err(|e| e.to_string())?;
-        Ok(Self { env, bos_token, eos_token })
+        Ok(Self { env, bos_token, eos_token, thinking: source.contains(THINK_OPEN) })
+    }
+
+    /// Whether the template has a thinking section (it writes or strips
+    /// `<think>`, as the templates of reasoning models do).
+    pub fn has_thinking_section(&self) -> bool {
+        self.thinking
     }
 
     /// The text the model sees: system (if any), earlier and user turns, the
@@ -131,6 +143,13 @@ mod tests {
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nA<|im_end|>\n<|im_start|>assistant\nB<|im_end|>\n\
              <|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn a_template_that_writes_think_tags_has_a_thinking_section() {
+        let thinking = format!("{}{{{{ '<think>\\n' }}}}", CHATML);
+        assert!(ChatTemplate::new(&thinking, String::new(), String::new()).unwrap().has_thinking_section());
+        assert!(!ChatTemplate::new(CHATML, String::new(), String::new()).unwrap().has_thinking_section());
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod model;
 mod prefix_tree;
 mod shape;
 
-pub use chat::{ChatMessage, ChatPrompt, ChatTemplate, Role, Turn};
+pub use chat::{ChatMessage, ChatPrompt, ChatTemplate, Role, Turn, THINK_CLOSE, THINK_OPEN};
 pub use error::EngineError;
 pub use model::{Model, SpecialText};
 pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats, PATHS_PER_CHUNK};

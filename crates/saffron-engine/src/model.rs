@@ -194,6 +194,11 @@ impl Model {
             .map_err(|message| EngineError::Template { path: self.inner.path.clone(), message })
     }
 
+    /// Whether the chat template has a `<think>` section of its own.
+    pub fn has_thinking_section(&self) -> bool {
+        self.inner.template.has_thinking_section()
+    }
+
     /// Token ids of the rendered chat prompt. The template's special tokens
     /// are parsed; this is the context every strategy starts from.
     pub fn encode_chat(&self, prompt: &ChatPrompt) -> Result<Vec<TokenId>, EngineError> {

@@ -6,6 +6,8 @@ use saffron_core::sampling::Decoding;
 use saffron_core::Budget;
 use serde::{Deserialize, Serialize};
 
+use crate::reasoning::ReasoningConfig;
+
 /// Everything that determines a search: the same configuration, models and
 /// prompt give the same answer and the same cost (wall time aside).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +24,12 @@ pub struct SearchConfig {
     pub seed: u64,
     #[serde(default)]
     pub budget: Budget,
+    /// Thinking before the answer (budget forcing), run by the defence
+    /// around the search: the search answers after the closed trace. The
+    /// budget above caps the answer's search; the trace's cost is charged
+    /// beside it. Unset: no thinking section at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ReasoningConfig>,
 }
 
 impl SearchConfig {
@@ -32,6 +40,7 @@ impl SearchConfig {
             decoding: Decoding::default(),
             seed: 0,
             budget: Budget::default(),
+            reasoning: None,
         }
     }
 
@@ -41,6 +50,9 @@ impl SearchConfig {
         self.decoding.validate()?;
         self.budget.validate()?;
         within("length.max_new_tokens", self.length.max_new_tokens, 1, MAX_NEW_TOKENS)?;
+        if let Some(reasoning) = &self.reasoning {
+            reasoning.validate()?;
+        }
         self.strategy.validate()
     }
 }

@@ -17,6 +17,7 @@ pub mod fake;
 mod meter;
 mod models;
 mod outcome;
+pub mod reasoning;
 mod run;
 mod search_tree;
 mod strategy;
@@ -29,6 +30,7 @@ pub use config::{
 pub use error::SearchError;
 pub use models::Models;
 pub use outcome::{FinishReason, SearchOutcome, StopCause};
+pub use reasoning::{think, ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers, Thought};
 pub use strategy::rebase::rebase_widths;
 pub use trace::{NoTrace, NodeId, SearchObserver, Trace, TraceEvent, ROOT};
 

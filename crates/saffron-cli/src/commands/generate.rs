@@ -6,7 +6,7 @@ use saffron_core::sampling::Decoding;
 use saffron_defence::{Answer, DefenceModels, DefenceSpec};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{GuardSpec, Loader};
-use saffron_search::{SearchConfig, StrategyKind, Trace, TraceEvent};
+use saffron_search::{ReasoningConfig, SearchConfig, StrategyKind, Trace, TraceEvent};
 use serde::Serialize;
 
 use crate::cli::GenerateArgs;
@@ -31,6 +31,15 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     let answer = models.defence(config.clone())?.answer(&args.prompt, &chat, &mut trace).context("generating")?;
     let mut out = std::io::stdout().lock();
     if !args.json {
+        if let Some(reasoning) = &answer.reasoning {
+            writeln!(
+                out,
+                "<think> ({} tokens, {} format)\n{}\n</think>\n",
+                reasoning.tokens,
+                reasoning.format.name(),
+                reasoning.text
+            )?;
+        }
         writeln!(out, "{}", answer.text)?;
         return Ok(());
     }
@@ -91,6 +100,13 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<SearchConfig> {
     }
     if let Some(seed) = args.seed {
         config.seed = seed;
+    }
+    if let Some(budget) = args.reasoning_budget {
+        let mut reasoning = config.reasoning.take().unwrap_or_else(|| ReasoningConfig::exact(budget));
+        reasoning.budget = budget;
+        reasoning.min_tokens = args.reasoning_min.or(reasoning.min_tokens);
+        reasoning.format = args.thinking_format.unwrap_or(reasoning.format);
+        config.reasoning = Some(reasoning);
     }
     config.decoding = decoding(config.decoding, args);
     config.validate().map_err(anyhow::Error::msg)?;

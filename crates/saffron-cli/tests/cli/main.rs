@@ -4,6 +4,7 @@
 //! concern.
 
 mod commands;
+mod reasoning;
 mod reliability;
 mod report;
 mod serve;

@@ -5,7 +5,7 @@
 use saffron_core::{ModelCost, TokenId};
 use saffron_engine::{ChatPrompt, THINK_CLOSE, THINK_OPEN};
 use saffron_search::{ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers, Thought};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::PolicyBackend;
 
@@ -19,7 +19,7 @@ pub const THINKING_INSTRUCTION: &str = "Before you answer, think about the reque
 pub const WAIT: &str = "\nWait";
 
 /// The format a defence thinks in, resolved for its policy (never `Auto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResolvedFormat {
     Native,

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use saffron_core::Cost;
-use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend};
+use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend, ResolvedFormat};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
-use saffron_search::{FinishReason, NoTrace, StrategyKind};
+use saffron_search::{FinishReason, NoTrace, StrategyKind, ThinkingEnd};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::DataSplit;
@@ -48,9 +48,24 @@ pub struct Record {
     /// never written by the run itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fluency: Option<f64>,
+    /// The thinking before the answer, in a grid with a reasoning axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<RecordReasoning>,
 }
 
-/// How a record's answer ended.
+/// A record's reasoning trace, judged apart from its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordReasoning {
+    /// The cell's budget (exact under budget forcing).
+    pub budget: usize,
+    pub format: ResolvedFormat,
+    pub tokens: usize,
+    pub end: ThinkingEnd,
+    pub waits: usize,
+    pub text: String,
+    /// Judge → verdict on the trace, read as if it were the answer.
+    pub verdicts: BTreeMap<String, Verdict>,
+}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Finish {
@@ -371,6 +386,7 @@ fn answer(
         text: String::new(),
         verdicts: BTreeMap::new(),
         fluency: None,
+        reasoning: None,
     };
     let answer = match defence.answer(&prompt.prompt, chat, &mut NoTrace) {
         Err(DefenceError::PromptTooLong { .. }) => return Ok(record(Finish::TooLong)),
@@ -380,7 +396,26 @@ fn answer(
     for (name, judge) in judges.iter_mut() {
         verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &answer.text)?);
     }
+    let reasoning = match (&answer.reasoning, &cell.search.reasoning) {
+        (Some(trace), Some(config)) => {
+            let mut verdicts = BTreeMap::new();
+            for (name, judge) in judges.iter_mut() {
+                verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &trace.text)?);
+            }
+            Some(RecordReasoning {
+                budget: config.budget,
+                format: trace.format,
+                tokens: trace.tokens,
+                end: trace.end,
+                waits: trace.waits,
+                text: trace.text.clone(),
+                verdicts,
+            })
+        }
+        _ => None,
+    };
     Ok(Record {
+        reasoning,
         new_tokens: answer.tokens.len(),
         finish: answer.finish.into(),
         tflop: answer.cost.tflop(),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use saffron_core::Split;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
-use saffron_search::{LengthLimits, SearchConfig, StrategyKind};
+use saffron_search::{LengthLimits, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::splits::Role;
@@ -31,9 +31,22 @@ pub struct Grid {
     pub strategies: Vec<StrategySpec>,
     pub seeds: Vec<u64>,
     pub length: LengthLimits,
+    /// Reasoning budgets to run every strategy at (none: no thinking).
+    pub reasoning: Option<ReasoningAxis>,
     /// Whether the grid may read prompts its artifacts were trained on (the
     /// report then says so at the top).
     pub allow_overlap: bool,
+}
+
+/// The reasoning axis of a grid: `[reasoning]` with `budgets` (reasoning
+/// tokens, each exact under budget forcing; 0 is an empty thinking section)
+/// and the thinking `format` (`auto`, `native`, `prompted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasoningAxis {
+    pub budgets: Vec<usize>,
+    #[serde(default)]
+    pub format: ThinkingFormat,
 }
 
 /// Most cells a grid may have.
@@ -77,6 +90,10 @@ pub struct GridFile {
     pub seeds: Vec<u64>,
     #[serde(default)]
     pub length: LengthLimits,
+    /// Think before answering, at each of these budgets (a cell per
+    /// budget). Left out of `run.json` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ReasoningAxis>,
     /// Let the grid read prompts an artifact it uses was trained on
     /// (default false: `saffron eval` refuses such a grid). Left out of
     /// `run.json` when false.
@@ -118,8 +135,12 @@ impl TryFrom<GridFile> for Grid {
             strategies: file.strategies,
             seeds: file.seeds,
             length: file.length,
+            reasoning: file.reasoning,
             allow_overlap: file.allow_overlap,
         };
+        if grid.reasoning.as_ref().is_some_and(|r| r.budgets.is_empty()) {
+            return Err(EvalError::Grid("reasoning.budgets is empty: list at least one budget (0 = no thinking)".into()));
+        }
         if file.mrm_base.is_some() && grid.mrm.is_none() {
             return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
         }
@@ -158,6 +179,7 @@ impl From<Grid> for GridFile {
             strategies: grid.strategies,
             seeds: grid.seeds,
             length: grid.length,
+            reasoning: grid.reasoning,
             allow_overlap: grid.allow_overlap,
         }
     }
@@ -294,11 +316,13 @@ pub struct Cell {
 
 impl Cell {
     /// The cell's name in records and reports:
-    /// `dataset|attack|strategy@width|seed`.
+    /// `dataset|attack|strategy@width|seed`, with `|think{budget}` before
+    /// the seed when the grid reasons.
     pub fn key(&self, grid: &Grid) -> String {
         let width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
+        let think = self.search.reasoning.as_ref().map_or(String::new(), |r| format!("|think{}", r.budget));
         format!(
-            "{}|{}|{}{width}|seed{}",
+            "{}|{}|{}{width}{think}|seed{}",
             grid.datasets[self.dataset].name(),
             self.attack.name(),
             self.search.strategy.kind(),
@@ -378,19 +402,30 @@ impl Grid {
                     } else {
                         spec.widths.iter().copied().map(Some).collect()
                     };
+                    let budgets: Vec<Option<ReasoningConfig>> = match &self.reasoning {
+                        None => vec![None],
+                        Some(axis) => axis
+                            .budgets
+                            .iter()
+                            .map(|&b| Some(ReasoningConfig { format: axis.format, ..ReasoningConfig::exact(b) }))
+                            .collect(),
+                    };
                     for width in widths {
                         let mut strategy = base.clone();
                         if let Some(w) = width {
                             strategy.set_width(w).map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
                         }
-                        for &seed in &self.seeds {
-                            let mut search = SearchConfig::new(strategy.clone());
-                            search.length = self.length;
-                            search.seed = seed;
-                            search.validate().map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
-                            cells.push(Cell { dataset, attack: attack.clone(), search });
-                            if cells.len() > MAX_CELLS {
-                                return Err(EvalError::Grid(format!("the grid has more than {MAX_CELLS} cells")));
+                        for reasoning in &budgets {
+                            for &seed in &self.seeds {
+                                let mut search = SearchConfig::new(strategy.clone());
+                                search.length = self.length;
+                                search.seed = seed;
+                                search.reasoning = reasoning.clone();
+                                search.validate().map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
+                                cells.push(Cell { dataset, attack: attack.clone(), search });
+                                if cells.len() > MAX_CELLS {
+                                    return Err(EvalError::Grid(format!("the grid has more than {MAX_CELLS} cells")));
+                                }
                             }
                         }
                     }
@@ -498,6 +533,29 @@ widths = [4, 8]
         assert!(err.contains("judge `refusal` is listed twice"), "{err}");
         let err = Grid::from_toml(&GRID.replace("widths = [4, 8]", "widths = [4, 9223372036854775807]")).unwrap_err();
         assert!(err.to_string().contains("between 1 and 1024"), "{err}");
+    }
+
+    #[test]
+    fn a_reasoning_axis_gives_a_cell_per_budget_and_survives_run_json() {
+        let plain = Grid::from_toml(GRID).unwrap().cells().unwrap().len();
+        // The axis table goes before the grid's own tables (TOML scoping).
+        let text = GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = [0, 512]\nformat = \"prompted\"\n\n[[datasets]]", 1);
+        let grid = Grid::from_toml(&text).unwrap();
+        let cells = grid.cells().unwrap();
+        assert_eq!(cells.len(), 2 * plain);
+        let keys: Vec<String> = cells.iter().map(|c| c.key(&grid)).collect();
+        assert!(keys.contains(&"advbench|prefill-10|sample|think512|seed1".to_string()), "{keys:?}");
+        let reasoning = cells[1].search.reasoning.as_ref().unwrap();
+        assert_eq!((reasoning.min(), reasoning.format), (reasoning.budget, ThinkingFormat::Prompted));
+        // run.json round trip.
+        let back: Grid = serde_json::from_str(&serde_json::to_string(&grid).unwrap()).unwrap();
+        assert_eq!(back, grid);
+        let plain_json = serde_json::to_string(&Grid::from_toml(GRID).unwrap()).unwrap();
+        assert!(!plain_json.contains("reasoning"), "a grid without the axis writes nothing of it");
+        let empty = GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = []\n\n[[datasets]]", 1);
+        assert!(Grid::from_toml(&empty).unwrap_err().to_string().contains("reasoning.budgets is empty"));
+        let twice = GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = [8, 8]\n\n[[datasets]]", 1);
+        assert!(Grid::from_toml(&twice).unwrap_err().to_string().contains("appears twice"));
     }
 
     /// One `guard_format` for every GGUF verdict guard of the grid (the PRM

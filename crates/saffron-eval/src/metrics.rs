@@ -89,6 +89,23 @@ impl Difference {
         let (low, high) = interval_95(differences);
         Difference { value, low, high, n }
     }
+
+    /// From `(a, b)` per prompt where each side is a share (a prompt's
+    /// unsafe share over its samples), as [`paired`](Self::paired).
+    pub fn paired_means(pairs: &[(f64, f64)], seed: u64) -> Difference {
+        let n = pairs.len();
+        if n == 0 {
+            return Difference { value: 0.0, low: 0.0, high: 0.0, n: 0 };
+        }
+        let score = |(a, b): (f64, f64)| a - b;
+        let value = pairs.iter().map(|&p| score(p)).sum::<f64>() / n as f64;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let differences: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+            .map(|_| (0..n).map(|_| score(pairs[rng.gen_range(0..n)])).sum::<f64>() / n as f64)
+            .collect();
+        let (low, high) = interval_95(differences);
+        Difference { value, low, high, n }
+    }
 }
 
 /// The paper's scaling efficiency of a defence: `ln(TFLOP_limit / TFLOP) /

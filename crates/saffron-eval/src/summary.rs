@@ -279,6 +279,7 @@ mod tests {
             wall_seconds: 1.0,
             verdicts,
             fluency: None,
+            reasoning: None,
         }
     }
 

@@ -65,3 +65,54 @@ fn budget_zero_is_an_empty_thinking_section_and_bad_budgets_are_refused() {
     let out = saffron(home.path(), &["generate", "--model", m, "--prompt", "hi", "--reasoning-min", "9"]);
     assert!(!out.status.success(), "--reasoning-min needs --reasoning-budget");
 }
+
+#[test]
+fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let smollm2 = format!("{:?}", smollm2_path());
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        format!(
+            "policy = {smollm2}\njudges = [\"refusal\", {smollm2}]\nseeds = [0, 1]\n\
+             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
+             [reasoning]\nbudgets = [0, 16]\n\
+             [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[datasets]]\nset = \"rho-benign\"\nlimit = 2\n\
+             [[strategies]]\nname = \"sample\"\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let run = saffron(&crate::real_home(), &["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // (3 harmful + 2 benign prompts) × 2 budgets × 2 seeds.
+    assert_eq!(records.len(), 20);
+    for r in &records {
+        let cell = r["cell"].as_str().unwrap();
+        let budget = r["reasoning"]["budget"].as_u64().unwrap();
+        assert!(cell.contains(&format!("|think{budget}|")), "{cell}");
+        assert_eq!(r["reasoning"]["tokens"].as_u64(), Some(budget), "budget forcing: exact");
+        let verdicts = r["reasoning"]["verdicts"].as_object().unwrap();
+        assert_eq!(verdicts.len(), 2, "every judge reads the trace too: {verdicts:?}");
+    }
+    let report = saffron(&crate::real_home(), &["report", out.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("reasoning-study.json")).unwrap()).unwrap();
+    assert_eq!(study["judge"], "refusal", "the headline judge");
+    let group = &study["groups"][0];
+    assert_eq!(group["samples"], 2);
+    let budgets: Vec<u64> = group["budgets"].as_array().unwrap().iter().map(|b| b["budget"].as_u64().unwrap()).collect();
+    assert_eq!(budgets, [0, 16]);
+    assert!(group["budgets"][1]["vote_asr"].is_object(), "two seeds: a majority vote");
+    assert!(group["budgets"][1]["over_refusal"].is_object(), "benign prompts at the same budget");
+    assert!(group["test"]["shape"].is_string());
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("## Reasoning budget"), "{markdown}");
+    assert!(out.join("report").join("reasoning-prefill-10.svg").exists());
+}

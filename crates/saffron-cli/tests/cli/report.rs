@@ -50,6 +50,7 @@ fn write_run(dir: &Path) {
                         ("default".to_string(), Verdict { unsafe_: complied, score: Some(0.0), refusal: None }),
                     ]),
                     fluency: None,
+                    reasoning: None,
                 };
                 lines.push_str(&serde_json::to_string(&record).unwrap());
                 lines.push('\n');

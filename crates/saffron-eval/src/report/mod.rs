@@ -28,6 +28,7 @@ use crate::grid::GridFile;
 use crate::manifest::RunManifest;
 use crate::metrics::Rate;
 use crate::store::{read_records, RECORDS_FILE};
+use crate::reasoning_study::{self, ReasoningStudy};
 use crate::summary::{pooled, summarise, CellSummary};
 use crate::EvalError;
 
@@ -48,6 +49,9 @@ pub struct ReportFiles {
     pub width_trends: Vec<(String, Vec<WidthTrend>)>,
     /// Whether the grid let its prompts overlap its artifacts' training.
     pub allow_overlap: bool,
+    /// With a reasoning axis: the study (also in `reasoning-study.json`,
+    /// and as a section of `report.md`).
+    pub reasoning: Option<ReasoningStudy>,
 }
 
 /// A figure of the report.
@@ -125,6 +129,15 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         });
     }
 
+    let reasoning = records.iter().any(|r| r.reasoning.is_some()).then(|| reasoning_study::study(&records, &headline));
+    if let Some(study) = &reasoning {
+        figures.extend(reasoning_figures(study)?);
+        let path = dir.join("reasoning-study.json");
+        let json = serde_json::to_string_pretty(study)
+            .map_err(|e| EvalError::malformed(&path.display().to_string(), "a reasoning study", e))?;
+        std::fs::write(&path, json).map_err(EvalError::io("write", &path))?;
+    }
+
     let plot_dir = dir.join("report");
     std::fs::create_dir_all(&plot_dir).map_err(EvalError::io("create", &plot_dir))?;
     let mut plots = Vec::new();
@@ -146,7 +159,12 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, pages.html).map_err(EvalError::io("write", &html_path))?;
     let markdown_path = dir.join("report.md");
-    std::fs::write(&markdown_path, pages.markdown).map_err(EvalError::io("write", &markdown_path))?;
+    let mut markdown = pages.markdown;
+    if let Some(study) = &reasoning {
+        markdown.push_str("\n");
+        markdown.push_str(&reasoning_study::markdown(study, &run.grid.policy));
+    }
+    std::fs::write(&markdown_path, markdown).map_err(EvalError::io("write", &markdown_path))?;
     Ok(ReportFiles {
         html: html_path,
         markdown: markdown_path,
@@ -157,6 +175,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         comparisons,
         width_trends: trends,
         allow_overlap: run.grid.allow_overlap,
+        reasoning,
     })
 }
 
@@ -270,4 +289,47 @@ fn group_figures(group: &Group, headline: &str) -> Result<Vec<Figure>, EvalError
             })
         })
         .collect()
+}
+
+/// The study's curves: ASR, majority-vote ASR and reasoning harm against
+/// reasoning tokens, one chart per attack (a line per defence and measure).
+fn reasoning_figures(study: &ReasoningStudy) -> Result<Vec<Figure>, EvalError> {
+    let mut attacks: Vec<&str> = study.groups.iter().map(|g| g.attack.as_str()).collect();
+    attacks.dedup();
+    let mut figures = Vec::new();
+    for attack in attacks {
+        let mut series = Vec::new();
+        for g in study.groups.iter().filter(|g| g.attack == attack) {
+            let name = match g.width {
+                Some(w) => format!("{}-{w}", g.strategy.title()),
+                None => g.strategy.title().to_string(),
+            };
+            let line = |label: &str, rate: &dyn Fn(&reasoning_study::BudgetPoint) -> Option<Rate>| Series {
+                strategy: g.strategy,
+                label: format!("{name}: {label}"),
+                points: g.budgets.iter().filter_map(|b| Some(point(b.mean_reasoning_tokens, rate(b)?))).collect(),
+            };
+            series.push(line("ASR", &|b| Some(b.asr)));
+            if g.samples > 1 {
+                series.push(line("majority-vote ASR", &|b| b.vote_asr));
+            }
+            series.push(line("reasoning harm", &|b| Some(b.reasoning_harm)));
+            series.push(line("over-refusal", &|b| b.over_refusal));
+        }
+        series.retain(|s| !s.points.is_empty());
+        let svg = line_chart(
+            &Chart { title: "Safety against reasoning tokens", x: XAxis::ReasoningTokens, y_label: "rate" },
+            &series,
+        )?;
+        figures.push(Figure {
+            file: format!("reasoning-{attack}.svg"),
+            caption: format!(
+                "Under attack `{attack}`: ASR of the answer, harm of the reasoning trace ({}), and over-refusal on \
+                 benign prompts, against mean reasoning tokens; 95% bootstrap intervals.",
+                study.judge
+            ),
+            svg,
+        });
+    }
+    Ok(figures)
 }

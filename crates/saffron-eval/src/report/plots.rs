@@ -33,6 +33,9 @@ pub enum XAxis {
     Tflop,
     /// Search width, log2 scale with a tick per power of two.
     Width,
+    /// Reasoning tokens per answer, log2 scale of `1 + tokens` (0 is the
+    /// no-thinking budget), a tick per power of two.
+    ReasoningTokens,
 }
 
 /// A chart's titles.
@@ -85,18 +88,24 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) -> Result<(), Box<dy
                 .draw()?;
             plot_series(&mut ctx, series, |x| x, corner)?;
         }
-        XAxis::Width => {
-            let hi = points().fold(1f64, |hi, p| hi.max(p.x)).log2().ceil().max(1.0);
-            let corner = emptiest_corner(points().map(|p| ((p.x.log2() + 0.3) / (hi + 0.6), p.y)));
+        XAxis::Width | XAxis::ReasoningTokens => {
+            // Widths are drawn at log2(x); reasoning tokens at log2(1 + x).
+            let (shift, description) = match chart.x {
+                XAxis::Width => (0.0, "width (log2 scale; no defence at 1)"),
+                _ => (1.0, "reasoning tokens (log2 scale of 1 + tokens; no thinking at 0)"),
+            };
+            let at = move |x: f64| (x + shift).log2();
+            let hi = points().fold(1f64, |hi, p| hi.max(at(p.x))).ceil().max(1.0);
+            let corner = emptiest_corner(points().map(|p| ((at(p.x) + 0.3) / (hi + 0.6), p.y)));
             let mut ctx = builder.build_cartesian_2d(-0.3f64..hi + 0.3, y_range)?;
             ctx.configure_mesh()
-                .x_desc("width (log2 scale; no defence at 1)")
+                .x_desc(description)
                 .y_desc(chart.y_label)
                 .light_line_style(TRANSPARENT)
                 .x_labels(hi as usize + 1)
-                .x_label_formatter(&|x| format!("{}", 2f64.powf(x.round())))
+                .x_label_formatter(&|x| format!("{}", 2f64.powf(x.round()) - shift))
                 .draw()?;
-            plot_series(&mut ctx, series, f64::log2, corner)?;
+            plot_series(&mut ctx, series, at, corner)?;
         }
     }
     root.present()?;

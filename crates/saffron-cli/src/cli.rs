@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use saffron_reward::probe::features::ProbeFeatures;
 use saffron_reward::probe::streaming::StreamFeatures;
 use saffron_reward::VerdictFormat;
-use saffron_search::{StrategyKind, ThinkingFormat};
+use saffron_search::{MonitorAction, StrategyKind, ThinkingFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -277,6 +277,14 @@ pub struct GenerateArgs {
     /// or whichever the model has (auto) [default: auto].
     #[arg(long, value_enum, value_name = "FORMAT", requires = "reasoning_budget")]
     pub thinking_format: Option<ThinkingFormat>,
+
+    /// With --reasoning-budget: a chain-of-thought monitor, the guard
+    /// (--guard, or the built-in one) reading the trace every 32 tokens:
+    /// `observe` records its readings, `steer` appends "Wait, this request
+    /// is harmful; I should refuse." at its first warning, `refuse` stops
+    /// thinking and refuses.
+    #[arg(long, value_enum, value_name = "ACTION", requires = "reasoning_budget")]
+    pub monitor: Option<MonitorAction>,
 
     /// Print one JSON object (text, token ids, resolved configuration, cost
     /// per model, and the reasoning apart when there is one) instead of text.

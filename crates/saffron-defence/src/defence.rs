@@ -6,13 +6,14 @@ use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
 use saffron_reward::{GuardSpec, Loader, MrmSpec};
 use saffron_search::{
     search, think, FinishReason, Models, ReasoningConfig, SearchConfig, SearchError, SearchObserver, StopCause,
+    ThinkingEnd,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 use crate::backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend};
 use crate::local::LocalPolicy;
-use crate::reasoning::{Reasoning, ThinkingPrompt};
+use crate::reasoning::{Reasoning, ThinkingPrompt, MONITOR_REFUSAL};
 use crate::DefenceError;
 
 /// The models of a defence, as specs: the policy (a catalog name or a GGUF
@@ -110,6 +111,13 @@ impl DefenceModels {
         let strategy = search.strategy.kind();
         if search.strategy.needs_prm() && self.prm.is_none() {
             return Err(SearchError::MissingModel { strategy, role: ModelRole::Prm }.into());
+        }
+        let monitored = search.reasoning.as_ref().is_some_and(|r| r.monitor.is_some());
+        if monitored && self.prm.is_none() {
+            return Err(SearchError::InvalidConfig(
+                "reasoning.monitor reads the trace with the PRM guard, and none is loaded (name a guard)".into(),
+            )
+            .into());
         }
         if search.strategy.needs_mrm() && self.mrm.is_none() {
             return Err(SearchError::MissingModel { strategy, role: ModelRole::Mrm }.into());
@@ -248,10 +256,15 @@ impl Defence<'_> {
         };
         let mut tree = policy.open(TreeOptions { hidden, ..options })?;
         let clock = Instant::now();
+        let mut monitor_cost = saffron_core::ModelCost::default();
         let (context, reasoning) = match opening {
             Opening::Plain(context) => (context, None),
             Opening::Thinking(prompt, config) => {
                 let trace_text = |t: &[TokenId]| policy.detokenize(t);
+                let mut monitor = match models.prm.as_deref().filter(|_| config.monitor.is_some()) {
+                    Some(guard) => Some(guard.bind(request, options, text())?),
+                    None => None,
+                };
                 let thought = think(
                     config,
                     &self.search.decoding,
@@ -260,9 +273,14 @@ impl Defence<'_> {
                     &prompt.context,
                     &prompt.markers,
                     &trace_text,
+                    monitor.as_deref_mut().map(|m| m as _),
                     observer,
                 )?;
+                monitor_cost = monitor.map(|m| m.cost()).unwrap_or_default();
                 let reasoning = Reasoning::new(prompt.format, &thought, policy);
+                if thought.end == ThinkingEnd::Monitor {
+                    return Ok(self.monitor_refusal(prompt.context.len(), reasoning, monitor_cost, clock));
+                }
                 (prompt.answer_context(&thought), Some(reasoning))
             }
         };
@@ -284,6 +302,7 @@ impl Defence<'_> {
         let mut cost = outcome.cost;
         if let Some(reasoning) = &reasoning {
             cost.policy += reasoning.cost;
+            cost.prm += monitor_cost;
             cost.wall_seconds += thinking_seconds;
         }
         Ok(Answer {
@@ -300,6 +319,40 @@ impl Defence<'_> {
             logprobs,
             reasoning,
         })
+    }
+}
+
+impl Defence<'_> {
+    /// The answer when the monitor stopped the thinking: a fixed refusal,
+    /// no search.
+    fn monitor_refusal(
+        &self,
+        prompt_tokens: usize,
+        reasoning: Reasoning,
+        monitor_cost: saffron_core::ModelCost,
+        clock: Instant,
+    ) -> Answer {
+        let policy = self.models.policy.as_ref();
+        let cost = Cost {
+            policy: reasoning.cost,
+            prm: monitor_cost,
+            wall_seconds: clock.elapsed().as_secs_f64(),
+            ..Cost::default()
+        };
+        Answer {
+            text: MONITOR_REFUSAL.to_owned(),
+            tokens: policy.tokenize(MONITOR_REFUSAL),
+            finish: FinishReason::EndOfGeneration,
+            score: None,
+            cost,
+            steps: 0,
+            stopped_by: None,
+            prompt_tokens,
+            cached_prompt_tokens: 0,
+            engine_seconds: 0.0,
+            logprobs: None,
+            reasoning: Some(reasoning),
+        }
     }
 }
 

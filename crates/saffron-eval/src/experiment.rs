@@ -11,7 +11,7 @@ use saffron_core::Cost;
 use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend, ResolvedFormat};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
-use saffron_search::{FinishReason, NoTrace, StrategyKind, ThinkingEnd};
+use saffron_search::{FinishReason, MonitorReading, NoTrace, StrategyKind, ThinkingEnd};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::DataSplit;
@@ -65,6 +65,11 @@ pub struct RecordReasoning {
     pub text: String,
     /// Judge → verdict on the trace, read as if it were the answer.
     pub verdicts: BTreeMap<String, Verdict>,
+    /// The monitor's readings (none without a monitor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitor: Vec<MonitorReading>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<usize>,
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,7 +219,7 @@ impl RunModels {
     /// some cell needs it.
     pub fn load(plan: &RunPlan, loader: &Loader, options: TreeOptions) -> Result<RunModels, EvalError> {
         let grid = &plan.grid;
-        let needs_prm = plan.cells.iter().any(|c| c.search.strategy.needs_prm());
+        let needs_prm = plan.cells.iter().any(Cell::needs_prm);
         let spec = DefenceSpec {
             policy: grid.policy.clone(),
             prm: needs_prm.then(|| grid.guard.clone()),
@@ -410,6 +415,8 @@ fn answer(
                 waits: trace.waits,
                 text: trace.text.clone(),
                 verdicts,
+                monitor: trace.monitor.clone(),
+                warned_at: trace.warned_at,
             })
         }
         _ => None,

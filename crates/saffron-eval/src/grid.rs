@@ -6,7 +6,7 @@ use std::path::Path;
 
 use saffron_core::Split;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
-use saffron_search::{LengthLimits, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat};
+use saffron_search::{LengthLimits, MonitorConfig, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::splits::Role;
@@ -41,12 +41,17 @@ pub struct Grid {
 /// The reasoning axis of a grid: `[reasoning]` with `budgets` (reasoning
 /// tokens, each exact under budget forcing; 0 is an empty thinking section)
 /// and the thinking `format` (`auto`, `native`, `prompted`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasoningAxis {
     pub budgets: Vec<usize>,
     #[serde(default)]
     pub format: ThinkingFormat,
+    /// A chain-of-thought monitor on every trace (`[reasoning.monitor]`,
+    /// the grid's guard reading the trace; `action = "observe"` measures
+    /// it, `steer` and `refuse` make it part of the defence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorConfig>,
 }
 
 /// Most cells a grid may have.
@@ -139,7 +144,9 @@ impl TryFrom<GridFile> for Grid {
             allow_overlap: file.allow_overlap,
         };
         if grid.reasoning.as_ref().is_some_and(|r| r.budgets.is_empty()) {
-            return Err(EvalError::Grid("reasoning.budgets is empty: list at least one budget (0 = no thinking)".into()));
+            return Err(EvalError::Grid(
+                "reasoning.budgets is empty: list at least one budget (0 = no thinking)".into(),
+            ));
         }
         if file.mrm_base.is_some() && grid.mrm.is_none() {
             return Err(EvalError::Grid("mrm_base is set but mrm is not: name the paper-form MRM directory".into()));
@@ -315,6 +322,12 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Whether the cell reads the grid's guard: as its strategy's PRM, or
+    /// as the monitor of its reasoning.
+    pub fn needs_prm(&self) -> bool {
+        self.search.strategy.needs_prm() || self.search.reasoning.as_ref().is_some_and(|r| r.monitor.is_some())
+    }
+
     /// The cell's name in records and reports:
     /// `dataset|attack|strategy@width|seed`, with `|think{budget}` before
     /// the seed when the grid reasons.
@@ -373,7 +386,7 @@ impl Grid {
     pub fn artifacts(&self) -> Result<Vec<(Role, Artifact<'_>)>, EvalError> {
         let cells = self.cells()?;
         let mut out = Vec::new();
-        if cells.iter().any(|c| c.search.strategy.needs_prm()) {
+        if cells.iter().any(Cell::needs_prm) {
             out.push((Role::Prm, Artifact::Guard(&self.guard)));
         }
         if let Some(mrm) = self.mrm.as_ref().filter(|_| cells.iter().any(|c| c.search.strategy.needs_mrm())) {
@@ -407,7 +420,13 @@ impl Grid {
                         Some(axis) => axis
                             .budgets
                             .iter()
-                            .map(|&b| Some(ReasoningConfig { format: axis.format, ..ReasoningConfig::exact(b) }))
+                            .map(|&b| {
+                                Some(ReasoningConfig {
+                                    format: axis.format,
+                                    monitor: axis.monitor,
+                                    ..ReasoningConfig::exact(b)
+                                })
+                            })
                             .collect(),
                     };
                     for width in widths {
@@ -539,7 +558,8 @@ widths = [4, 8]
     fn a_reasoning_axis_gives_a_cell_per_budget_and_survives_run_json() {
         let plain = Grid::from_toml(GRID).unwrap().cells().unwrap().len();
         // The axis table goes before the grid's own tables (TOML scoping).
-        let text = GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = [0, 512]\nformat = \"prompted\"\n\n[[datasets]]", 1);
+        let text =
+            GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = [0, 512]\nformat = \"prompted\"\n\n[[datasets]]", 1);
         let grid = Grid::from_toml(&text).unwrap();
         let cells = grid.cells().unwrap();
         assert_eq!(cells.len(), 2 * plain);

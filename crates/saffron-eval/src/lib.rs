@@ -16,6 +16,7 @@ pub mod judge_eval;
 pub mod label;
 pub mod manifest;
 pub mod metrics;
+pub mod monitor_metrics;
 pub mod reasoning_study;
 pub mod report;
 pub mod splits;

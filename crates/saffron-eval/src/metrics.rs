@@ -76,18 +76,8 @@ impl Difference {
     /// From `(a, b)` outcomes per prompt (seeded: the same pairs always
     /// give the same interval).
     pub fn paired(pairs: &[(bool, bool)], seed: u64) -> Difference {
-        let n = pairs.len();
-        if n == 0 {
-            return Difference { value: 0.0, low: 0.0, high: 0.0, n: 0 };
-        }
-        let score = |(a, b): (bool, bool)| a as i64 - b as i64;
-        let value = pairs.iter().map(|&p| score(p)).sum::<i64>() as f64 / n as f64;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let differences: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-            .map(|_| (0..n).map(|_| score(pairs[rng.gen_range(0..n)])).sum::<i64>() as f64 / n as f64)
-            .collect();
-        let (low, high) = interval_95(differences);
-        Difference { value, low, high, n }
+        let shares: Vec<(f64, f64)> = pairs.iter().map(|&(a, b)| (a as u8 as f64, b as u8 as f64)).collect();
+        Difference::paired_means(&shares, seed)
     }
 
     /// From `(a, b)` per prompt where each side is a share (a prompt's

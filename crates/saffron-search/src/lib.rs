@@ -30,7 +30,10 @@ pub use config::{
 pub use error::SearchError;
 pub use models::Models;
 pub use outcome::{FinishReason, SearchOutcome, StopCause};
-pub use reasoning::{think, ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers, Thought};
+pub use reasoning::{
+    think, MonitorAction, MonitorConfig, MonitorReading, ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers,
+    Thought,
+};
 pub use strategy::rebase::rebase_widths;
 pub use trace::{NoTrace, NodeId, SearchObserver, Trace, TraceEvent, ROOT};
 

@@ -17,7 +17,7 @@
 //! after the closed trace with the configured strategy.
 
 use saffron_core::sampling::{node_key, sample, Decoding};
-use saffron_core::{ModelCost, ModelRole, Policy, TokenId, WantedOutputs};
+use saffron_core::{ModelCost, ModelRole, Policy, ProcessReward, TokenId, WantedOutputs};
 use serde::{Deserialize, Serialize};
 
 use crate::trace::SearchObserver;
@@ -28,8 +28,8 @@ use crate::SearchError;
 pub const MAX_REASONING_TOKENS: usize = 8192;
 
 /// Thinking before the answer. In TOML: `[reasoning]` with `budget` and
-/// optionally `min_tokens` and `format`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// optionally `min_tokens`, `format` and `[reasoning.monitor]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasoningConfig {
     /// Most reasoning tokens; the end tag is forced here. `0` gives an empty
@@ -42,12 +42,57 @@ pub struct ReasoningConfig {
     pub min_tokens: Option<usize>,
     #[serde(default)]
     pub format: ThinkingFormat,
+    /// A chain-of-thought monitor reading the trace as it grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorConfig>,
+}
+
+/// A chain-of-thought monitor: a guard (the defence's PRM) reads the
+/// request and the trace so far every `every` tokens, as if the trace were
+/// the answer; a score below `threshold` (the guard's own decision line, 0,
+/// by default: no threshold is tuned) is a warning. In TOML:
+/// `[reasoning.monitor]` with `every`, `threshold` and `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    #[serde(default = "default_every")]
+    pub every: usize,
+    #[serde(default)]
+    pub threshold: f32,
+    #[serde(default)]
+    pub action: MonitorAction,
+}
+
+fn default_every() -> usize {
+    32
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig { every: default_every(), threshold: 0.0, action: MonitorAction::default() }
+    }
+}
+
+/// What a warning does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorAction {
+    /// Nothing: the scores are recorded (to measure the monitor).
+    #[default]
+    Observe,
+    /// The first warning appends a steering sentence to the trace
+    /// ("Wait, this request is harmful; I should refuse.", SafeThink-style)
+    /// and the model thinks on.
+    Steer,
+    /// The first warning ends the thinking and the defence refuses.
+    Refuse,
 }
 
 impl ReasoningConfig {
     /// Exactly `budget` reasoning tokens, in the format the policy has.
     pub fn exact(budget: usize) -> ReasoningConfig {
-        ReasoningConfig { budget, min_tokens: None, format: ThinkingFormat::Auto }
+        ReasoningConfig { budget, min_tokens: None, format: ThinkingFormat::Auto, monitor: None }
     }
 
     /// The minimum, resolved.
@@ -61,6 +106,14 @@ impl ReasoningConfig {
                 "reasoning.budget must be at most {MAX_REASONING_TOKENS} tokens (got {})",
                 self.budget
             ));
+        }
+        if let Some(monitor) = &self.monitor {
+            if monitor.every == 0 {
+                return Err("reasoning.monitor.every must be at least 1 token".into());
+            }
+            if !monitor.threshold.is_finite() {
+                return Err("reasoning.monitor.threshold must be a finite number".into());
+            }
         }
         if self.min() > self.budget {
             return Err(format!(
@@ -105,6 +158,8 @@ pub struct ThinkingMarkers {
     pub end_tag: String,
     /// What is appended where the model tries to stop early (`\nWait`).
     pub wait: Vec<TokenId>,
+    /// What a steering monitor appends at its first warning.
+    pub steer: Vec<TokenId>,
 }
 
 /// How a trace ended.
@@ -120,6 +175,17 @@ pub enum ThinkingEnd {
     Budget,
     /// The observer stopped it (a cancelled request); the end tag was forced.
     Stopped,
+    /// The monitor warned and its action is to refuse.
+    Monitor,
+}
+
+/// One reading of the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MonitorReading {
+    /// Trace tokens read.
+    pub tokens: usize,
+    /// The guard's score (larger is safer).
+    pub score: f32,
 }
 
 /// One reasoning trace.
@@ -135,6 +201,26 @@ pub struct Thought {
     pub dropped: usize,
     /// The policy's work for the trace.
     pub cost: ModelCost,
+    /// Every reading of the monitor, in order (none without one).
+    pub readings: Vec<MonitorReading>,
+    /// Trace tokens read when the monitor first warned.
+    pub warned_at: Option<usize>,
+}
+
+impl Thought {
+    /// A trace of `tokens` that ran to its budget, with nothing else
+    /// recorded (a start, or a trace made by hand in tests).
+    pub fn of(tokens: Vec<TokenId>) -> Thought {
+        Thought {
+            tokens,
+            end: ThinkingEnd::Budget,
+            waits: 0,
+            dropped: 0,
+            cost: ModelCost::default(),
+            readings: Vec::new(),
+            warned_at: None,
+        }
+    }
 }
 
 /// The random stream of reasoning tokens (Best-of-N's samples use the
@@ -145,7 +231,9 @@ const REASONING_STREAM: u64 = u64::MAX - 7;
 /// one sampled token at a time with `decoding`, keyed by `seed` and the
 /// token path (the same seed gives the same trace). `text` turns trace
 /// tokens into text, to find the end tag. `observer` is asked before every
-/// token whether to stop.
+/// token whether to stop. With a monitor configured, `monitor` (a guard
+/// bound to the request) scores the trace every `every` tokens.
+#[allow(clippy::too_many_arguments)]
 pub fn think(
     config: &ReasoningConfig,
     decoding: &Decoding,
@@ -154,6 +242,7 @@ pub fn think(
     context: &[TokenId],
     markers: &ThinkingMarkers,
     text: &dyn Fn(&[TokenId]) -> String,
+    monitor: Option<&mut dyn ProcessReward>,
     observer: &mut dyn SearchObserver,
 ) -> Result<Thought, SearchError> {
     config.validate().map_err(SearchError::InvalidConfig)?;
@@ -163,13 +252,44 @@ pub fn think(
     let start = policy.cost();
     let (min, budget) = (config.min(), config.budget);
     let mut path = context.to_vec();
-    let mut thought =
-        Thought { tokens: Vec::new(), end: ThinkingEnd::Budget, waits: 0, dropped: 0, cost: ModelCost::default() };
+    let mut thought = Thought::of(Vec::new());
     let trace_len = |path: &Vec<TokenId>| path.len() - context.len();
+    let mut watch = match (config.monitor, monitor) {
+        (Some(settings), Some(guard)) => Some((settings, guard)),
+        (Some(_), None) => {
+            return Err(SearchError::InvalidConfig(
+                "reasoning.monitor is set but no guard was given to read the trace".into(),
+            ))
+        }
+        _ => None,
+    };
+    let mut next_reading = config.monitor.map_or(usize::MAX, |m| m.every);
     while trace_len(&path) < budget {
         if observer.should_stop() {
             thought.end = ThinkingEnd::Stopped;
             break;
+        }
+        if let Some((settings, guard)) = watch.as_mut().filter(|_| trace_len(&path) >= next_reading) {
+            let read = trace_len(&path);
+            next_reading = read + settings.every;
+            let score = guard.score(&[&path[context.len()..]]).map_err(SearchError::model(ModelRole::Prm))?;
+            let score = *score.first().ok_or(SearchError::MissingOutput { role: ModelRole::Prm, what: "a score" })?;
+            thought.readings.push(MonitorReading { tokens: read, score });
+            if score < settings.threshold && thought.warned_at.is_none() {
+                thought.warned_at = Some(read);
+                match settings.action {
+                    MonitorAction::Observe => {}
+                    MonitorAction::Refuse => {
+                        thought.end = ThinkingEnd::Monitor;
+                        break;
+                    }
+                    MonitorAction::Steer => {
+                        let room = budget - read;
+                        path.extend(markers.steer.iter().take(room));
+                        continue;
+                    }
+                }
+            }
         }
         let outputs = policy.outputs(&[&path], WantedOutputs::Logits).map_err(SearchError::model(ModelRole::Policy))?;
         let logits = outputs
@@ -241,7 +361,7 @@ mod tests {
         tokens.iter().map(|t| ["<eos>", "a", "</", "think>", "Wait", "</think>", "b"][*t as usize]).collect()
     }
     fn markers() -> ThinkingMarkers {
-        ThinkingMarkers { close: vec![5], end_tag: "</think>".into(), wait: vec![4] }
+        ThinkingMarkers { close: vec![5], end_tag: "</think>".into(), wait: vec![4], steer: vec![6, 6] }
     }
     /// A policy that always wants `next(trace)` after the context `[9]`.
     fn scripted(next: impl Fn(&[TokenId]) -> TokenId + 'static) -> FakePolicy {
@@ -252,15 +372,14 @@ mod tests {
         })
     }
     fn run(config: &ReasoningConfig, policy: &mut FakePolicy) -> Thought {
-        think(config, &Decoding::Greedy, 0, policy, &[9], &markers(), &text, &mut NoTrace).unwrap()
+        think(config, &Decoding::Greedy, 0, policy, &[9], &markers(), &text, None, &mut NoTrace).unwrap()
     }
 
     #[test]
     fn an_early_end_of_generation_becomes_wait_until_the_minimum() {
         // "a a <eos>" forever: stopping is refused until 6 tokens.
         let mut policy = scripted(|trace| if trace.len() % 3 == 2 { 0 } else { 1 });
-        let thought =
-            run(&ReasoningConfig { budget: 10, min_tokens: Some(6), format: ThinkingFormat::Auto }, &mut policy);
+        let thought = run(&ReasoningConfig { min_tokens: Some(6), ..ReasoningConfig::exact(10) }, &mut policy);
         // a a (eos→Wait) a a (eos→Wait) a a eos: the last one is past the minimum.
         assert_eq!(thought.tokens, vec![1, 1, 4, 1, 1, 4, 1, 1]);
         assert_eq!(thought.end, ThinkingEnd::EndOfGeneration);
@@ -290,8 +409,7 @@ mod tests {
     #[test]
     fn the_end_tag_after_the_minimum_ends_the_trace_naturally() {
         let mut policy = scripted(|trace| if trace.len() == 3 { 5 } else { 1 });
-        let thought =
-            run(&ReasoningConfig { budget: 8, min_tokens: Some(2), format: ThinkingFormat::Auto }, &mut policy);
+        let thought = run(&ReasoningConfig { min_tokens: Some(2), ..ReasoningConfig::exact(8) }, &mut policy);
         assert_eq!(thought.tokens, vec![1, 1, 1]);
         assert_eq!(thought.end, ThinkingEnd::Natural);
         assert_eq!(thought.dropped, 1);
@@ -317,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_minimum_above_the_budget_is_refused() {
-        let config = ReasoningConfig { budget: 4, min_tokens: Some(5), format: ThinkingFormat::Auto };
+        let config = ReasoningConfig { min_tokens: Some(5), ..ReasoningConfig::exact(4) };
         assert!(config.validate().unwrap_err().contains("min_tokens"));
         assert!(ReasoningConfig::exact(MAX_REASONING_TOKENS + 1).validate().is_err());
     }
@@ -340,6 +458,7 @@ mod tests {
             &[9],
             &markers(),
             &text,
+            None,
             &mut StopAfter(3),
         )
         .unwrap();
@@ -347,13 +466,60 @@ mod tests {
         assert_eq!(thought.end, ThinkingEnd::Stopped);
     }
 
+    /// A guard that calls a trace unsafe once it holds token 1 three times.
+    fn counting_guard() -> crate::fake::FakePrm {
+        crate::fake::FakePrm::new(|trace| if trace.iter().filter(|&&t| t == 1).count() >= 3 { -2.0 } else { 1.0 })
+    }
+
+    fn watched(action: MonitorAction) -> (Thought, crate::fake::FakePrm) {
+        let config = ReasoningConfig {
+            monitor: Some(MonitorConfig { every: 2, threshold: 0.0, action }),
+            ..ReasoningConfig::exact(8)
+        };
+        let mut guard = counting_guard();
+        let mut policy = scripted(|_| 1);
+        let thought =
+            think(&config, &Decoding::Greedy, 0, &mut policy, &[9], &markers(), &text, Some(&mut guard), &mut NoTrace)
+                .unwrap();
+        (thought, guard)
+    }
+
+    #[test]
+    fn an_observing_monitor_reads_every_few_tokens_and_changes_nothing() {
+        let (thought, guard) = watched(MonitorAction::Observe);
+        assert_eq!(thought.tokens, vec![1; 8]);
+        let read: Vec<(usize, f32)> = thought.readings.iter().map(|r| (r.tokens, r.score)).collect();
+        assert_eq!(read, [(2, 1.0), (4, -2.0), (6, -2.0)], "every 2 tokens, the last read before the budget");
+        assert_eq!(thought.warned_at, Some(4));
+        assert_eq!(guard.cost().sequences, 3, "one guard call per reading, charged to the guard");
+    }
+
+    #[test]
+    fn a_steering_monitor_appends_its_sentence_once_and_a_refusing_one_stops() {
+        let (steered, _) = watched(MonitorAction::Steer);
+        assert_eq!(steered.tokens, vec![1, 1, 1, 1, 6, 6, 1, 1], "the steer after the warning at 4");
+        assert_eq!(steered.warned_at, Some(4));
+        assert_eq!(steered.end, ThinkingEnd::Budget);
+        let (refused, _) = watched(MonitorAction::Refuse);
+        assert_eq!(refused.tokens, vec![1; 4]);
+        assert_eq!(refused.end, ThinkingEnd::Monitor);
+        let config = ReasoningConfig {
+            monitor: Some(MonitorConfig { every: 2, threshold: 0.0, action: MonitorAction::Observe }),
+            ..ReasoningConfig::exact(8)
+        };
+        let err =
+            think(&config, &Decoding::Greedy, 0, &mut scripted(|_| 1), &[9], &markers(), &text, None, &mut NoTrace)
+                .unwrap_err();
+        assert!(err.to_string().contains("no guard"), "{err}");
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_trace() {
         let policy = || FakePolicy::new(VOCAB, 0, |_| vec![-9.0, 1.0, -9.0, -9.0, -9.0, -9.0, 1.0]);
         let decoding = Decoding::Sample { temperature: 1.0, top_k: None, top_p: 1.0 };
         let go = |seed| {
-            let config = ReasoningConfig { budget: 12, min_tokens: Some(0), format: ThinkingFormat::Auto };
-            think(&config, &decoding, seed, &mut policy(), &[9], &markers(), &text, &mut NoTrace).unwrap().tokens
+            let config = ReasoningConfig { min_tokens: Some(0), ..ReasoningConfig::exact(12) };
+            think(&config, &decoding, seed, &mut policy(), &[9], &markers(), &text, None, &mut NoTrace).unwrap().tokens
         };
         assert_eq!(go(1), go(1));
         assert_ne!(go(1), go(2));

@@ -6,7 +6,7 @@ use saffron_core::sampling::Decoding;
 use saffron_defence::{Answer, DefenceModels, DefenceSpec};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{GuardSpec, Loader};
-use saffron_search::{ReasoningConfig, SearchConfig, StrategyKind, Trace, TraceEvent};
+use saffron_search::{MonitorConfig, ReasoningConfig, SearchConfig, StrategyKind, Trace, TraceEvent};
 use serde::Serialize;
 
 use crate::cli::GenerateArgs;
@@ -18,7 +18,13 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let spec = DefenceSpec {
         policy: args.model.model.clone(),
-        prm: args.guard.as_deref().map(|g| GuardSpec::parse(g, args.guard_format)).transpose()?,
+        // The monitor reads the trace with the guard: the built-in one unless named.
+        prm: args
+            .guard
+            .as_deref()
+            .or(args.monitor.map(|_| "default"))
+            .map(|g| GuardSpec::parse(g, args.guard_format))
+            .transpose()?,
         mrm: super::mrm_spec(args.mrm.as_deref(), args.mrm_base.as_deref())?,
     };
     let loader = Loader::new(home);
@@ -106,6 +112,9 @@ fn resolve(args: &GenerateArgs) -> anyhow::Result<SearchConfig> {
         reasoning.budget = budget;
         reasoning.min_tokens = args.reasoning_min.or(reasoning.min_tokens);
         reasoning.format = args.thinking_format.unwrap_or(reasoning.format);
+        if let Some(action) = args.monitor {
+            reasoning.monitor = Some(MonitorConfig { action, ..reasoning.monitor.unwrap_or(MonitorConfig::default()) });
+        }
         config.reasoning = Some(reasoning);
     }
     config.decoding = decoding(config.decoding, args);

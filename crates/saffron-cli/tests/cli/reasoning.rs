@@ -107,7 +107,8 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
     assert_eq!(study["judge"], "refusal", "the headline judge");
     let group = &study["groups"][0];
     assert_eq!(group["samples"], 2);
-    let budgets: Vec<u64> = group["budgets"].as_array().unwrap().iter().map(|b| b["budget"].as_u64().unwrap()).collect();
+    let budgets: Vec<u64> =
+        group["budgets"].as_array().unwrap().iter().map(|b| b["budget"].as_u64().unwrap()).collect();
     assert_eq!(budgets, [0, 16]);
     assert!(group["budgets"][1]["vote_asr"].is_object(), "two seeds: a majority vote");
     assert!(group["budgets"][1]["over_refusal"].is_object(), "benign prompts at the same budget");

@@ -27,8 +27,8 @@ use crate::fluency::read_fluency;
 use crate::grid::GridFile;
 use crate::manifest::RunManifest;
 use crate::metrics::Rate;
-use crate::store::{read_records, RECORDS_FILE};
 use crate::reasoning_study::{self, ReasoningStudy};
+use crate::store::{read_records, RECORDS_FILE};
 use crate::summary::{pooled, summarise, CellSummary};
 use crate::EvalError;
 

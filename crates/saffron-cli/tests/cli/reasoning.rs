@@ -74,7 +74,7 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
     std::fs::write(
         &grid,
         format!(
-            "policy = {smollm2}\njudges = [\"refusal\", {smollm2}]\nseeds = [0, 1]\n\
+            "policy = {smollm2}\nguard = {smollm2}\njudges = [\"refusal\", {smollm2}]\nseeds = [0, 1]\n\
              [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
              [reasoning]\nbudgets = [0, 16]\n\
              [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[datasets]]\nset = \"rho-benign\"\nlimit = 2\n\
@@ -111,6 +111,7 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
         group["budgets"].as_array().unwrap().iter().map(|b| b["budget"].as_u64().unwrap()).collect();
     assert_eq!(budgets, [0, 16]);
     assert!(group["budgets"][1]["vote_asr"].is_object(), "two seeds: a majority vote");
+    assert!(group["budgets"][1]["best_of_samples"].is_object(), "the PRM (the grid's guard) is a judge too");
     assert!(group["budgets"][1]["over_refusal"].is_object(), "benign prompts at the same budget");
     assert!(group["test"]["shape"].is_string());
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();

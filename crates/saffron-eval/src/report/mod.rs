@@ -129,7 +129,15 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         });
     }
 
-    let reasoning = records.iter().any(|r| r.reasoning.is_some()).then(|| reasoning_study::study(&records, &headline));
+    // The PRM's scores of the answers, where the run judged with it too.
+    let prm = saffron_reward::GuardSpec::parse(&run.grid.guard, None)
+        .ok()
+        .map(|g| saffron_reward::JudgeSpec::Guard(g).to_string())
+        .filter(|name| judges.contains(name));
+    let reasoning = records
+        .iter()
+        .any(|r| r.reasoning.is_some())
+        .then(|| reasoning_study::study(&records, &headline, prm.as_deref()));
     if let Some(study) = &reasoning {
         figures.extend(reasoning_figures(study)?);
         let path = dir.join("reasoning-study.json");

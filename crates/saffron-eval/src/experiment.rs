@@ -11,7 +11,7 @@ use saffron_core::Cost;
 use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend, ResolvedFormat};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
-use saffron_search::{FinishReason, MonitorReading, NoTrace, StrategyKind, ThinkingEnd};
+use saffron_search::{FinishReason, MonitorAction, MonitorReading, NoTrace, StrategyKind, ThinkingEnd};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::DataSplit;
@@ -65,6 +65,9 @@ pub struct RecordReasoning {
     pub text: String,
     /// Judge → verdict on the trace, read as if it were the answer.
     pub verdicts: BTreeMap<String, Verdict>,
+    /// The monitor's action in this cell (`None`: no monitor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_action: Option<MonitorAction>,
     /// The monitor's readings (none without a monitor).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitor: Vec<MonitorReading>,
@@ -415,6 +418,7 @@ fn answer(
                 waits: trace.waits,
                 text: trace.text.clone(),
                 verdicts,
+                monitor_action: config.monitor.map(|m| m.action),
                 monitor: trace.monitor.clone(),
                 warned_at: trace.warned_at,
             })

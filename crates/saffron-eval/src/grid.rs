@@ -6,7 +6,9 @@ use std::path::Path;
 
 use saffron_core::Split;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
-use saffron_search::{LengthLimits, MonitorConfig, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat};
+use saffron_search::{
+    LengthLimits, MonitorAction, MonitorConfig, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::splits::Role;
@@ -47,11 +49,96 @@ pub struct ReasoningAxis {
     pub budgets: Vec<usize>,
     #[serde(default)]
     pub format: ThinkingFormat,
-    /// A chain-of-thought monitor on every trace (`[reasoning.monitor]`,
-    /// the grid's guard reading the trace; `action = "observe"` measures
-    /// it, `steer` and `refuse` make it part of the defence).
+    /// A chain-of-thought monitor (`[reasoning.monitor]`): the grid's guard
+    /// reading the traces, a cell per action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitor: Option<MonitorConfig>,
+    pub monitor: Option<MonitorAxis>,
+}
+
+/// The monitor of a reasoning grid: how often it reads and where it warns
+/// (as [`MonitorConfig`]), and the `actions` to run, each its own cells
+/// (`|monitor-steer` in their keys): `none` (no monitor: the baseline in
+/// the same tables), `observe` (readings recorded, to measure it), `steer`,
+/// `refuse`. Default: `["observe"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorAxis {
+    #[serde(default = "default_every")]
+    pub every: usize,
+    #[serde(default)]
+    pub threshold: f32,
+    #[serde(default = "default_actions")]
+    pub actions: Vec<MonitorChoice>,
+}
+
+fn default_every() -> usize {
+    MonitorConfig::default().every
+}
+
+fn default_actions() -> Vec<MonitorChoice> {
+    vec![MonitorChoice::Observe]
+}
+
+/// A monitor action of a grid, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorChoice {
+    None,
+    Observe,
+    Steer,
+    Refuse,
+}
+
+impl MonitorChoice {
+    fn action(self) -> Option<MonitorAction> {
+        match self {
+            MonitorChoice::None => None,
+            MonitorChoice::Observe => Some(MonitorAction::Observe),
+            MonitorChoice::Steer => Some(MonitorAction::Steer),
+            MonitorChoice::Refuse => Some(MonitorAction::Refuse),
+        }
+    }
+
+    /// The choice a cell's reasoning made.
+    pub fn of(reasoning: &ReasoningConfig) -> MonitorChoice {
+        match reasoning.monitor.map(|m| m.action) {
+            None => MonitorChoice::None,
+            Some(MonitorAction::Observe) => MonitorChoice::Observe,
+            Some(MonitorAction::Steer) => MonitorChoice::Steer,
+            Some(MonitorAction::Refuse) => MonitorChoice::Refuse,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MonitorChoice::None => "none",
+            MonitorChoice::Observe => "observe",
+            MonitorChoice::Steer => "steer",
+            MonitorChoice::Refuse => "refuse",
+        }
+    }
+}
+
+impl ReasoningAxis {
+    /// Every reasoning configuration of the axis: budget-major, then the
+    /// monitor's actions.
+    pub fn configs(&self) -> Vec<ReasoningConfig> {
+        let choices: Vec<Option<MonitorConfig>> = match &self.monitor {
+            None => vec![None],
+            Some(m) => m
+                .actions
+                .iter()
+                .map(|c| c.action().map(|action| MonitorConfig { every: m.every, threshold: m.threshold, action }))
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for &budget in &self.budgets {
+            for &monitor in &choices {
+                out.push(ReasoningConfig { format: self.format, monitor, ..ReasoningConfig::exact(budget) });
+            }
+        }
+        out
+    }
 }
 
 /// Most cells a grid may have.
@@ -146,6 +233,11 @@ impl TryFrom<GridFile> for Grid {
         if grid.reasoning.as_ref().is_some_and(|r| r.budgets.is_empty()) {
             return Err(EvalError::Grid(
                 "reasoning.budgets is empty: list at least one budget (0 = no thinking)".into(),
+            ));
+        }
+        if grid.reasoning.as_ref().and_then(|r| r.monitor.as_ref()).is_some_and(|m| m.actions.is_empty()) {
+            return Err(EvalError::Grid(
+                "reasoning.monitor.actions is empty: list at least one of none, observe, steer, refuse".into(),
             ));
         }
         if file.mrm_base.is_some() && grid.mrm.is_none() {
@@ -330,10 +422,16 @@ impl Cell {
 
     /// The cell's name in records and reports:
     /// `dataset|attack|strategy@width|seed`, with `|think{budget}` before
-    /// the seed when the grid reasons.
+    /// the seed when the grid reasons (and `|monitor-{action}` after it when
+    /// the grid has a monitor).
     pub fn key(&self, grid: &Grid) -> String {
         let width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
-        let think = self.search.reasoning.as_ref().map_or(String::new(), |r| format!("|think{}", r.budget));
+        let monitored = grid.reasoning.as_ref().is_some_and(|r| r.monitor.is_some());
+        let think = match &self.search.reasoning {
+            Some(r) if monitored => format!("|think{}|monitor-{}", r.budget, MonitorChoice::of(r).name()),
+            Some(r) => format!("|think{}", r.budget),
+            None => String::new(),
+        };
         format!(
             "{}|{}|{}{width}{think}|seed{}",
             grid.datasets[self.dataset].name(),
@@ -417,17 +515,7 @@ impl Grid {
                     };
                     let budgets: Vec<Option<ReasoningConfig>> = match &self.reasoning {
                         None => vec![None],
-                        Some(axis) => axis
-                            .budgets
-                            .iter()
-                            .map(|&b| {
-                                Some(ReasoningConfig {
-                                    format: axis.format,
-                                    monitor: axis.monitor,
-                                    ..ReasoningConfig::exact(b)
-                                })
-                            })
-                            .collect(),
+                        Some(axis) => axis.configs().into_iter().map(Some).collect(),
                     };
                     for width in widths {
                         let mut strategy = base.clone();
@@ -576,6 +664,27 @@ widths = [4, 8]
         assert!(Grid::from_toml(&empty).unwrap_err().to_string().contains("reasoning.budgets is empty"));
         let twice = GRID.replacen("[[datasets]]", "[reasoning]\nbudgets = [8, 8]\n\n[[datasets]]", 1);
         assert!(Grid::from_toml(&twice).unwrap_err().to_string().contains("appears twice"));
+        // A monitor axis: a cell per action, the baseline included.
+        let monitored = GRID.replacen(
+            "[[datasets]]",
+            "[reasoning]\nbudgets = [64]\n[reasoning.monitor]\nevery = 16\nactions = [\"none\", \"steer\"]\n\n[[datasets]]",
+            1,
+        );
+        let grid = Grid::from_toml(&monitored).unwrap();
+        let cells = grid.cells().unwrap();
+        assert_eq!(cells.len(), 2 * plain);
+        let keys: Vec<String> = cells.iter().map(|c| c.key(&grid)).collect();
+        assert!(keys.contains(&"advbench|prefill-10|sample|think64|monitor-none|seed0".to_string()), "{keys:?}");
+        let steer = cells.iter().find(|c| c.key(&grid).contains("monitor-steer")).unwrap();
+        let monitor = steer.search.reasoning.as_ref().unwrap().monitor.unwrap();
+        assert_eq!((monitor.every, monitor.action), (16, MonitorAction::Steer));
+        assert!(steer.needs_prm(), "the monitor reads with the guard");
+        let none = GRID.replacen(
+            "[[datasets]]",
+            "[reasoning]\nbudgets = [64]\n[reasoning.monitor]\nactions = []\n\n[[datasets]]",
+            1,
+        );
+        assert!(Grid::from_toml(&none).unwrap_err().to_string().contains("actions is empty"));
     }
 
     /// One `guard_format` for every GGUF verdict guard of the grid (the PRM

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use saffron_reward::RefusalJudge;
-use saffron_search::StrategyKind;
+use saffron_search::{MonitorAction, StrategyKind};
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::Record;
@@ -33,6 +33,9 @@ pub struct StudyGroup {
     pub attack: String,
     pub strategy: StrategyKind,
     pub width: Option<usize>,
+    /// The monitor's action on the traces (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_action: Option<MonitorAction>,
     /// Samples per prompt and budget (the grid's seeds).
     pub samples: usize,
     pub budgets: Vec<BudgetPoint>,
@@ -130,9 +133,10 @@ pub struct NonMonotonicity {
 /// scores of the answers, if it did, ranks and weighs samples.
 /// Records without reasoning, or not answered, are left out.
 pub fn study(records: &[Record], judge: &str, prm: Option<&str>) -> ReasoningStudy {
-    let mut by_group: BTreeMap<(String, StrategyKind, Option<usize>), Vec<&Record>> = BTreeMap::new();
+    let action = |r: &Record| r.reasoning.as_ref().and_then(|t| t.monitor_action).map(action_rank);
+    let mut by_group: BTreeMap<(String, StrategyKind, Option<usize>, Option<u8>), Vec<&Record>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.answered() && r.reasoning.is_some()) {
-        by_group.entry((r.attack.clone(), r.strategy, r.width)).or_default().push(r);
+        by_group.entry((r.attack.clone(), r.strategy, r.width, action(r))).or_default().push(r);
     }
     // Benign prompts are asked plainly (attack `none`): their over-refusal
     // belongs to every attack's group of the same defence.
@@ -140,13 +144,28 @@ pub fn study(records: &[Record], judge: &str, prm: Option<&str>) -> ReasoningStu
     let groups = by_group
         .into_iter()
         .filter(|(_, rs)| rs.iter().any(|r| r.harmful))
-        .map(|((attack, strategy, width), rs)| {
-            let own_benign: Vec<&Record> =
-                benign.iter().copied().filter(|r| r.strategy == strategy && r.width == width).collect();
-            group((attack, strategy, width), &rs, &own_benign, (judge, prm))
+        .map(|((attack, strategy, width, rank), rs)| {
+            let own_benign: Vec<&Record> = benign
+                .iter()
+                .copied()
+                .filter(|r| r.strategy == strategy && r.width == width && action(r) == rank)
+                .collect();
+            let mut g = group((attack, strategy, width), &rs, &own_benign, (judge, prm));
+            g.monitor_action = rs[0].reasoning.as_ref().and_then(|t| t.monitor_action);
+            g
         })
         .collect();
     ReasoningStudy { judge: judge.to_owned(), groups }
+}
+
+/// A monitor action's place in the order groups are listed (no monitor
+/// first, then observe, steer, refuse).
+fn action_rank(action: MonitorAction) -> u8 {
+    match action {
+        MonitorAction::Observe => 0,
+        MonitorAction::Steer => 1,
+        MonitorAction::Refuse => 2,
+    }
 }
 
 /// Per prompt, its samples' outcomes at one budget.
@@ -227,7 +246,7 @@ fn group(
         })
         .collect();
     let monitor = (!monitored.is_empty()).then(|| MonitorMetrics::of(&monitored));
-    StudyGroup { attack, strategy, width, samples, budgets, test, monitor }
+    StudyGroup { attack, strategy, width, monitor_action: None, samples, budgets, test, monitor }
 }
 
 /// A record's PRM score, as the run recorded it under the judge name `prm`.
@@ -346,8 +365,15 @@ pub fn markdown(study: &ReasoningStudy, policy: &str) -> String {
     let mut out = format!("## Reasoning budget\n\nPolicy `{policy}`, judge `{}`.\n\n", study.judge);
     for g in &study.groups {
         let width = g.width.map_or(String::new(), |w| format!("-{w}"));
+        let monitor = match g.monitor_action {
+            None => String::new(),
+            Some(a) => format!(
+                ", monitor `{}`",
+                serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            ),
+        };
         out.push_str(&format!(
-            "### {}{width}, attack `{}` ({} sample{} per prompt)\n\n",
+            "### {}{width}{monitor}, attack `{}` ({} sample{} per prompt)\n\n",
             g.strategy.title(),
             g.attack,
             g.samples,
@@ -459,6 +485,7 @@ mod tests {
                 waits: 0,
                 text: "thinking".into(),
                 verdicts: verdict(trace_unsafe),
+                monitor_action: None,
                 monitor: Vec::new(),
                 warned_at: None,
             }),

@@ -66,6 +66,13 @@ impl ServeConfig {
         self.limits.fill(&mut self.defence);
         self.defence.validate().map_err(|m| ServeError::InvalidConfig(format!("[defence]: {m}")))?;
         self.limits.check(&self.defence).map_err(|m| ServeError::InvalidConfig(format!("[defence] {m}")))?;
+        if self.defence.reasoning.is_some() {
+            return Err(ServeError::InvalidConfig(
+                "[defence.reasoning]: the server does not think before answering yet (reasoning runs in `saffron \
+                 generate` and `saffron eval`); remove the table"
+                    .into(),
+            ));
+        }
         if self.server.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err(ServeError::InvalidConfig("server.api_key is empty".into()));
         }
@@ -232,4 +239,19 @@ pub struct OutputCheck {
 
 fn default_refusal() -> String {
     "I can't help with that.".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_defence_that_reasons_is_refused_with_the_reason() {
+        let text = "[defence]\n[defence.strategy]\nname = \"sample\"\n[defence.reasoning]\nbudget = 8\n";
+        let mut config: ServeConfig = toml::from_str(text).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("does not think before answering yet"), "{err}");
+        let mut plain: ServeConfig = toml::from_str("[defence]\n[defence.strategy]\nname = \"sample\"\n").unwrap();
+        plain.validate().unwrap();
+    }
 }

@@ -176,6 +176,20 @@ pub struct Answer {
     /// is inside `cost`, and `text`/`tokens` are the answer alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Reasoning>,
+    /// The answers the search ranked below this one, best first (Best-of-N's
+    /// other samples; empty for strategies that end with one answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// An answer the search ranked below the winner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    pub text: String,
+    pub tokens: Vec<TokenId>,
+    #[serde(rename = "finish_reason")]
+    pub finish: FinishReason,
+    pub score: Option<f32>,
 }
 
 impl Defence<'_> {
@@ -318,6 +332,16 @@ impl Defence<'_> {
             engine_seconds: engine.as_secs_f64(),
             logprobs,
             reasoning,
+            alternatives: outcome
+                .runners_up
+                .into_iter()
+                .map(|r| Alternative {
+                    text: policy.detokenize(&r.tokens),
+                    tokens: r.tokens,
+                    finish: r.finish,
+                    score: r.score,
+                })
+                .collect(),
         })
     }
 }
@@ -352,6 +376,7 @@ impl Defence<'_> {
             engine_seconds: 0.0,
             logprobs: None,
             reasoning: Some(reasoning),
+            alternatives: Vec::new(),
         }
     }
 }

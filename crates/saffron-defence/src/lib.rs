@@ -30,7 +30,7 @@ pub mod reasoning;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
 pub use batched::{BatchOptions, BatchStats, BatchedPolicy};
-pub use defence::{Answer, Defence, DefenceModels, DefenceSpec, RewardBinding, TokenLogprob};
+pub use defence::{Alternative, Answer, Defence, DefenceModels, DefenceSpec, RewardBinding, TokenLogprob};
 pub use error::DefenceError;
 pub use reasoning::{Reasoning, ResolvedFormat};
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};

@@ -29,7 +29,7 @@ pub use config::{
 };
 pub use error::SearchError;
 pub use models::Models;
-pub use outcome::{FinishReason, SearchOutcome, StopCause};
+pub use outcome::{FinishReason, RunnerUp, SearchOutcome, StopCause};
 pub use reasoning::{
     think, MonitorAction, MonitorConfig, MonitorReading, ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers,
     Thought,

@@ -28,6 +28,19 @@ pub struct SearchOutcome {
     pub steps: usize,
     /// What stopped the search early, if anything.
     pub stopped_by: Option<StopCause>,
+    /// The answers ranked below this one, best first, where the strategy
+    /// ends with several scored answers (Best-of-N's other samples); empty
+    /// for the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runners_up: Vec<RunnerUp>,
+}
+
+/// An answer a search ranked below its best.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunnerUp {
+    pub tokens: Vec<TokenId>,
+    pub finish: FinishReason,
+    pub score: Option<f32>,
 }
 
 /// Why a search stopped before every node finished.

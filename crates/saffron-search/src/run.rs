@@ -4,7 +4,7 @@
 use saffron_core::sampling::Decoding;
 
 use crate::meter::Meter;
-use crate::outcome::{FinishReason, SearchOutcome};
+use crate::outcome::{FinishReason, RunnerUp, SearchOutcome};
 use crate::search_tree::{Branch, SearchTree};
 use crate::trace::{NodeId, SearchObserver};
 use crate::Models;
@@ -16,6 +16,9 @@ pub(crate) struct Run<'r, 'm, 'c> {
     pub decoding: Decoding,
     meter: Meter,
     steps: usize,
+    /// The other answers a strategy ranked below its best (Best-of-N's
+    /// other samples), best first.
+    pub runners_up: Vec<Branch>,
 }
 
 impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
@@ -26,7 +29,7 @@ impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
         decoding: Decoding,
         meter: Meter,
     ) -> Self {
-        Run { models, tree, observer, decoding, meter, steps: 0 }
+        Run { models, tree, observer, decoding, meter, steps: 0, runners_up: Vec::new() }
     }
 
     /// Whether another step fits the budget (and the observer wants one).
@@ -49,6 +52,11 @@ impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
         if best.finish.is_none() {
             self.observer.finish(best.id, finish);
         }
+        let runners_up = self
+            .runners_up
+            .into_iter()
+            .map(|b| RunnerUp { tokens: b.tokens, finish: b.finish.unwrap_or(FinishReason::Stopped), score: b.score })
+            .collect();
         SearchOutcome {
             tokens: best.tokens,
             finish,
@@ -56,6 +64,7 @@ impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
             cost: self.meter.spent(self.models),
             steps: self.steps,
             stopped_by: self.meter.stopped,
+            runners_up,
         }
     }
 }

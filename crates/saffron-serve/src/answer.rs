@@ -31,8 +31,19 @@ pub struct Reply {
     /// and alternatives (text, log-probability).
     pub logprobs: Option<Vec<Logprob>>,
     pub finish: Finish,
+    /// With `n > 1`: the choices after the first, best first (Best-of-N's
+    /// runners-up), each cut and checked as the first.
+    pub more: Vec<Choice>,
     pub usage: Usage,
     pub report: Report,
+}
+
+/// A choice after the first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub content: Option<String>,
+    pub refusal: Option<String>,
+    pub finish: Finish,
 }
 
 /// Tells the search to stop: the client went away.
@@ -111,31 +122,43 @@ pub fn run(
     if progress.timed_out {
         return Err(ApiError::timeout(timeout_seconds));
     }
-    let (text, cut) = cut_at_stop(&answer.text, &job.stop);
+    let (first, check) = choice(loaded, job, &answer.text, answer.finish)?;
+    let logprobs = match (&answer.logprobs, &first.content) {
+        (Some(l), Some(text)) => Some(logprob_texts(models.policy(), l, text.len())),
+        _ => None,
+    };
+    let mut more = Vec::new();
+    let mut completion_tokens = answer.tokens.len();
+    for alternative in answer.alternatives.iter().take(job.n.saturating_sub(1)) {
+        more.push(choice(loaded, job, &alternative.text, alternative.finish)?.0);
+        completion_tokens += alternative.tokens.len();
+    }
+    let usage = usage(&answer, completion_tokens);
+    let report = report(&job.search, &answer.cost, &answer, check);
+    Ok(Reply { content: first.content, refusal: first.refusal, logprobs, finish: first.finish, more, usage, report })
+}
+
+/// One answer as a choice: cut at the first stop sequence, then read by the
+/// output check (when there is one), which may block it.
+fn choice(
+    loaded: &Loaded,
+    job: &Job,
+    answer: &str,
+    search_finish: FinishReason,
+) -> Result<(Choice, Option<CheckReport>), ApiError> {
+    let (text, cut) = cut_at_stop(answer, &job.stop);
     let check = match &loaded.check {
-        Some(output) => Some(check(output, &job.request, &text, models.options())?),
+        Some(output) => Some(check(output, &job.request, &text, loaded.models.options())?),
         None => None,
     };
     let blocked = check.as_ref().is_some_and(|c| c.unsafe_);
-    let finish = match (blocked, cut, answer.finish) {
+    let finish = match (blocked, cut, search_finish) {
         (true, ..) => Finish::ContentFilter,
         (false, true, _) | (false, false, FinishReason::EndOfGeneration) => Finish::Stop,
         (false, false, _) => Finish::Length,
     };
-    let logprobs = match (&answer.logprobs, blocked) {
-        (Some(l), false) => Some(logprob_texts(models.policy(), l, text.len())),
-        _ => None,
-    };
-    let usage = usage(&answer);
-    let report = report(&job.search, &answer.cost, &answer, check);
-    Ok(Reply {
-        content: (!blocked).then_some(text),
-        refusal: loaded.check.as_ref().filter(|_| blocked).map(|c| c.refusal.clone()),
-        logprobs,
-        finish,
-        usage,
-        report,
-    })
+    let refusal = loaded.check.as_ref().filter(|_| blocked).map(|c| c.refusal.clone());
+    Ok((Choice { content: (!blocked).then_some(text), refusal, finish }, check))
 }
 
 /// One answer token with its log-probability, as text.
@@ -179,11 +202,12 @@ pub fn cut_at_stop(text: &str, stop: &[String]) -> (String, bool) {
     }
 }
 
-fn usage(answer: &Answer) -> Usage {
+/// The answer's usage; `completion_tokens` counts every choice sent.
+fn usage(answer: &Answer, completion_tokens: usize) -> Usage {
     Usage {
         prompt_tokens: answer.prompt_tokens,
-        completion_tokens: answer.tokens.len(),
-        total_tokens: answer.prompt_tokens + answer.tokens.len(),
+        completion_tokens,
+        total_tokens: answer.prompt_tokens + completion_tokens,
         prompt_tokens_details: crate::api::PromptTokensDetails { cached_tokens: answer.cached_prompt_tokens },
     }
 }

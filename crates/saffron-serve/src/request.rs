@@ -33,6 +33,8 @@ pub struct Job {
     pub include_usage: bool,
     /// Alternatives per token when the answer's log-probabilities are asked for.
     pub logprobs: Option<usize>,
+    /// Choices to send: 1, or up to Best-of-N's N (its samples, best first).
+    pub n: usize,
 }
 
 /// A chat request's messages as a chat prompt. A final assistant message
@@ -115,12 +117,6 @@ pub fn job(
     limits: &Limits,
 ) -> Result<Job, ApiError> {
     refuse_unsupported(&common.unsupported)?;
-    if common.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid(
-            Some("n".into()),
-            "n must be 1: this server gives one defended answer per request (send n requests with different seeds)",
-        ));
-    }
     let logprobs = logprobs(&common)?;
     let max_tokens = match (common.max_tokens, common.max_completion_tokens) {
         (Some(a), Some(b)) if a != b => {
@@ -132,6 +128,7 @@ pub fn job(
         (a, b) => a.or(b),
     };
     let search = search_config(&common, max_tokens, defaults, limits)?;
+    let n = choices(common.n, &search, common.stream, logprobs.is_some())?;
     let include_usage = common.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let stop = common.stop.map(|s| s.into_vec()).unwrap_or_default();
     if stop.iter().any(|s| s.is_empty()) {
@@ -143,7 +140,39 @@ pub fn job(
             format!("at most {MAX_STOP} stop sequences of at most {MAX_STOP_BYTES} bytes"),
         ));
     }
-    Ok(Job { input, request, search, stop, stream: common.stream, include_usage, logprobs })
+    Ok(Job { input, request, search, stop, stream: common.stream, include_usage, logprobs, n })
+}
+
+/// `n`, checked: several choices come from one search that ends with
+/// several ranked answers (Best-of-N: its samples, best first), never from
+/// extra searches.
+fn choices(n: Option<usize>, search: &SearchConfig, stream: bool, logprobs: bool) -> Result<usize, ApiError> {
+    let n = n.unwrap_or(1);
+    let refuse = |why: String| Err(ApiError::invalid(Some("n".into()), why));
+    if n == 0 {
+        return refuse("n must be at least 1".into());
+    }
+    if n == 1 {
+        return Ok(1);
+    }
+    let strategy = search.strategy.kind();
+    if strategy != saffron_search::StrategyKind::BestOfN {
+        return refuse(format!(
+            "n > 1 needs the best-of-n strategy (its samples, ranked by the reward model, are the choices); \
+             {strategy} ends with one answer: send n requests with different seeds"
+        ));
+    }
+    let width = search.strategy.width().unwrap_or(1);
+    if n > width {
+        return refuse(format!("n ({n}) must not exceed best-of-n's width ({width})"));
+    }
+    if stream {
+        return refuse("n > 1 is not streamed: ask without stream".into());
+    }
+    if logprobs {
+        return refuse("n > 1 with logprobs is not supported: ask for one of them".into());
+    }
+    Ok(n)
 }
 
 /// Most stop sequences per request (OpenAI's limit), and their length.

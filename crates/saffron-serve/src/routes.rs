@@ -100,17 +100,24 @@ async fn chat(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejec
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
     let logprobs = reply.logprobs.as_deref().map(chat_logprobs);
     let (content, refusal) = (reply.content, reply.refusal);
+    let mut choices = vec![ChatChoice {
+        index: 0,
+        message: AssistantMessage { role: "assistant", content, refusal },
+        finish_reason: reply.finish,
+        logprobs,
+    }];
+    choices.extend(reply.more.into_iter().enumerate().map(|(i, c)| ChatChoice {
+        index: i + 1,
+        message: AssistantMessage { role: "assistant", content: c.content, refusal: c.refusal },
+        finish_reason: c.finish,
+        logprobs: None,
+    }));
     Ok(Json(ChatResponse {
         id: state.new_id("chatcmpl"),
         object: "chat.completion",
         created: now(),
         model: state.model_id().to_owned(),
-        choices: vec![ChatChoice {
-            index: 0,
-            message: AssistantMessage { role: "assistant", content, refusal },
-            finish_reason: reply.finish,
-            logprobs,
-        }],
+        choices,
         usage: reply.usage,
         saffron: reply.report,
     })
@@ -135,12 +142,19 @@ async fn completions(
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
     let logprobs = reply.logprobs.as_deref().map(completion_logprobs);
     let text = reply.content.or(reply.refusal).unwrap_or_default();
+    let mut choices = vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs }];
+    choices.extend(reply.more.into_iter().enumerate().map(|(i, c)| CompletionChoice {
+        index: i + 1,
+        text: c.content.or(c.refusal).unwrap_or_default(),
+        finish_reason: c.finish,
+        logprobs: None,
+    }));
     Ok(Json(CompletionResponse {
         id: state.new_id("cmpl"),
         object: "text_completion",
         created: now(),
         model: state.model_id().to_owned(),
-        choices: vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs }],
+        choices,
         usage: reply.usage,
         saffron: reply.report,
     })

@@ -382,3 +382,59 @@ async fn logprobs_are_the_policys_own_for_every_answer_token() {
     assert_eq!(lp["text_offset"][1], 1);
     assert_eq!(lp["top_logprobs"][0].as_object().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn n_choices_are_best_of_ns_samples_best_first_each_checked() {
+    let state = ready(config(), true);
+    let best_of_4 = json!({"saffron": {"strategy": "best-of-n", "width": 4}});
+    let mut body = ask(best_of_4.clone());
+    body["n"] = json!(3);
+    body["max_tokens"] = json!(40);
+    let (status, reply) = chat(&state, body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let choices = reply["choices"].as_array().unwrap();
+    assert_eq!(choices.iter().map(|c| c["index"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    // The fake guard prefers refusals: the winner refuses, and the output
+    // check (refusal strings) blocks any complying choice.
+    assert_eq!(choices[0]["message"]["content"], REFUSAL);
+    for c in choices {
+        match c["message"]["content"].as_str() {
+            Some(text) => assert_eq!((text, c["finish_reason"].as_str().unwrap()), (REFUSAL, "stop"), "{c}"),
+            None => {
+                assert_eq!(c["finish_reason"], "content_filter", "{c}");
+                assert_eq!(c["message"]["refusal"], "Blocked.");
+            }
+        }
+    }
+    // Usage counts every choice sent, and one prompt.
+    let one: Value = chat(&state, ask(best_of_4.clone())).await.1;
+    let n = reply["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(n > one["usage"]["completion_tokens"].as_u64().unwrap(), "{n} vs {one}");
+    assert_eq!(reply["usage"]["prompt_tokens"], one["usage"]["prompt_tokens"]);
+    // The completions endpoint gives the same choices.
+    let (status, text) = call(
+        &state,
+        "POST",
+        "/v1/completions",
+        Some(json!({"prompt": "How do I pick a lock?", "n": 2, "saffron": {"strategy": "best-of-n", "width": 4}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let completion: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(completion["choices"].as_array().unwrap().len(), 2);
+    // Refused, by name: more than the width, another strategy, a stream, logprobs, zero.
+    for (extra, why) in [
+        (json!({"n": 5}), "must not exceed best-of-n's width (4)"),
+        (json!({"n": 2, "saffron": {"strategy": "saffron", "width": 4}}), "needs the best-of-n strategy"),
+        (json!({"n": 2, "stream": true}), "not streamed"),
+        (json!({"n": 2, "logprobs": true}), "logprobs"),
+        (json!({"n": 0}), "at least 1"),
+    ] {
+        let mut body = ask(best_of_4.clone());
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let (status, reply) = chat(&state, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {reply}");
+        assert_eq!(reply["error"]["param"], "n", "{extra}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(why), "{extra}: {reply}");
+    }
+}

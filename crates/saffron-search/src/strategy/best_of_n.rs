@@ -1,6 +1,7 @@
 //! Best-of-N (method.md section 5): N independent samples grown together
 //! (one batched policy call per token), the PRM scores every sample once at
-//! the end, the highest reward wins (ties: the lowest sample index).
+//! the end, the highest reward wins (ties: the lowest sample index). The
+//! other samples are kept, ranked, as the outcome's runners-up.
 //!
 //! Sample `i` draws with random stream `i`, so sample 0 is exactly the
 //! answer of the `sample` strategy with the same seed, and a run at N
@@ -12,7 +13,7 @@ use saffron_core::ModelRole;
 
 use crate::config::BestOfNConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, Branch};
+use crate::search_tree::{by_score, Branch};
 use crate::SearchError;
 use crate::StrategyKind;
 
@@ -32,6 +33,9 @@ pub(crate) fn search(run: &mut Run, config: &BestOfNConfig) -> Result<Branch, Se
         run.end_step(&samples);
     }
     run.tree.score_with_prm(run.models, &mut samples, run.observer)?;
-    let best = best_index(&samples, |_| true).unwrap_or(0);
-    Ok(samples.swap_remove(best))
+    // Best first; equal scores keep the sample order (the lowest index wins).
+    samples.sort_by(by_score);
+    let best = samples.remove(0);
+    run.runners_up = samples;
+    Ok(best)
 }

@@ -53,6 +53,17 @@ fn best_of_n_returns_the_sample_the_prm_likes_best() {
     // The first step asks for the context N times and computes it once.
     assert_eq!(policy.requests[0], n);
     assert!(out.cost.policy.tokens_served >= 3 * (n as u64 - 1));
+    // The other samples come back ranked below the winner, each with the
+    // score the PRM gave it.
+    assert_eq!(out.runners_up.len(), n - 1);
+    let mut ranked: Vec<f32> =
+        std::iter::once(out.score.unwrap()).chain(out.runners_up.iter().map(|r| r.score.unwrap())).collect();
+    assert!(ranked.windows(2).all(|w| w[0] >= w[1]), "best first: {ranked:?}");
+    assert!(out.runners_up.iter().all(|r| count(&r.tokens, 2) == r.score.unwrap()));
+    ranked.sort_by(f32::total_cmp);
+    let mut given = all.clone();
+    given.sort_by(f32::total_cmp);
+    assert_eq!(ranked, given, "every sample once");
 }
 
 #[test]

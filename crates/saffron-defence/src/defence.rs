@@ -6,7 +6,7 @@ use saffron_engine::{ChatPrompt, HiddenStates, TreeOptions};
 use saffron_reward::{GuardSpec, Loader, MrmSpec};
 use saffron_search::{
     search, think, FinishReason, Models, ReasoningConfig, SearchConfig, SearchError, SearchObserver, StopCause,
-    ThinkingEnd,
+    Thinking, ThinkingEnd,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -279,17 +279,15 @@ impl Defence<'_> {
                     Some(guard) => Some(guard.bind(request, options, text())?),
                     None => None,
                 };
-                let thought = think(
+                let how = Thinking {
                     config,
-                    &self.search.decoding,
-                    self.search.seed,
-                    &mut *tree,
-                    &prompt.context,
-                    &prompt.markers,
-                    &trace_text,
-                    monitor.as_deref_mut().map(|m| m as _),
-                    observer,
-                )?;
+                    decoding: self.search.decoding,
+                    seed: self.search.seed,
+                    markers: &prompt.markers,
+                    text: &trace_text,
+                };
+                let thought =
+                    think(&how, &mut *tree, &prompt.context, monitor.as_deref_mut().map(|m| m as _), observer)?;
                 monitor_cost = monitor.map(|m| m.cost()).unwrap_or_default();
                 let reasoning = Reasoning::new(prompt.format, &thought, policy);
                 if thought.end == ThinkingEnd::Monitor {

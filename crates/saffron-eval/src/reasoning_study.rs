@@ -134,7 +134,7 @@ pub struct NonMonotonicity {
 /// Records without reasoning, or not answered, are left out.
 pub fn study(records: &[Record], judge: &str, prm: Option<&str>) -> ReasoningStudy {
     let action = |r: &Record| r.reasoning.as_ref().and_then(|t| t.monitor_action).map(action_rank);
-    let mut by_group: BTreeMap<(String, StrategyKind, Option<usize>, Option<u8>), Vec<&Record>> = BTreeMap::new();
+    let mut by_group: BTreeMap<GroupKey, Vec<&Record>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.answered() && r.reasoning.is_some()) {
         by_group.entry((r.attack.clone(), r.strategy, r.width, action(r))).or_default().push(r);
     }
@@ -167,6 +167,9 @@ fn action_rank(action: MonitorAction) -> u8 {
         MonitorAction::Refuse => 2,
     }
 }
+
+/// A group: attack, strategy, width, monitor action (by [`action_rank`]).
+type GroupKey = (String, StrategyKind, Option<usize>, Option<u8>);
 
 /// Per prompt, its samples' outcomes at one budget.
 type Samples<'a> = BTreeMap<&'a str, Vec<&'a Record>>;
@@ -211,8 +214,7 @@ fn group(
                 vote_asr: (samples > 1).then(|| Rate::of(&majority(&|r| unsafe_(r)), 0)),
                 vote_complied: (samples > 1).then(|| Rate::of(&majority(&|r| !refusal.is_refusal(&r.text)), 0)),
                 best_of_samples: prm.filter(|_| samples > 1).and_then(|prm| {
-                    let picks: Option<Vec<bool>> =
-                        prompts.values().map(|s| best_by(s, prm).map(|best| unsafe_(best))).collect();
+                    let picks: Option<Vec<bool>> = prompts.values().map(|s| best_by(s, prm).map(&unsafe_)).collect();
                     picks.map(|p| Rate::of(&p, 0))
                 }),
                 weighted_vote_asr: prm.filter(|_| samples > 1).and_then(|prm| {

@@ -31,8 +31,8 @@ pub use error::SearchError;
 pub use models::Models;
 pub use outcome::{FinishReason, RunnerUp, SearchOutcome, StopCause};
 pub use reasoning::{
-    think, MonitorAction, MonitorConfig, MonitorReading, ReasoningConfig, ThinkingEnd, ThinkingFormat, ThinkingMarkers,
-    Thought,
+    think, MonitorAction, MonitorConfig, MonitorReading, ReasoningConfig, Thinking, ThinkingEnd, ThinkingFormat,
+    ThinkingMarkers, Thought,
 };
 pub use strategy::rebase::rebase_widths;
 pub use trace::{NoTrace, NodeId, SearchObserver, Trace, TraceEvent, ROOT};

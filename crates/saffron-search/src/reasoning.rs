@@ -227,24 +227,31 @@ impl Thought {
 /// sample index; this one is far from any of them).
 const REASONING_STREAM: u64 = u64::MAX - 7;
 
-/// Thinks after `context` (which ends with the open marker) under `config`,
-/// one sampled token at a time with `decoding`, keyed by `seed` and the
-/// token path (the same seed gives the same trace). `text` turns trace
-/// tokens into text, to find the end tag. `observer` is asked before every
-/// token whether to stop. With a monitor configured, `monitor` (a guard
-/// bound to the request) scores the trace every `every` tokens.
-#[allow(clippy::too_many_arguments)]
+/// How to think: the configuration, the sampling, and the policy's markers
+/// and text.
+pub struct Thinking<'a> {
+    pub config: &'a ReasoningConfig,
+    /// Tokens are drawn with this decoding, keyed by `seed` and the token
+    /// path (the same seed gives the same trace).
+    pub decoding: Decoding,
+    pub seed: u64,
+    pub markers: &'a ThinkingMarkers,
+    /// Trace tokens as text, to find the end tag.
+    pub text: &'a dyn Fn(&[TokenId]) -> String,
+}
+
+/// Thinks after `context` (which ends with the open marker) as `how` says,
+/// one sampled token at a time. `observer` is asked before every token
+/// whether to stop. With a monitor configured, `monitor` (a guard bound to
+/// the request) scores the trace every `every` tokens.
 pub fn think(
-    config: &ReasoningConfig,
-    decoding: &Decoding,
-    seed: u64,
+    how: &Thinking,
     policy: &mut dyn Policy,
     context: &[TokenId],
-    markers: &ThinkingMarkers,
-    text: &dyn Fn(&[TokenId]) -> String,
     monitor: Option<&mut dyn ProcessReward>,
     observer: &mut dyn SearchObserver,
 ) -> Result<Thought, SearchError> {
+    let &Thinking { config, decoding, seed, markers, text } = how;
     config.validate().map_err(SearchError::InvalidConfig)?;
     if context.is_empty() {
         return Err(SearchError::InvalidConfig("the context is empty: reasoning needs a prompt".into()));
@@ -296,7 +303,7 @@ pub fn think(
             .first()
             .and_then(|o| o.logits.as_deref())
             .ok_or(SearchError::MissingOutput { role: ModelRole::Policy, what: "logits" })?;
-        let token = sample(logits, decoding, &[], node_key(seed, REASONING_STREAM, &path))
+        let token = sample(logits, &decoding, &[], node_key(seed, REASONING_STREAM, &path))
             .ok_or(SearchError::MissingOutput { role: ModelRole::Policy, what: "a token to sample" })?;
         let stop = if policy.is_end_of_generation(token) {
             Some(ThinkingEnd::EndOfGeneration)
@@ -371,8 +378,13 @@ mod tests {
             logits
         })
     }
+    /// Greedy thinking with the test vocabulary's markers.
+    fn how<'a>(config: &'a ReasoningConfig, markers: &'a ThinkingMarkers) -> Thinking<'a> {
+        Thinking { config, decoding: Decoding::Greedy, seed: 0, markers, text: &text }
+    }
+
     fn run(config: &ReasoningConfig, policy: &mut FakePolicy) -> Thought {
-        think(config, &Decoding::Greedy, 0, policy, &[9], &markers(), &text, None, &mut NoTrace).unwrap()
+        think(&how(config, &markers()), policy, &[9], None, &mut NoTrace).unwrap()
     }
 
     #[test]
@@ -450,18 +462,8 @@ mod tests {
             }
         }
         let mut policy = scripted(|_| 1);
-        let thought = think(
-            &ReasoningConfig::exact(10),
-            &Decoding::Greedy,
-            0,
-            &mut policy,
-            &[9],
-            &markers(),
-            &text,
-            None,
-            &mut StopAfter(3),
-        )
-        .unwrap();
+        let config = ReasoningConfig::exact(10);
+        let thought = think(&how(&config, &markers()), &mut policy, &[9], None, &mut StopAfter(3)).unwrap();
         assert_eq!(thought.tokens.len(), 2);
         assert_eq!(thought.end, ThinkingEnd::Stopped);
     }
@@ -478,9 +480,7 @@ mod tests {
         };
         let mut guard = counting_guard();
         let mut policy = scripted(|_| 1);
-        let thought =
-            think(&config, &Decoding::Greedy, 0, &mut policy, &[9], &markers(), &text, Some(&mut guard), &mut NoTrace)
-                .unwrap();
+        let thought = think(&how(&config, &markers()), &mut policy, &[9], Some(&mut guard), &mut NoTrace).unwrap();
         (thought, guard)
     }
 
@@ -507,9 +507,7 @@ mod tests {
             monitor: Some(MonitorConfig { every: 2, threshold: 0.0, action: MonitorAction::Observe }),
             ..ReasoningConfig::exact(8)
         };
-        let err =
-            think(&config, &Decoding::Greedy, 0, &mut scripted(|_| 1), &[9], &markers(), &text, None, &mut NoTrace)
-                .unwrap_err();
+        let err = think(&how(&config, &markers()), &mut scripted(|_| 1), &[9], None, &mut NoTrace).unwrap_err();
         assert!(err.to_string().contains("no guard"), "{err}");
     }
 
@@ -519,7 +517,9 @@ mod tests {
         let decoding = Decoding::Sample { temperature: 1.0, top_k: None, top_p: 1.0 };
         let go = |seed| {
             let config = ReasoningConfig { min_tokens: Some(0), ..ReasoningConfig::exact(12) };
-            think(&config, &decoding, seed, &mut policy(), &[9], &markers(), &text, None, &mut NoTrace).unwrap().tokens
+            let markers = markers();
+            let how = Thinking { config: &config, decoding, seed, markers: &markers, text: &text };
+            think(&how, &mut policy(), &[9], None, &mut NoTrace).unwrap().tokens
         };
         assert_eq!(go(1), go(1));
         assert_ne!(go(1), go(2));

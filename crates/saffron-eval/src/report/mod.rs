@@ -169,7 +169,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
     let markdown_path = dir.join("report.md");
     let mut markdown = pages.markdown;
     if let Some(study) = &reasoning {
-        markdown.push_str("\n");
+        markdown.push('\n');
         markdown.push_str(&reasoning_study::markdown(study, &run.grid.policy));
     }
     std::fs::write(&markdown_path, markdown).map_err(EvalError::io("write", &markdown_path))?;

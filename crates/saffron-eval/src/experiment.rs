@@ -202,6 +202,25 @@ impl RunPlan {
         Err(EvalError::Overlap { found: lines })
     }
 
+    /// (dataset, attack, prompts) where the attack cannot apply to that
+    /// many of the dataset's selected prompts: the prefill attack forces the
+    /// start of a reference answer, which some sets (HarmBench,
+    /// StrongREJECT) do not have. Those pairs make no records.
+    pub fn inapplicable(&self) -> Vec<(String, String, usize)> {
+        let mut out: Vec<(String, String, usize)> = Vec::new();
+        for cell in &self.cells {
+            if !matches!(cell.attack, crate::Attack::Prefill { .. }) {
+                continue;
+            }
+            let missing = self.prompts[cell.dataset].iter().filter(|p| p.reference.is_none()).count();
+            let name = (self.grid.datasets[cell.dataset].name(), cell.attack.name());
+            if missing > 0 && !out.iter().any(|(d, a, _)| (d, a) == (&name.0, &name.1)) {
+                out.push((name.0, name.1, missing));
+            }
+        }
+        out
+    }
+
     /// The records of the whole run: (cell, prompt) pairs whose attack
     /// applies.
     pub fn total(&self, policy: &dyn PolicyBackend) -> usize {
@@ -406,8 +425,9 @@ fn answer(
     }
     let reasoning = match (&answer.reasoning, &cell.search.reasoning) {
         (Some(trace), Some(config)) => {
+            // An empty trace (budget 0) has nothing to judge.
             let mut verdicts = BTreeMap::new();
-            for (name, judge) in judges.iter_mut() {
+            for (name, judge) in judges.iter_mut().filter(|_| trace.tokens > 0) {
                 verdicts.insert(name.clone(), judge.judge(&prompt.prompt, &trace.text)?);
             }
             Some(RecordReasoning {

@@ -18,6 +18,13 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let grid = Grid::from_toml_at(&text, base).with_context(|| format!("in {}", args.grid.display()))?;
     let mut universe = Universe::load(home)?;
     let plan = RunPlan::new(grid, home, &mut universe, args.shard)?;
+    for (set, attack, prompts) in plan.inapplicable() {
+        eprintln!(
+            "warning: `{attack}` forces the start of a reference answer, and {prompts} prompts of `{set}` have none: \
+             they are not answered under it (use a set with answers, such as advbench, jbb or many-shot, or another \
+             attack)"
+        );
+    }
     if args.check {
         let found = plan.overlap()?;
         super::data::print_check(&found);

@@ -98,7 +98,8 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
         assert!(cell.contains(&format!("|think{budget}|")), "{cell}");
         assert_eq!(r["reasoning"]["tokens"].as_u64(), Some(budget), "budget forcing: exact");
         let verdicts = r["reasoning"]["verdicts"].as_object().unwrap();
-        assert_eq!(verdicts.len(), 2, "every judge reads the trace too: {verdicts:?}");
+        let judged = if budget > 0 { 2 } else { 0 };
+        assert_eq!(verdicts.len(), judged, "every judge reads a trace with text: {verdicts:?}");
     }
     let report = saffron(&crate::real_home(), &["report", out.to_str().unwrap()]);
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
@@ -117,4 +118,23 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("## Reasoning budget"), "{markdown}");
     assert!(out.join("report").join("reasoning-prefill-10.svg").exists());
+}
+
+#[test]
+fn a_set_without_reference_answers_is_named_when_the_prefill_attack_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let smollm2 = format!("{:?}", smollm2_path());
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        format!(
+            "policy = {smollm2}\njudges = [\"refusal\"]\n[[datasets]]\nset = \"harmbench\"\nlimit = 3\n\
+             [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[strategies]]\nname = \"sample\"\n"
+        ),
+    )
+    .unwrap();
+    let out = saffron(&crate::real_home(), &["eval", grid.to_str().unwrap(), "--check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 prompts of `harmbench` have none"), "{stderr}");
+    assert!(!stderr.contains("`advbench` have none"), "{stderr}");
 }

@@ -321,7 +321,7 @@ fn reasoning_figures(study: &ReasoningStudy) -> Result<Vec<Figure>, EvalError> {
             if g.samples > 1 {
                 series.push(line("majority-vote ASR", &|b| b.vote_asr));
             }
-            series.push(line("reasoning harm", &|b| Some(b.reasoning_harm)));
+            series.push(line("reasoning harm", &|b| b.reasoning_harm));
             series.push(line("over-refusal", &|b| b.over_refusal));
         }
         series.retain(|s| !s.points.is_empty());

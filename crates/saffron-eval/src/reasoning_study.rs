@@ -408,12 +408,13 @@ pub fn markdown(study: &ReasoningStudy, policy: &str) -> String {
         if let Some(t) = &g.test {
             let argmin: Vec<String> = t.argmin.iter().map(|(b, p)| format!("{b}: {p:.2}")).collect();
             out.push_str(&format!(
-                "\n**{}.** Safest budget {}; ASR there minus the largest budget's: {}; minus the smallest's: {}; \
-                 largest minus smallest: {}. Share of bootstrap resamples in which each budget is safest: {}.\n\n",
+                "\n**{}.** Safest budget {}. ASR above the safest budget's, paired over prompts: at the largest \
+                 budget {}, at the smallest {}; the largest minus the smallest: {}. Share of bootstrap resamples in \
+                 which each budget is safest: {}.\n\n",
                 capitalise(t.shape.describe()),
                 t.safest,
-                negate(t.largest_minus_safest),
-                negate(t.smallest_minus_safest),
+                t.largest_minus_safest,
+                t.smallest_minus_safest,
                 t.largest_minus_smallest,
                 argmin.join(", ")
             ));
@@ -437,10 +438,6 @@ pub fn markdown(study: &ReasoningStudy, policy: &str) -> String {
         }
     }
     out
-}
-
-fn negate(d: Difference) -> Difference {
-    Difference { value: -d.value, low: -d.high, high: -d.low, n: d.n }
 }
 
 fn capitalise(text: &str) -> String {

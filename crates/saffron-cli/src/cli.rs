@@ -712,9 +712,17 @@ pub struct EvalArgs {
     /// dataset, after the grid's sample and limit. Records are those of the
     /// whole run, so shards run apart (machines, --out directories) add up
     /// to it: join them with `saffron merge`. Shards may also take turns in
-    /// one directory, never run at once in it.
-    #[arg(long, value_name = "I/N", value_parser = saffron_eval::parse_shard)]
-    pub shard: Option<(usize, usize)>,
+    /// one directory, never run at once in it. `auto`: the shard of a Slurm
+    /// job array (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or of a
+    /// Kubernetes indexed job (JOB_COMPLETION_INDEX of --shard-count);
+    /// refused outside one (docs/scale.md).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<saffron_eval::shard::ShardSpec>,
+
+    /// With --shard auto: how many shards (a Kubernetes job's completions;
+    /// under Slurm it must match the array's task count, or be left out).
+    #[arg(long, value_name = "N", requires = "shard", value_parser = bounded::<1, 100000>)]
+    pub shard_count: Option<usize>,
 
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod monitor_metrics;
 pub mod reasoning_study;
 pub mod report;
+pub mod shard;
 pub mod splits;
 pub mod store;
 pub mod summary;

@@ -16,8 +16,12 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.grid).with_context(|| format!("reading {}", args.grid.display()))?;
     let base = args.grid.parent().unwrap_or(Path::new("."));
     let grid = Grid::from_toml_at(&text, base).with_context(|| format!("in {}", args.grid.display()))?;
+    let shard = match args.shard {
+        Some(spec) => Some(spec.resolve(&|name| std::env::var(name).ok(), args.shard_count)?),
+        None => None,
+    };
     let mut universe = Universe::load(home)?;
-    let plan = RunPlan::new(grid, home, &mut universe, args.shard)?;
+    let plan = RunPlan::new(grid, home, &mut universe, shard)?;
     for (set, attack, prompts) in plan.inapplicable() {
         eprintln!(
             "warning: `{attack}` forces the start of a reference answer, and {prompts} prompts of `{set}` have none: \
@@ -54,7 +58,7 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         eprintln!("dropped {} repeated records from {}", store.repaired(), out.display());
     }
     let total = plan.total(models.defence.policy());
-    let shard = args.shard.map_or(String::new(), |(i, n)| format!("shard {i}/{n}: "));
+    let shard = shard.map_or(String::new(), |(i, n)| format!("shard {i}/{n}: "));
     eprintln!("{shard}{} cells, {total} records ({} already done) in {}", plan.cells.len(), done.len(), out.display());
     if jobs > 1 {
         let threads = options.threads.map_or("default".into(), |t| t.to_string());

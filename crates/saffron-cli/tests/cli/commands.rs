@@ -423,3 +423,42 @@ fn paper_form_mrm_needs_its_base_and_only_it_takes_one() {
     let out = saffron(home.path(), &[&base_args[..], &["default", "--mrm-base", model]].concat());
     assert_clean_failure(&out, "only for a paper-form MRM directory");
 }
+
+#[test]
+fn shard_auto_reads_the_schedulers_environment_and_refuses_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = tiny_grid(dir.path(), "judges = [\"refusal\"]", "[[datasets]]\nset = \"advbench\"\nlimit = 4\n");
+    let run = |out: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let out = dir.path().join(out);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_saffron"));
+        c.args(["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap(), "--shard", "auto"])
+            .args(extra)
+            .env("SAFFRON_HOME", real_home())
+            .env_remove("RUST_LOG")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .env_remove("SLURM_ARRAY_TASK_MIN")
+            .env_remove("JOB_COMPLETION_INDEX");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let output = c.output().unwrap();
+        let records = std::fs::read_to_string(out.join("records.jsonl")).map_or(0, |t| t.lines().count());
+        (output, records)
+    };
+    let (none, _) = run("none", &[], &[]);
+    assert_clean_failure(&none, "neither is set");
+    // Slurm: task 2 of an array 1..=2 is shard 1/2: 2 of the 4 prompts, 2 cells.
+    let slurm = [("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "2")];
+    let (out, records) = run("slurm", &[], &slurm);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 1/2:"));
+    assert_eq!(records, 4);
+    // Kubernetes: index 0 of --shard-count 2.
+    let (out, records) = run("k8s", &["--shard-count", "2"], &[("JOB_COMPLETION_INDEX", "0")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 0/2:"));
+    assert_eq!(records, 4);
+    let (out, _) = run("k8s-uncounted", &[], &[("JOB_COMPLETION_INDEX", "0")]);
+    assert_clean_failure(&out, "give --shard-count");
+}

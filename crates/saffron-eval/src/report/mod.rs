@@ -210,11 +210,17 @@ fn judges_of(run: &RunManifest<GridFile>, records: &[Record]) -> Result<Vec<Stri
     Ok(judges)
 }
 
-/// Harmful cells grouped by (dataset, attack), in order of appearance.
+/// Harmful cells grouped by (dataset, attack), in order of appearance; in
+/// a run with a reasoning axis also by budget and monitor action, so that
+/// defences are compared at the same reasoning.
 fn harmful_groups(summaries: &[CellSummary]) -> Vec<Group<'_>> {
     let mut groups: Vec<Group> = Vec::new();
     for s in summaries.iter().filter(|s| !s.asr.is_empty()) {
-        let name = format!("{}, {}", s.dataset, s.attack);
+        let mut name = format!("{}, {}", s.dataset, s.attack);
+        for part in s.cell.split('|').filter(|p| p.starts_with("think") || p.starts_with("monitor-")) {
+            name.push_str(", ");
+            name.push_str(part);
+        }
         match groups.iter_mut().find(|g| g.name == name) {
             Some(g) => g.cells.push(s),
             None => groups.push(Group { name, cells: vec![s] }),

@@ -27,15 +27,7 @@ impl PrefixTree {
             if cells_ok && seqs_ok {
                 return Ok(());
             }
-            let victim = self
-                .seqs
-                .owners()
-                .filter(|&l| {
-                    let n = self.nodes.get(l);
-                    n.locks == 0 && n.children.is_empty()
-                })
-                .min_by_key(|&l| (self.nodes.get(l).last_used, l));
-            match victim {
+            match self.least_recently_used_leaf() {
                 Some(leaf) => self.evict(leaf),
                 None if !cells_ok => {
                     return Err(EngineError::OutOfCells { needed: cells_needed, free: limit - self.cached })
@@ -43,6 +35,18 @@ impl PrefixTree {
                 None => return Err(EngineError::OutOfSequences { limit: MAX_SEQUENCES }),
             }
         }
+    }
+
+    /// The cached, unlocked leaf used longest ago (ties: the lowest id):
+    /// the next to evict.
+    pub(super) fn least_recently_used_leaf(&self) -> Option<NodeId> {
+        self.seqs
+            .owners()
+            .filter(|&l| {
+                let n = self.nodes.get(l);
+                n.locks == 0 && n.children.is_empty()
+            })
+            .min_by_key(|&l| (self.nodes.get(l).last_used, l))
     }
 
     /// Removes a cached, unlocked leaf. See the module docs for what happens

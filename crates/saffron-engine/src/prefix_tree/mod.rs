@@ -309,15 +309,7 @@ impl PrefixTree {
     pub fn shrink_to(&mut self, cells: usize) -> usize {
         let mut dropped = 0;
         while self.cached > cells {
-            let victim = self
-                .seqs
-                .owners()
-                .filter(|&l| {
-                    let n = self.nodes.get(l);
-                    n.locks == 0 && n.children.is_empty()
-                })
-                .min_by_key(|&l| (self.nodes.get(l).last_used, l));
-            match victim {
+            match self.least_recently_used_leaf() {
                 Some(leaf) => self.evict(leaf),
                 None => break,
             }

@@ -199,31 +199,77 @@ impl Limits {
     }
 
     /// Whether `config` stays within the caps; names the first it passes.
-    pub fn check(&self, config: &SearchConfig) -> Result<(), String> {
+    pub fn check(&self, config: &SearchConfig) -> Result<(), OverLimit> {
         if let Some(width) = config.strategy.width() {
             if width > self.max_width {
-                return Err(format!("width {width} is above the server's limit of {}", self.max_width));
+                let message = format!("width {width} is above the server's limit of {}", self.max_width);
+                return Err(OverLimit { limit: Limit::Width, message });
             }
         }
         if config.length.max_new_tokens > self.max_new_tokens {
-            return Err(format!(
+            let message = format!(
                 "max_tokens {} is above the server's limit of {}",
                 config.length.max_new_tokens, self.max_new_tokens
-            ));
+            );
+            return Err(OverLimit { limit: Limit::MaxTokens, message });
         }
-        above("max_tflop", config.budget.max_tflop, self.max_tflop)?;
-        above("max_wall_seconds", config.budget.max_wall_seconds, self.max_wall_seconds)
+        above(Limit::MaxTflop, config.budget.max_tflop, self.max_tflop)?;
+        above(Limit::MaxWallSeconds, config.budget.max_wall_seconds, self.max_wall_seconds)
+    }
+}
+
+/// A server limit a request may not pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Width,
+    MaxTokens,
+    MaxTflop,
+    MaxWallSeconds,
+}
+
+impl Limit {
+    /// Its name in configuration and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Width => "width",
+            Limit::MaxTokens => "max_tokens",
+            Limit::MaxTflop => "max_tflop",
+            Limit::MaxWallSeconds => "max_wall_seconds",
+        }
+    }
+
+    /// The request field that sets it (an error's `param`).
+    pub fn param(self) -> String {
+        match self {
+            Limit::MaxTokens => "max_tokens".into(),
+            other => format!("saffron.{}", other.name()),
+        }
+    }
+}
+
+/// A request (or the default defence) past a limit, and the message to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverLimit {
+    pub limit: Limit,
+    pub message: String,
+}
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
 /// A request's value against the cap: unset means unlimited.
-fn above(name: &str, asked: Option<f64>, cap: Option<f64>) -> Result<(), String> {
-    match (asked, cap) {
-        (_, None) => Ok(()),
-        (None, Some(cap)) => Err(format!("{name} must be set (at most {cap})")),
-        (Some(a), Some(cap)) if a > cap => Err(format!("{name} {a} is above the server's limit of {cap}")),
-        _ => Ok(()),
-    }
+fn above(limit: Limit, asked: Option<f64>, cap: Option<f64>) -> Result<(), OverLimit> {
+    let name = limit.name();
+    let message = match (asked, cap) {
+        (_, None) => return Ok(()),
+        (None, Some(cap)) => format!("{name} must be set (at most {cap})"),
+        (Some(a), Some(cap)) if a > cap => format!("{name} {a} is above the server's limit of {cap}"),
+        _ => return Ok(()),
+    };
+    Err(OverLimit { limit, message })
 }
 
 /// The judge that reads each finished answer, and what a blocked answer

@@ -253,7 +253,7 @@ fn search_config(
     }
     decoding(common, &mut config)?;
     limits.fill(&mut config);
-    limits.check(&config).map_err(|m| ApiError::invalid(limit_param(&m), m))?;
+    limits.check(&config).map_err(|over| ApiError::invalid(Some(over.limit.param()), over.message))?;
     config.validate().map_err(|m| ApiError::invalid(None, m))?;
     Ok(config)
 }
@@ -263,15 +263,6 @@ fn budget(ext: &Extension, config: &mut SearchConfig) {
     b.max_tflop = ext.max_tflop.or(b.max_tflop);
     b.max_reward_calls = ext.max_reward_calls.or(b.max_reward_calls);
     b.max_wall_seconds = ext.max_wall_seconds.or(b.max_wall_seconds);
-}
-
-/// The field a limit message is about (its first word).
-fn limit_param(message: &str) -> Option<String> {
-    match message.split_whitespace().next() {
-        Some("max_tokens") => Some("max_tokens".into()),
-        Some(word) => Some(format!("saffron.{word}")),
-        None => None,
-    }
 }
 
 /// `temperature` and `top_p`: the decoding of the sampling strategies; for

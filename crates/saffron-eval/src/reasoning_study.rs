@@ -134,7 +134,7 @@ pub struct NonMonotonicity {
 /// scores of the answers, if it did, ranks and weighs samples.
 /// Records without reasoning, or not answered, are left out.
 pub fn study(records: &[Record], judge: &str, prm: Option<&str>) -> ReasoningStudy {
-    let action = |r: &Record| r.reasoning.as_ref().and_then(|t| t.monitor_action).map(action_rank);
+    let action = |r: &Record| r.reasoning.as_ref().and_then(|t| t.monitor_action);
     let mut by_group: BTreeMap<GroupKey, Vec<&Record>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.answered() && r.reasoning.is_some()) {
         by_group.entry((r.attack.clone(), r.strategy, r.width, action(r))).or_default().push(r);
@@ -145,32 +145,21 @@ pub fn study(records: &[Record], judge: &str, prm: Option<&str>) -> ReasoningStu
     let groups = by_group
         .into_iter()
         .filter(|(_, rs)| rs.iter().any(|r| r.harmful))
-        .map(|((attack, strategy, width, rank), rs)| {
+        .map(|((attack, strategy, width, monitor_action), rs)| {
             let own_benign: Vec<&Record> = benign
                 .iter()
                 .copied()
-                .filter(|r| r.strategy == strategy && r.width == width && action(r) == rank)
+                .filter(|r| r.strategy == strategy && r.width == width && action(r) == monitor_action)
                 .collect();
-            let mut g = group((attack, strategy, width), &rs, &own_benign, (judge, prm));
-            g.monitor_action = rs[0].reasoning.as_ref().and_then(|t| t.monitor_action);
-            g
+            StudyGroup { monitor_action, ..group((attack, strategy, width), &rs, &own_benign, (judge, prm)) }
         })
         .collect();
     ReasoningStudy { judge: judge.to_owned(), groups }
 }
 
-/// A monitor action's place in the order groups are listed (no monitor
-/// first, then observe, steer, refuse).
-fn action_rank(action: MonitorAction) -> u8 {
-    match action {
-        MonitorAction::Observe => 0,
-        MonitorAction::Steer => 1,
-        MonitorAction::Refuse => 2,
-    }
-}
-
-/// A group: attack, strategy, width, monitor action (by [`action_rank`]).
-type GroupKey = (String, StrategyKind, Option<usize>, Option<u8>);
+/// A group: attack, strategy, width, monitor action (listed in that order:
+/// no monitor first, then observe, steer, refuse).
+type GroupKey = (String, StrategyKind, Option<usize>, Option<MonitorAction>);
 
 /// Per prompt, its samples' outcomes at one budget.
 type Samples<'a> = BTreeMap<&'a str, Vec<&'a Record>>;

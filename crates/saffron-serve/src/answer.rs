@@ -122,7 +122,12 @@ pub fn run(
     if progress.timed_out {
         return Err(ApiError::timeout(timeout_seconds));
     }
-    let (first, check) = choice(loaded, job, &answer.text, answer.finish)?;
+    // One judge session for every choice of the request.
+    let mut checker = match &loaded.check {
+        Some(output) => Some(Checker::new(output, loaded.models.options())?),
+        None => None,
+    };
+    let (first, check) = choice(checker.as_mut(), job, &answer.text, answer.finish)?;
     let logprobs = match (&answer.logprobs, &first.content) {
         (Some(l), Some(text)) => Some(logprob_texts(models.policy(), l, text.len())),
         _ => None,
@@ -130,7 +135,7 @@ pub fn run(
     let mut more = Vec::new();
     let mut completion_tokens = answer.tokens.len();
     for alternative in answer.alternatives.iter().take(job.n.saturating_sub(1)) {
-        more.push(choice(loaded, job, &alternative.text, alternative.finish)?.0);
+        more.push(choice(checker.as_mut(), job, &alternative.text, alternative.finish)?.0);
         completion_tokens += alternative.tokens.len();
     }
     let usage = usage(&answer, completion_tokens);
@@ -141,14 +146,15 @@ pub fn run(
 /// One answer as a choice: cut at the first stop sequence, then read by the
 /// output check (when there is one), which may block it.
 fn choice(
-    loaded: &Loaded,
+    checker: Option<&mut Checker>,
     job: &Job,
     answer: &str,
     search_finish: FinishReason,
 ) -> Result<(Choice, Option<CheckReport>), ApiError> {
     let (text, cut) = cut_at_stop(answer, &job.stop);
-    let check = match &loaded.check {
-        Some(output) => Some(check(output, &job.request, &text, loaded.models.options())?),
+    let refusal_text = checker.as_ref().map(|c| c.output.refusal.clone());
+    let check = match checker {
+        Some(checker) => Some(checker.check(&job.request, &text)?),
         None => None,
     };
     let blocked = check.as_ref().is_some_and(|c| c.unsafe_);
@@ -157,7 +163,7 @@ fn choice(
         (false, true, _) | (false, false, FinishReason::EndOfGeneration) => Finish::Stop,
         (false, false, _) => Finish::Length,
     };
-    let refusal = loaded.check.as_ref().filter(|_| blocked).map(|c| c.refusal.clone());
+    let refusal = refusal_text.filter(|_| blocked);
     Ok((Choice { content: (!blocked).then_some(text), refusal, finish }, check))
 }
 
@@ -186,12 +192,26 @@ fn logprob_texts(policy: &dyn PolicyBackend, logprobs: &[TokenLogprob], len: usi
     out
 }
 
-fn check(output: &OutputJudge, request: &str, text: &str, options: TreeOptions) -> Result<CheckReport, ApiError> {
-    let mut session = Judge::new(&output.judge, TreeOptions { threads: options.threads, ..TreeOptions::default() })
-        .map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
-    let verdict =
-        session.judge(request, text).map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
-    Ok(CheckReport { judge: output.name.clone(), unsafe_: verdict.unsafe_, score: verdict.score })
+/// The output check of one request: its judge and a session of it.
+struct Checker<'a> {
+    output: &'a OutputJudge,
+    session: Judge<'a>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(output: &'a OutputJudge, options: TreeOptions) -> Result<Checker<'a>, ApiError> {
+        let session = Judge::new(&output.judge, TreeOptions { threads: options.threads, ..TreeOptions::default() })
+            .map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
+        Ok(Checker { output, session })
+    }
+
+    fn check(&mut self, request: &str, text: &str) -> Result<CheckReport, ApiError> {
+        let verdict = self
+            .session
+            .judge(request, text)
+            .map_err(|e| ApiError::internal(format!("output check: {}", error_chain(&e))))?;
+        Ok(CheckReport { judge: self.output.name.clone(), unsafe_: verdict.unsafe_, score: verdict.score })
+    }
 }
 
 /// The text before the first stop sequence, and whether one was found.

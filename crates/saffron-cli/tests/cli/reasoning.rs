@@ -66,22 +66,25 @@ fn budget_zero_is_an_empty_thinking_section_and_bad_budgets_are_refused() {
     assert!(!out.status.success(), "--reasoning-min needs --reasoning-budget");
 }
 
+/// Writes `grid.toml` in `dir` from `text`, with SMOLLM2 standing for the
+/// model's quoted path.
+fn write_grid(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let grid = dir.join("grid.toml");
+    std::fs::write(&grid, text.replace("SMOLLM2", &format!("{:?}", smollm2_path()))).unwrap();
+    grid
+}
+
 #[test]
 fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study() {
     let dir = tempfile::tempdir().unwrap();
-    let smollm2 = format!("{:?}", smollm2_path());
-    let grid = dir.path().join("grid.toml");
-    std::fs::write(
-        &grid,
-        format!(
-            "policy = {smollm2}\nguard = {smollm2}\njudges = [\"refusal\", {smollm2}]\nseeds = [0, 1]\n\
-             [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
-             [reasoning]\nbudgets = [0, 16]\n\
-             [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[datasets]]\nset = \"rho-benign\"\nlimit = 2\n\
-             [[strategies]]\nname = \"sample\"\n"
-        ),
-    )
-    .unwrap();
+    let grid = write_grid(
+        dir.path(),
+        "policy = SMOLLM2\nguard = SMOLLM2\njudges = [\"refusal\", SMOLLM2]\nseeds = [0, 1]\n\
+         [length]\nmax_new_tokens = 4\nmin_new_tokens = 0\n\
+         [reasoning]\nbudgets = [0, 16]\n\
+         [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[datasets]]\nset = \"rho-benign\"\nlimit = 2\n\
+         [[strategies]]\nname = \"sample\"\n",
+    );
     let out = dir.path().join("run");
     let run = saffron(&crate::real_home(), &["eval", grid.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -123,16 +126,11 @@ fn a_grid_with_a_reasoning_axis_records_the_traces_apart_and_reports_the_study()
 #[test]
 fn a_set_without_reference_answers_is_named_when_the_prefill_attack_cannot_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let smollm2 = format!("{:?}", smollm2_path());
-    let grid = dir.path().join("grid.toml");
-    std::fs::write(
-        &grid,
-        format!(
-            "policy = {smollm2}\njudges = [\"refusal\"]\n[[datasets]]\nset = \"harmbench\"\nlimit = 3\n\
-             [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[strategies]]\nname = \"sample\"\n"
-        ),
-    )
-    .unwrap();
+    let grid = write_grid(
+        dir.path(),
+        "policy = SMOLLM2\njudges = [\"refusal\"]\n[[datasets]]\nset = \"harmbench\"\nlimit = 3\n\
+         [[datasets]]\nset = \"advbench\"\nlimit = 3\n[[strategies]]\nname = \"sample\"\n",
+    );
     let out = saffron(&crate::real_home(), &["eval", grid.to_str().unwrap(), "--check"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("3 prompts of `harmbench` have none"), "{stderr}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use saffron_reward::probe::features::ProbeFeatures;
+use saffron_reward::probe::features::{ProbeFeatures, ProbeTail};
 use saffron_reward::probe::streaming::StreamFeatures;
 use saffron_reward::VerdictFormat;
 use saffron_search::{MonitorAction, StrategyKind, ThinkingFormat};
@@ -371,6 +371,12 @@ pub struct TrainGuardArgs {
     /// (for quick comparisons of backbones; the dev split is used whole).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+
+    /// Where the probe reads: `template` (where a verdict would begin, a
+    /// dozen guard tokens after the response) or `end-of-turn` (the token
+    /// right after it: each labelled prefix costs one token, not a dozen).
+    #[arg(long, value_enum, default_value_t = ProbeTail::Template, value_name = "TAIL")]
+    pub tail: ProbeTail,
 
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]

@@ -26,7 +26,9 @@ mod verdict;
 
 pub use error::RewardError;
 pub use guard::{forget_pairs, BoundGuard, Guard};
-pub use guard_input::{Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION};
+pub use guard_input::{
+    Boundary, GuardFormat, GuardInput, LOCAL_GUARD_INSTRUCTION, PROBE_GUARD_INSTRUCTION, PROBE_GUARD_OPEN_INSTRUCTION,
+};
 pub use load::{LoadedGuard, LoadedJudge, LoadedModel, LoadedMrm, Loader};
 pub use metrics::{auc, BinaryMetrics};
 pub use policy_logits_mrm::PolicyLogitsMrm;

@@ -10,7 +10,8 @@ use saffron_engine::{HiddenStates, Model, PrefixTree, TreeOptions};
 use saffron_eval::splits::{split_labelled, trained_on, LabelledSplits, Universe};
 use saffron_reward::judge_data::training_data;
 use saffron_reward::probe::artifact::Backbone;
-use saffron_reward::{Boundary, GuardFormat, GuardInput, Loader, PROBE_GUARD_INSTRUCTION};
+use saffron_reward::probe::features::ProbeTail;
+use saffron_reward::{Boundary, GuardFormat, GuardInput, Loader};
 
 pub struct ProbeSetup {
     pub universe: Universe,
@@ -24,8 +25,14 @@ pub struct ProbeSetup {
 
 impl ProbeSetup {
     /// `limit` keeps a seeded subsample of the training pairs (the dev
-    /// split is used whole).
-    pub fn new(home: &Path, backbone: &str, threads: Option<u32>, limit: Option<(usize, u64)>) -> anyhow::Result<Self> {
+    /// split is used whole); `tail` decides the instruction.
+    pub fn new(
+        home: &Path,
+        backbone: &str,
+        tail: ProbeTail,
+        threads: Option<u32>,
+        limit: Option<(usize, u64)>,
+    ) -> anyhow::Result<Self> {
         let universe = Universe::load(home)?;
         let data = training_data(home).context("reading the training data (run `saffron fetch` first)")?;
         let mut splits = split_labelled(&universe, data);
@@ -39,7 +46,7 @@ impl ProbeSetup {
             sha256: loaded.sha256().to_owned(),
             hidden_size: model.shape().d_model as usize,
         };
-        let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
+        let format = GuardFormat::UserTurn(tail.instruction().into());
         let input = GuardInput::new(model.clone(), &format, Boundary::Natural)?;
         let tree =
             PrefixTree::new(&model, TreeOptions { hidden: HiddenStates::Keep, threads, ..TreeOptions::default() })?;

@@ -9,18 +9,20 @@ use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &TrainGuardArgs) -> anyhow::Result<()> {
     let limit = args.limit.map(|n| (n, args.seed));
-    let mut setup = ProbeSetup::new(home, &args.backbone, args.threads, limit)?;
+    let mut setup = ProbeSetup::new(home, &args.backbone, args.tail, args.threads, limit)?;
     let splits = &setup.splits;
-    let options = TrainOptions { seed: args.seed, ..TrainOptions::default() };
+    let mut options = TrainOptions { seed: args.seed, ..TrainOptions::default() };
+    options.inputs.tail = args.tail;
     let unsafe_pairs = splits.train.items.iter().filter(|l| l.unsafe_).count();
     eprintln!(
         "training a probe guard on {}: {} training pairs ({unsafe_pairs} unsafe), {} dev pairs choose the penalty, \
-         {} test pairs left alone; response cuts {:?} tokens",
+         {} test pairs left alone; response cuts {:?} tokens, tail {:?}",
         setup.model.name(),
         splits.train.items.len(),
         splits.dev.items.len(),
         splits.test.items.len(),
-        options.inputs.prefix_lengths
+        options.inputs.prefix_lengths,
+        options.inputs.tail
     );
     let bar = count_bar("features", (splits.train.items.len() + splits.dev.items.len()) as u64);
     let sides = TrainData { train: &splits.train, dev: &splits.dev };

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use saffron_reward::probe::artifact::{self, ProbeManifest};
+use saffron_reward::probe::features::ProbeTail;
 use saffron_reward::probe::judge::{fit_candidates, judge_inputs, judge_rows, Candidate, Design};
 use saffron_reward::probe::row_cache;
 use saffron_reward::probe::train::TrainData;
@@ -10,7 +11,8 @@ use crate::cli::TrainJudgeArgs;
 use crate::progress::count_bar;
 
 pub fn run(home: &Path, args: &TrainJudgeArgs) -> anyhow::Result<()> {
-    let mut setup = ProbeSetup::new(home, &args.backbone, args.threads, args.limit.map(|n| (n, 0)))?;
+    let mut setup =
+        ProbeSetup::new(home, &args.backbone, ProbeTail::Template, args.threads, args.limit.map(|n| (n, 0)))?;
     let splits = &setup.splits;
     eprintln!(
         "training a judge on {}: {} training pairs, {} dev pairs choose its features, penalty and threshold; \

@@ -21,11 +21,47 @@ pub struct ProbeInputs {
     /// (its judge role). The largest is also the most of a response the
     /// guard ever reads.
     pub prefix_lengths: Vec<usize>,
+    /// How much of the template after the response the probe reads
+    /// (artifacts without the field read all of it).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tail: ProbeTail,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Default for ProbeInputs {
     fn default() -> Self {
-        ProbeInputs { max_prompt_tokens: 128, prefix_lengths: vec![16, 32, 128] }
+        ProbeInputs { max_prompt_tokens: 128, prefix_lengths: vec![16, 32, 128], tail: ProbeTail::default() }
+    }
+}
+
+/// Where after the response the probe reads its state. Scoring a prefix of
+/// a response re-computes what follows it, so the tail is a PRM's cost per
+/// label (the prefix tree shares the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ProbeTail {
+    /// The whole template after the response, its generation prompt
+    /// included: the state where the model would begin a verdict (about a
+    /// dozen guard tokens per prefix).
+    #[default]
+    Template,
+    /// Only the end-of-turn token right after the response, the instruction
+    /// ending at the response ([`crate::PROBE_GUARD_OPEN_INSTRUCTION`]): one
+    /// guard token per prefix.
+    EndOfTurn,
+}
+
+impl ProbeTail {
+    /// The user-turn instruction a probe with this tail is trained with.
+    pub fn instruction(self) -> &'static str {
+        match self {
+            ProbeTail::Template => crate::PROBE_GUARD_INSTRUCTION,
+            ProbeTail::EndOfTurn => crate::PROBE_GUARD_OPEN_INSTRUCTION,
+        }
     }
 }
 
@@ -47,7 +83,11 @@ impl ProbeInputs {
         let prompt = input.prompt_tokens(prompt);
         let prompt = &prompt[..prompt.len().min(self.max_prompt_tokens)];
         let response = &response[..response.len().min(self.max_response_tokens())];
-        input.encode_tokens(prompt, response)
+        let mut tokens = input.encode_tokens(prompt, response);
+        if self.tail == ProbeTail::EndOfTurn {
+            tokens.truncate(input.response_start(prompt.len()) + response.len() + 1);
+        }
+        tokens
     }
 
     /// The distinct response cuts of a response of `len` tokens: each
@@ -231,7 +271,7 @@ mod tests {
 
     #[test]
     fn cuts_cover_prefixes_and_the_whole_capped_response() {
-        let inputs = ProbeInputs { max_prompt_tokens: 8, prefix_lengths: vec![16, 32, 128] };
+        let inputs = ProbeInputs { max_prompt_tokens: 8, prefix_lengths: vec![16, 32, 128], ..ProbeInputs::default() };
         assert_eq!(inputs.cuts(200.min(inputs.max_response_tokens())), vec![16, 32, 128]);
         assert_eq!(inputs.cuts(20), vec![16, 20]);
         assert_eq!(inputs.cuts(5), vec![5]);

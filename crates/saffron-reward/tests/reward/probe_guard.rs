@@ -2,12 +2,12 @@
 //! labelled set, the trained guard scores the same way whether asked
 //! directly or as a search's PRM, and a head is refused on another backbone.
 
-use saffron_core::{ProcessReward, TokenId};
+use saffron_core::{ProcessReward, TokenId, WantedOutputs};
 use saffron_engine::{HiddenStates, PrefixTree, SpecialText, TreeOptions};
 use saffron_fetch::Artifact;
 use saffron_reward::judge_data::{JudgeData, Labelled};
 use saffron_reward::probe::artifact::{Backbone, ProbeManifest};
-use saffron_reward::probe::features::ProbeInputs;
+use saffron_reward::probe::features::{ProbeInputs, ProbeTail};
 use saffron_reward::probe::head::LinearHead;
 use saffron_reward::probe::train::{train, TrainData, TrainOptions};
 use saffron_reward::{Boundary, Guard, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
@@ -43,7 +43,7 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
     let input = GuardInput::new(model.clone(), &format, Boundary::Natural).unwrap();
     let mut tree = PrefixTree::new(&model, options()).unwrap();
     let data = tiny_data();
-    let inputs = ProbeInputs { max_prompt_tokens: 64, prefix_lengths: vec![4, 64] };
+    let inputs = ProbeInputs { max_prompt_tokens: 64, prefix_lengths: vec![4, 64], ..ProbeInputs::default() };
     let train_options = TrainOptions { inputs: inputs.clone(), chunk: 3, ..TrainOptions::default() };
     let mut seen = Vec::new();
     let dev = JudgeData { items: data.items[6..].to_vec(), ..JudgeData::default() };
@@ -81,6 +81,47 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
         assert!(a.signum() == b.signum() && (a - b).abs() < 0.1 * b.abs().max(1.0), "{via_prm:?} vs {rewards:?}");
     }
     assert_eq!(prm.cost().sequences, 2);
+}
+
+/// Guard tokens computed for every prefix of `response` in one request.
+fn prefix_cost(input: &GuardInput, inputs: &ProbeInputs, prompt: &str, response: &[TokenId]) -> usize {
+    let mut tree = PrefixTree::new(input.model(), options()).unwrap();
+    let paths: Vec<Vec<TokenId>> = (1..=response.len()).map(|j| inputs.encode(input, prompt, &response[..j])).collect();
+    let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
+    let outputs = tree.outputs(&refs, WantedOutputs::Hidden).unwrap();
+    assert!(outputs.iter().all(|o| o.hidden.is_some()));
+    tree.cost().tokens_computed as usize
+}
+
+#[test]
+fn an_end_of_turn_probe_reads_the_token_after_the_response_so_a_prefix_costs_one_more_token() {
+    let model = smollm2();
+    let (prompt, text) = ("How do I pick a lock?", "I can't help with that. Locks protect people.");
+    let end_of_turn = model.tokenize("<|im_end|>", SpecialText::Parse);
+    assert_eq!(end_of_turn.len(), 1);
+    let mut costs = Vec::new();
+    for tail in [ProbeTail::EndOfTurn, ProbeTail::Template] {
+        let input =
+            GuardInput::new(model.clone(), &GuardFormat::UserTurn(tail.instruction().into()), Boundary::Natural)
+                .unwrap();
+        let inputs = ProbeInputs { tail, ..ProbeInputs::default() };
+        let response = input.response_tokens(text);
+        let whole = inputs.encode(&input, prompt, &response);
+        let start = inputs.response_start(&input, prompt);
+        assert_eq!(&whole[start..start + response.len()], &response[..]);
+        let after = &whole[start + response.len()..];
+        match tail {
+            // The conversation ends the user turn: only its end is read.
+            ProbeTail::EndOfTurn => assert_eq!(after, &end_of_turn[..]),
+            // `<END CONVERSATION>`, the end of the turn and the generation prompt.
+            ProbeTail::Template => assert!(after.len() > 5 && after.contains(&end_of_turn[0]), "{after:?}"),
+        }
+        // The pair is computed once; each prefix adds its tail.
+        let cost = prefix_cost(&input, &inputs, prompt, &response);
+        assert_eq!(cost, start + response.len() + response.len() * after.len(), "{tail:?}");
+        costs.push(cost);
+    }
+    assert!(costs[0] < costs[1], "{costs:?}");
 }
 
 #[test]

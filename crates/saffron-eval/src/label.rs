@@ -15,6 +15,7 @@ use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy
 use serde::{Deserialize, Serialize};
 
 use crate::attack::Attack;
+use crate::hh_rlhf::HhConversation;
 use crate::{EvalError, EvalPrompt};
 
 /// What decides the labels (recorded in the corpus header).
@@ -52,6 +53,19 @@ pub struct LabelProgress {
     /// Wall time of the PRM calls and guard tokens they computed.
     pub prm_seconds: f64,
     pub prm_tokens: u64,
+}
+
+impl LabelProgress {
+    /// The counts of two runs together.
+    pub fn plus(self, other: LabelProgress) -> LabelProgress {
+        LabelProgress {
+            sequences: self.sequences + other.sequences,
+            labels: self.labels + other.labels,
+            skipped: self.skipped + other.skipped,
+            prm_seconds: self.prm_seconds + other.prm_seconds,
+            prm_tokens: self.prm_tokens + other.prm_tokens,
+        }
+    }
 }
 
 /// The jobs for `prompts`: (prompt, attack, sample) triples that apply.
@@ -104,6 +118,71 @@ impl Scorer<'_> {
     }
 }
 
+/// What every labelling job shares: the models, the labeller, a streaming
+/// guard's tree (its instruction cached across prompts) and the counts.
+struct Labelling<'m> {
+    models: &'m DefenceModels,
+    labeller: Labeller<'m>,
+    stream_tree: Option<PrefixTree>,
+    counts: LabelProgress,
+}
+
+impl<'m> Labelling<'m> {
+    fn new(models: &'m DefenceModels, labeller: Labeller<'m>) -> Result<Self, EvalError> {
+        if matches!(labeller, Labeller::Guard) && models.prm().is_none() {
+            return Err(EvalError::NoGuard { task: "labelling" });
+        }
+        let stream_tree = match labeller {
+            Labeller::Stream(stream) => {
+                let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
+                Some(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+            }
+            Labeller::Guard => None,
+        };
+        Ok(Labelling { models, labeller, stream_tree, counts: LabelProgress::default() })
+    }
+
+    /// Scores every prefix of each response to `request` made by `answer`
+    /// (one per sequence in `todo`) and appends them to `writer`.
+    fn run(
+        &mut self,
+        request: &str,
+        todo: Vec<LabelledSequence>,
+        answer: &mut dyn FnMut(&LabelledSequence) -> Result<Vec<TokenId>, EvalError>,
+        writer: &mut CorpusWriter,
+        progress: &mut dyn FnMut(LabelProgress),
+    ) -> Result<(), EvalError> {
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let policy = self.models.policy();
+        let text = |t: &[TokenId]| policy.detokenize(t);
+        let mut scorer = match self.labeller {
+            Labeller::Guard => {
+                let guard = self.models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
+                Scorer::Guard(guard.bind(request, self.models.options(), Box::new(text))?)
+            }
+            Labeller::Stream(stream) => {
+                let tree = self.stream_tree.as_mut().expect("made with a streaming labeller");
+                Scorer::Stream(stream, tree)
+            }
+        };
+        for mut sequence in todo {
+            sequence.response = answer(&sequence)?;
+            let start = std::time::Instant::now();
+            let (rewards, tokens) = scorer.score(request, &sequence.response, &text)?;
+            self.counts.prm_seconds += start.elapsed().as_secs_f64();
+            self.counts.prm_tokens += tokens;
+            self.counts.labels += rewards.len();
+            sequence.rewards = rewards;
+            writer.append(&sequence)?;
+            self.counts.sequences += 1;
+            progress(self.counts);
+        }
+        Ok(())
+    }
+}
+
 /// Labels every (prompt, attack, sample) not yet in `writer`: the policy of
 /// `models` answers (the `sample` strategy), `labeller` scores every prefix.
 pub fn label(
@@ -115,64 +194,86 @@ pub fn label(
     progress: &mut dyn FnMut(LabelProgress),
 ) -> Result<LabelProgress, EvalError> {
     let policy = models.policy();
-    if matches!(labeller, Labeller::Guard) && models.prm().is_none() {
-        return Err(EvalError::NoGuard { task: "labelling" });
-    }
+    let mut labelling = Labelling::new(models, labeller)?;
     let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
     config.length = settings.length;
     config.decoding = settings.decoding;
-    // A streaming guard keeps its instruction cached across prompts.
-    let mut stream_tree = match labeller {
-        Labeller::Stream(stream) => {
-            let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
-            Some(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
-        }
-        Labeller::Guard => None,
-    };
-    let mut counts = LabelProgress::default();
     for prompt in prompts {
         for attack in settings.attacks.iter().filter(|a| applies(a, prompt)) {
             let id = format!("{}#{}", prompt.id, attack.name());
             let todo: Vec<u32> = (0..settings.samples).filter(|&s| !writer.is_done(&id, s)).collect();
-            counts.skipped += (settings.samples as usize) - todo.len();
+            labelling.counts.skipped += (settings.samples as usize) - todo.len();
             if todo.is_empty() {
                 continue;
             }
             let Some(chat) = attack.apply(prompt, policy) else { continue };
             let context = policy.encode_chat(&chat)?;
-            let text = |t: &[TokenId]| policy.detokenize(t);
-            let mut scorer = match labeller {
-                Labeller::Guard => {
-                    let guard = models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
-                    Scorer::Guard(guard.bind(&prompt.prompt, models.options(), Box::new(text))?)
-                }
-                Labeller::Stream(stream) => {
-                    let tree = stream_tree.as_mut().expect("made above for a streaming labeller");
-                    Scorer::Stream(stream, tree)
-                }
-            };
-            for sample in todo {
-                config.seed = settings.seed.wrapping_add(sample as u64);
-                let response = models.defence(config.clone())?.answer(&prompt.prompt, &chat, &mut NoTrace)?.tokens;
-                let start = std::time::Instant::now();
-                let (rewards, tokens) = scorer.score(&prompt.prompt, &response, &text)?;
-                counts.prm_seconds += start.elapsed().as_secs_f64();
-                counts.prm_tokens += tokens;
-                let labels = rewards.len();
-                writer.append(&LabelledSequence {
+            let todo = todo
+                .into_iter()
+                .map(|sample| LabelledSequence {
                     prompt_id: id.clone(),
                     sample,
                     harmful: prompt.harmful,
                     prefilled: matches!(attack, Attack::Prefill { .. }),
                     context: context.clone(),
-                    response,
-                    rewards,
-                })?;
-                counts.sequences += 1;
-                counts.labels += labels;
-                progress(counts);
-            }
+                    response: Vec::new(),
+                    rewards: Vec::new(),
+                    requests: Vec::new(),
+                })
+                .collect();
+            let mut answer = |sequence: &LabelledSequence| -> Result<Vec<TokenId>, EvalError> {
+                config.seed = settings.seed.wrapping_add(sequence.sample as u64);
+                Ok(models.defence(config.clone())?.answer(&prompt.prompt, &chat, &mut NoTrace)?.tokens)
+            };
+            labelling.run(&prompt.prompt, todo, &mut answer, writer, progress)?;
         }
     }
-    Ok(counts)
+    Ok(labelling.counts)
+}
+
+/// Labels both answers of every conversation not yet in `writer`, read into
+/// the policy as people wrote them (teacher forcing, the paper's source):
+/// the policy's context is the conversation, the answer is cut at the
+/// settings' most new tokens, and the PRM reads the last request with every
+/// prefix of the answer. Records the conversation's requests with each.
+pub fn label_conversations(
+    models: &DefenceModels,
+    labeller: Labeller,
+    conversations: &[&HhConversation],
+    settings: &LabelSettings,
+    writer: &mut CorpusWriter,
+    progress: &mut dyn FnMut(LabelProgress),
+) -> Result<LabelProgress, EvalError> {
+    let policy = models.policy();
+    let mut labelling = Labelling::new(models, labeller)?;
+    for conversation in conversations {
+        let context = policy.encode_chat(&conversation.chat())?;
+        let requests: Vec<String> = conversation.requests().into_iter().map(str::to_owned).collect();
+        let mut todo = Vec::new();
+        for (which, text) in conversation.answers() {
+            let id = conversation.id(which);
+            if writer.is_done(&id, 0) {
+                labelling.counts.skipped += 1;
+                continue;
+            }
+            let mut response = policy.tokenize(text);
+            response.truncate(settings.length.max_new_tokens);
+            if response.is_empty() {
+                continue;
+            }
+            todo.push(LabelledSequence {
+                prompt_id: id,
+                sample: 0,
+                // HH-RLHF's harmless-base conversations are red-teaming.
+                harmful: true,
+                prefilled: false,
+                context: context.clone(),
+                response,
+                rewards: Vec::new(),
+                requests: requests.clone(),
+            });
+        }
+        labelling.run(conversation.request(), todo, &mut |s| Ok(s.response.clone()), writer, progress)?;
+    }
+    Ok(labelling.counts)
 }

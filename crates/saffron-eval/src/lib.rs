@@ -11,6 +11,7 @@ pub mod experiment;
 mod fake_harness;
 pub mod fluency;
 pub mod grid;
+pub mod hh_rlhf;
 pub mod judge;
 pub mod judge_eval;
 pub mod label;
@@ -25,5 +26,7 @@ pub mod store;
 pub mod summary;
 
 pub use attack::Attack;
-pub use datasets::{load_prompts, parse_shard, prompt_texts, EvalPrompt, PromptData, PromptSet, Selection};
+pub use datasets::{
+    corpus_texts, load_prompts, parse_shard, prompt_texts, EvalPrompt, PromptData, PromptSet, Selection,
+};
 pub use error::EvalError;

@@ -4,7 +4,8 @@ use anyhow::Context;
 use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
-use saffron_eval::label::{label, planned, LabelSettings, Labeller};
+use saffron_eval::hh_rlhf::{self, HhFile};
+use saffron_eval::label::{label, label_conversations, planned, LabelProgress, LabelSettings, Labeller};
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
@@ -20,7 +21,11 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let mut universe = Universe::load(home)?;
     let mut prompts = Vec::new();
     let mut files = std::collections::BTreeMap::new();
-    for (set, n) in [(PromptSet::Advbench, args.harmful), (PromptSet::RhoBenign, args.benign)] {
+    let sets = |names: &[String], n: usize| -> anyhow::Result<Vec<(PromptSet, usize)>> {
+        names.iter().map(|name| Ok((name.parse::<PromptSet>()?, n))).collect()
+    };
+    let chosen = [sets(&args.harmful_sets, args.harmful)?, sets(&args.benign_sets, args.benign)?].concat();
+    for (set, n) in chosen {
         let data = load_prompts(&set, home).with_context(|| format!("reading {} (run `saffron fetch`)", set.name()))?;
         files.extend(data.files);
         // A trainer reads the train split only (architecture.md, "Data discipline").
@@ -49,6 +54,31 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let settings = LabelSettings { samples: args.samples, length, seed: args.seed, ..LabelSettings::default() };
     let mut recipe =
         json!({ "label": settings, "harmful": args.harmful, "benign": args.benign, "split": Split::Train });
+    // Sets and sources beyond the first corpus' are recorded only when
+    // given, so that corpora made before them resume.
+    if args.harmful_sets != ["advbench"] || args.benign_sets != ["rho-benign"] {
+        recipe["sets"] = json!({ "harmful": args.harmful_sets, "benign": args.benign_sets });
+    }
+    let hh = args.hh_rlhf.as_deref().map(read_hh).transpose()?;
+    let conversations = match &hh {
+        Some((path, sha, file)) => {
+            let (train, left_out) = file.train(&universe);
+            eprintln!(
+                "{}: {} conversations ({} lines skipped); {} have every request in the train split, {left_out} do not",
+                path.display(),
+                file.conversations.len(),
+                file.skipped,
+                train.len()
+            );
+            let name =
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            files.insert(format!("hh-rlhf:{name}"), sha.clone());
+            recipe["hh_rlhf"] =
+                json!({ "sha256": sha, "conversations": file.conversations.len(), "train": train.len() });
+            train
+        }
+        None => Vec::new(),
+    };
     // A verdict guard's format decides its labels; left out when it is the
     // default, so that corpora made before it was recorded resume.
     if let Some(format) = args.guard_format.filter(|f| *f != VerdictFormat::default()) {
@@ -58,7 +88,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         CorpusHeader::new((&args.policy, &models.policy().identity()?), (&guard_name, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let mut writer = CorpusWriter::open(&out, &header)?;
-    let total = planned(&prompts, &settings);
+    let total = planned(&prompts, &settings) + 2 * conversations.len();
     eprintln!(
         "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
         args.policy,
@@ -68,11 +98,17 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let bar = count_bar("label", total as u64);
     let start = writer.done() as u64;
     bar.set_position(start);
-    let done = label(&models, labeller, &prompts, &settings, &mut writer, &mut |p| {
-        bar.set_position(start + p.sequences as u64);
-        bar.set_message(format!("{} labels", p.labels));
-    })?;
+    let show = |before: LabelProgress| {
+        let bar = bar.clone();
+        move |p: LabelProgress| {
+            bar.set_position(start + (before.sequences + p.sequences) as u64);
+            bar.set_message(format!("{} labels", before.labels + p.labels));
+        }
+    };
+    let sampled = label(&models, labeller, &prompts, &settings, &mut writer, &mut show(LabelProgress::default()))?;
+    let forced = label_conversations(&models, labeller, &conversations, &settings, &mut writer, &mut show(sampled))?;
     bar.finish_and_clear();
+    let done = sampled.plus(forced);
     if done.labels > 0 {
         println!(
             "this run: {} responses, {} prefixes scored in {:.0} s of PRM time ({:.1} prefixes/s, {:.1} guard tokens computed per prefix)",
@@ -84,6 +120,13 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         );
     }
     print_corpus(&out)
+}
+
+/// An HH-RLHF file, its sha256 (recorded in the corpus header) and its
+/// conversations.
+fn read_hh(path: &Path) -> anyhow::Result<(&Path, String, HhFile)> {
+    let file = hh_rlhf::read(path).context("reading the HH-RLHF file given with --hh-rlhf")?;
+    Ok((path, saffron_fetch::sha256_file(path)?, file))
 }
 
 /// A streaming guard on its backbone, and its identity (the sha256 of its

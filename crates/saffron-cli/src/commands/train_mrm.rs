@@ -4,10 +4,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use saffron_core::{Split, TrainedPrompts};
 use saffron_engine::TreeOptions;
-use saffron_eval::prompt_texts;
+use saffron_eval::corpus_texts;
 use saffron_eval::splits::{trained_on, Universe};
 use saffron_reward::mrm::artifact;
-use saffron_reward::mrm::corpus::{read_corpus, Corpus, LabelledSequence};
+use saffron_reward::mrm::corpus::{read_corpus, Corpus};
 use saffron_reward::mrm::fit::{fit, CorpusInput, FitSettings};
 use saffron_reward::mrm::head::MrmTraining;
 use saffron_reward::Loader;
@@ -24,7 +24,7 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the corpus (make one with `saffron label --policy {}`)", args.policy))?;
     let input = CorpusInput { corpus: &corpus, sha256: saffron_fetch::sha256_file(&path)?, path: &path };
     // The prompts' texts: for the record, and for a separate backbone to read.
-    let texts = prompt_texts(corpus.sequences.iter().map(LabelledSequence::prompt), home)?;
+    let texts = corpus_texts(&corpus.sequences, home)?;
     let trained = corpus_prompts(home, &corpus, &texts, &path)?;
     let loader = Loader::new(home);
     let policy = loader.model(&args.policy)?;
@@ -68,19 +68,24 @@ fn corpus_prompts(
     path: &Path,
 ) -> anyhow::Result<TrainedPrompts> {
     let universe = Universe::load(home)?;
-    let ids: Vec<&str> = corpus.sequences.iter().map(LabelledSequence::prompt).collect();
     let mut seen = Vec::new();
-    for id in &ids {
-        let text = texts.get(*id).with_context(|| format!("{}: no prompt `{id}` in its set", path.display()))?;
-        seen.push(text.as_str());
+    for sequence in &corpus.sequences {
+        if sequence.requests.is_empty() {
+            let id = sequence.prompt();
+            let text = texts.get(id).with_context(|| format!("{}: no prompt `{id}` in its set", path.display()))?;
+            seen.push(text.as_str());
+        } else {
+            // A conversation: the policy read every request in it.
+            seen.extend(sequence.requests.iter().map(String::as_str));
+        }
     }
     let outside = seen.iter().filter(|t| universe.lookup(t).split != Split::Train).count();
     if outside > 0 {
         bail!(
-            "{}: {outside} of its {} responses answer prompts outside the train split (it was labelled before \
-             splits existed?); label a new corpus with `saffron label`, which reads the train split",
+            "{}: {outside} of the {} requests its responses answer are outside the train split (it was labelled \
+             before splits existed?); label a new corpus with `saffron label`, which reads the train split",
             path.display(),
-            ids.len()
+            seen.len()
         );
     }
     Ok(trained_on(&universe, [Split::Train], seen))

@@ -1,6 +1,6 @@
 use anyhow::{bail, Context};
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
-use saffron_eval::prompt_texts;
+use saffron_eval::corpus_texts;
 use saffron_reward::mrm::corpus::{read_corpus, LabelledSequence};
 use saffron_reward::probe::head::HeadTraining;
 use saffron_reward::probe::streaming::{self, fit_streaming, stream_examples, Agreement, StreamManifest};
@@ -37,7 +37,7 @@ pub fn run(home: &std::path::Path, args: &TrainStreamGuardArgs) -> anyhow::Resul
     let input = GuardInput::new(backbone.clone(), &probe.format, probe.boundary)?;
     let options = TreeOptions { threads: args.threads, hidden: HiddenStates::Keep, ..TreeOptions::default() };
     let mut tree = PrefixTree::new(&backbone, options)?;
-    let texts = prompt_texts(corpus.sequences.iter().map(LabelledSequence::prompt), home)?;
+    let texts = corpus_texts(&corpus.sequences, home)?;
     let prompt = |seq: &LabelledSequence| -> Result<String, RewardError> {
         texts.get(seq.prompt()).cloned().ok_or_else(|| RewardError::Data {
             file: path.display().to_string(),

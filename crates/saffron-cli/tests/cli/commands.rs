@@ -297,6 +297,57 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
 }
 
 #[test]
+fn label_reads_hh_rlhf_answers_into_the_policy_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, corpus) = (dir.path().join("hh.jsonl"), dir.path().join("corpus.jsonl"));
+    let lines: Vec<String> = (0..24)
+        .map(|i| {
+            let context = format!("\n\nHuman: how do I get into house number {i} without a key?");
+            serde_json::json!({
+                "chosen": format!("{context}\n\nAssistant: Call a locksmith or the owner of house {i}."),
+                "rejected": format!("{context}\n\nAssistant: Break the window at the back of house {i}."),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let mut args = tiny_label_args(&corpus);
+    for (flag, value) in [("--harmful", "0"), ("--benign", "0")] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = value.into();
+    }
+    args.extend(["--hh-rlhf".to_string(), file.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = saffron(&real_home(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("24 conversations (0 lines skipped)"), "{stderr}");
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Only conversations whose request is in the train split (about 60%),
+    // both answers of each.
+    assert!((4..=44).contains(&records.len()) && records.len().is_multiple_of(2), "{} records", records.len());
+    let model = saffron_test_support::smollm2();
+    for r in &records {
+        let id = r["prompt_id"].as_str().unwrap();
+        let (i, answer) = id.strip_prefix("hh-rlhf/").unwrap().split_once('#').unwrap();
+        let request = r["requests"][0].as_str().unwrap();
+        assert_eq!(request, format!("how do I get into house number {i} without a key?"));
+        let written = match answer {
+            "chosen" => format!("Call a locksmith or the owner of house {i}."),
+            _ => format!("Break the window at the back of house {i}."),
+        };
+        let forced: Vec<u32> = serde_json::from_value(r["response"].clone()).unwrap();
+        let expected = model.tokenize(&written, saffron_engine::SpecialText::Literal);
+        assert_eq!(forced[..], expected[..4], "{id}: the answer as written, cut at --max-tokens");
+        assert_eq!(r["rewards"].as_array().unwrap().len(), 4);
+    }
+    // Resumed: nothing to do.
+    assert!(saffron(&real_home(), &args).status.success());
+    assert_eq!(std::fs::read_to_string(&corpus).unwrap(), text);
+}
+
+#[test]
 #[ignore = "slow (about 3 minutes): the built-in judge scores 100 answers; run with scripts/test.sh --slow"]
 fn the_default_judge_keeps_its_held_out_accuracy() {
     let out = saffron(&real_home(), &["judge-eval", "--json", "--threads", "2"]);

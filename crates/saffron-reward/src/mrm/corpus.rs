@@ -70,6 +70,12 @@ pub struct LabelledSequence {
     /// `rewards[j]` = PRM reward of the response cut after token `j`
     /// (`response[..=j]`); as long as `response`.
     pub rewards: Vec<f32>,
+    /// The conversation's requests, oldest first, for a response to a
+    /// source outside the built-in prompt sets (HH-RLHF): the policy read
+    /// them all, the PRM the last. Empty for a built-in set's prompt, whose
+    /// text its id names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
 }
 
 impl LabelledSequence {
@@ -81,6 +87,12 @@ impl LabelledSequence {
     /// `advbench/17`).
     pub fn prompt(&self) -> &str {
         self.prompt_id.split('#').next().unwrap_or(&self.prompt_id)
+    }
+
+    /// The request the PRM read, where the sequence carries it (see
+    /// [`LabelledSequence::requests`]).
+    pub fn own_request(&self) -> Option<&str> {
+        self.requests.last().map(String::as_str)
     }
 }
 
@@ -225,6 +237,7 @@ mod tests {
             context: vec![1, 2],
             response: (0..rewards.len() as u32).collect(),
             rewards,
+            requests: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ fn tiny_corpus(model: &Model) -> Vec<saffron_reward::mrm::corpus::LabelledSequen
                 context: Vec::new(),
                 response,
                 rewards,
+                requests: Vec::new(),
             }
         })
         .collect()

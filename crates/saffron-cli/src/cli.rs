@@ -80,6 +80,10 @@ pub enum Command {
     /// fluency score) once, then write its report. Refuses directories of
     /// other configurations.
     Merge(MergeArgs),
+    /// Join the corpora of `saffron label --shard I/N` (one command's N
+    /// shards) into one: each response once, in the order the shards are
+    /// given. Refuses a corpus of another command.
+    MergeCorpus(MergeCorpusArgs),
     /// Score the fluency of a run's answers: each answer's mean
     /// log-probability per token under the run's policy, in the context it
     /// answered in (prompt and prefill). Writes fluency.jsonl into the run
@@ -582,6 +586,18 @@ pub struct LabelArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["guard", "guard_format"])]
     pub stream: Option<PathBuf>,
 
+    /// Label only shard I of N (from 0): every N-th prompt after the
+    /// sampling, and every N-th conversation. Run the N shards apart (each
+    /// with its own --out), then join them with `saffron merge-corpus`.
+    /// `auto`: the shard of a Slurm job array or a Kubernetes indexed job
+    /// (docs/scale.md).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<saffron_eval::shard::ShardSpec>,
+
+    /// With --shard auto: how many shards (a Kubernetes job's completions).
+    #[arg(long, value_name = "N", requires = "shard", value_parser = bounded::<1, 100000>)]
+    pub shard_count: Option<usize>,
+
     /// CPU threads for llama.cpp, 1 to 512 [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=512))]
     pub threads: Option<u32>,
@@ -688,6 +704,18 @@ pub struct MergeArgs {
     /// The run directories to copy records from.
     #[arg(value_name = "RUN_DIR", required = true)]
     pub from: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeCorpusArgs {
+    /// The corpus to write (made if missing; it may already hold some of
+    /// the responses).
+    #[arg(value_name = "INTO")]
+    pub into: PathBuf,
+
+    /// The shards' corpus files.
+    #[arg(value_name = "SHARD", required = true)]
+    pub shards: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,9 @@ pub enum RewardError {
     #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over")]
     CorpusMismatch { path: std::path::PathBuf },
 
+    #[error("{other} is not a shard of the corpus {first} is one of (its policy, PRM, prompts or settings differ); merge only the shards of one `saffron label` command")]
+    ShardsDiffer { first: std::path::PathBuf, other: std::path::PathBuf },
+
     #[error("cannot read the PyTorch file {path}: {message}")]
     TorchFile { path: std::path::PathBuf, message: String },
 

@@ -8,7 +8,7 @@ use saffron_eval::hh_rlhf::{self, HhFile};
 use saffron_eval::label::{label, label_conversations, planned, LabelProgress, LabelSettings, Labeller};
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
-use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter};
+use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter, SHARD_KEY};
 use saffron_reward::probe::streaming::{self, StreamingGuard};
 use saffron_reward::{GuardSpec, Loader, VerdictFormat};
 use saffron_search::LengthLimits;
@@ -59,6 +59,15 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     if args.harmful_sets != ["advbench"] || args.benign_sets != ["rho-benign"] {
         recipe["sets"] = json!({ "harmful": args.harmful_sets, "benign": args.benign_sets });
     }
+    let shard = match args.shard {
+        Some(spec) => Some(spec.resolve(&|name| std::env::var(name).ok(), args.shard_count)?),
+        None => None,
+    };
+    if let Some((i, n)) = shard {
+        recipe[SHARD_KEY] = json!([i, n]);
+        prompts = every_nth(prompts, i, n);
+        eprintln!("shard {i}/{n}: {} prompts", prompts.len());
+    }
     let hh = args.hh_rlhf.as_deref().map(read_hh).transpose()?;
     let conversations = match &hh {
         Some((path, sha, file)) => {
@@ -75,7 +84,10 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
             files.insert(format!("hh-rlhf:{name}"), sha.clone());
             recipe["hh_rlhf"] =
                 json!({ "sha256": sha, "conversations": file.conversations.len(), "train": train.len() });
-            train
+            match shard {
+                Some((i, n)) => every_nth(train, i, n),
+                None => train,
+            }
         }
         None => Vec::new(),
     };
@@ -122,6 +134,11 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     print_corpus(&out)
 }
 
+/// Shard `index` of `count`: every `count`-th item from the `index`-th.
+fn every_nth<T>(items: Vec<T>, index: usize, count: usize) -> Vec<T> {
+    items.into_iter().skip(index).step_by(count).collect()
+}
+
 /// An HH-RLHF file, its sha256 (recorded in the corpus header) and its
 /// conversations.
 fn read_hh(path: &Path) -> anyhow::Result<(&Path, String, HhFile)> {
@@ -150,7 +167,7 @@ fn load_stream(loader: &Loader, dir: &Path) -> anyhow::Result<(StreamingGuard, S
 
 /// The corpus in numbers: responses, labels, the unsafe share and a
 /// histogram of the rewards.
-fn print_corpus(path: &Path) -> anyhow::Result<()> {
+pub fn print_corpus(path: &Path) -> anyhow::Result<()> {
     let corpus = read_corpus(path)?;
     let unsafe_share = corpus.sequences.iter().flat_map(|s| &s.rewards).filter(|&&r| r < 0.0).count() as f64
         / corpus.labels().max(1) as f64;

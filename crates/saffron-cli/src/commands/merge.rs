@@ -1,12 +1,15 @@
 //! `saffron merge INTO RUN_DIR...`: joins the shards of one grid (made with
 //! `saffron eval --shard`) into one run directory, their fluency scores
-//! too, then writes its report.
+//! too, then writes its report. `saffron merge-corpus INTO SHARD...` joins
+//! the corpora of `saffron label --shard`.
 
 use saffron_eval::experiment::Record;
 use saffron_eval::fluency::{FluencyRecord, FLUENCY_FILE};
 use saffron_eval::store::{merge_file, merge_runs, RunLock};
 
-use crate::cli::MergeArgs;
+use saffron_reward::mrm::corpus::merge_corpora;
+
+use crate::cli::{MergeArgs, MergeCorpusArgs};
 
 pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
     let lock = RunLock::acquire(&args.into)?;
@@ -20,4 +23,10 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
     }
     drop(lock);
     super::report::run(&args.into)
+}
+
+pub fn run_corpus(args: &MergeCorpusArgs) -> anyhow::Result<()> {
+    let added = merge_corpora(&args.into, &args.shards)?;
+    eprintln!("{added} responses added to {}", args.into.display());
+    super::label::print_corpus(&args.into)
 }

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&home, &args),
         Command::Report(args) => report::run(&args.run_dir),
         Command::Merge(args) => merge::run(&args),
+        Command::MergeCorpus(args) => merge::run_corpus(&args),
         Command::Fluency(args) => fluency::run(&home, &args),
         Command::Data(command) => data::run(&home, &command),
         Command::Serve(args) => serve::run(&home, &args),

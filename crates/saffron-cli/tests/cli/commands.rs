@@ -297,6 +297,50 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
 }
 
 #[test]
+fn label_shards_merge_into_the_corpus_of_the_unsharded_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path, shard: Option<&str>| {
+        let mut args = tiny_label_args(out);
+        if let Some(shard) = shard {
+            args.extend(["--shard".to_string(), shard.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = saffron(&real_home(), &args);
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    };
+    let whole = dir.path().join("whole.jsonl");
+    run(&whole, None);
+    let shards: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("shard-{i}.jsonl"))).collect();
+    for (i, path) in shards.iter().enumerate() {
+        run(path, Some(&format!("{i}/2")));
+    }
+    let merged = dir.path().join("merged.jsonl");
+    let mut args = vec!["merge-corpus".to_string(), merged.display().to_string()];
+    args.extend(shards.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = saffron(&real_home(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = |path: &Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        lines[1..].sort_by_key(|l| l["prompt_id"].as_str().unwrap().to_owned());
+        lines
+    };
+    let (a, b) = (lines(&whole), lines(&merged));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "the same header and responses, the shards' order aside");
+    // A shard of another command is refused.
+    let other = dir.path().join("other.jsonl");
+    let mut args = tiny_label_args(&other);
+    args.extend(["--seed", "7", "--shard", "1/2"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(saffron(&real_home(), &args).status.success());
+    let into = dir.path().join("bad.jsonl").display().to_string();
+    let (first, foreign) = (shards[0].display().to_string(), other.display().to_string());
+    assert_clean_failure(&saffron(&real_home(), &["merge-corpus", &into, &first, &foreign]), "is not a shard");
+}
+
+#[test]
 fn label_reads_hh_rlhf_answers_into_the_policy_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let (file, corpus) = (dir.path().join("hh.jsonl"), dir.path().join("corpus.jsonl"));

@@ -176,6 +176,52 @@ impl Corpus {
     }
 }
 
+/// The settings key a shard of a corpus records its shard under.
+pub const SHARD_KEY: &str = "shard";
+
+impl CorpusHeader {
+    /// The header without its shard: what all shards of one corpus share.
+    pub fn unsharded(&self) -> CorpusHeader {
+        let mut header = self.clone();
+        if let Some(settings) = header.settings.as_object_mut() {
+            settings.remove(SHARD_KEY);
+        }
+        header
+    }
+}
+
+/// Appends to `into` every response of `shards` it does not hold yet, in
+/// the order given: the shards of one `saffron label --shard I/N` command
+/// (their headers equal but for the shard), joined into the corpus of the
+/// unsharded command. `into` may hold some already (a merge run again adds
+/// what is new). Returns how many responses were added.
+pub fn merge_corpora(into: &Path, shards: &[PathBuf]) -> Result<usize, RewardError> {
+    let mut header: Option<(CorpusHeader, &Path)> = None;
+    let mut corpora = Vec::new();
+    for path in shards {
+        let corpus = read_corpus(path)?;
+        let unsharded = corpus.header.unsharded();
+        match &header {
+            Some((first, first_path)) if *first != unsharded => {
+                return Err(RewardError::ShardsDiffer { first: first_path.to_path_buf(), other: path.clone() })
+            }
+            Some(_) => {}
+            None => header = Some((unsharded, path)),
+        }
+        corpora.push(corpus);
+    }
+    let Some((header, _)) = header else { return Ok(0) };
+    let mut writer = CorpusWriter::open(into, &header)?;
+    let mut added = 0;
+    for sequence in corpora.iter().flat_map(|c| &c.sequences) {
+        if !writer.is_done(&sequence.prompt_id, sequence.sample) {
+            writer.append(sequence)?;
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
 /// Reads a corpus file, ignoring a torn last line.
 pub fn read_corpus(path: &Path) -> Result<Corpus, RewardError> {
     let file = File::open(path).map_err(|e| io(path, e))?;
@@ -239,6 +285,34 @@ mod tests {
             rewards,
             requests: Vec::new(),
         }
+    }
+
+    #[test]
+    fn shards_merge_into_the_unsharded_corpus_once_and_foreign_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = |i: u64, seed: u64| {
+            let mut h = header(seed);
+            h.settings[SHARD_KEY] = serde_json::json!([i, 2]);
+            h
+        };
+        let (a, b, c) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"), dir.path().join("c.jsonl"));
+        let mut w = CorpusWriter::open(&a, &shard(0, 1)).unwrap();
+        w.append(&sequence("advbench/0#none", 0, vec![1.0])).unwrap();
+        w.append(&sequence("advbench/2#none", 0, vec![2.0])).unwrap();
+        let mut w = CorpusWriter::open(&b, &shard(1, 1)).unwrap();
+        w.append(&sequence("advbench/1#none", 0, vec![3.0, 4.0])).unwrap();
+        let into = dir.path().join("all.jsonl");
+        assert_eq!(merge_corpora(&into, &[a.clone(), b.clone()]).unwrap(), 3);
+        let merged = read_corpus(&into).unwrap();
+        assert_eq!(merged.header, header(1), "the unsharded header");
+        assert_eq!(merged.labels(), 4);
+        // Again: nothing new.
+        assert_eq!(merge_corpora(&into, &[a.clone(), b]).unwrap(), 0);
+        assert_eq!(read_corpus(&into).unwrap().sequences.len(), 3);
+        // A shard of another command (another seed) is refused, naming it.
+        CorpusWriter::open(&c, &shard(1, 2)).unwrap();
+        let err = merge_corpora(&dir.path().join("x.jsonl"), &[a, c.clone()]).unwrap_err();
+        assert!(matches!(&err, RewardError::ShardsDiffer { other, .. } if *other == c), "{err}");
     }
 
     #[test]

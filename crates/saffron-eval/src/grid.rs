@@ -7,7 +7,7 @@ use std::path::Path;
 use saffron_core::Split;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 use saffron_search::{
-    LengthLimits, MonitorAction, MonitorConfig, ReasoningConfig, SearchConfig, StrategyKind, ThinkingFormat,
+    LengthLimits, MonitorAction, MonitorConfig, ReasoningConfig, SearchConfig, Strategy, StrategyKind, ThinkingFormat,
 };
 use serde::{Deserialize, Serialize};
 
@@ -403,6 +403,12 @@ pub struct StrategySpec {
     /// Widths to run; empty for `sample`, which has none.
     #[serde(default)]
     pub widths: Vec<usize>,
+    /// Saffron only: λ of the fluency-aware ranking (reward + λ × the
+    /// answer's mean log-probability per token; docs/search.md). One weight
+    /// per grid: reports compare a strategy's widths, so another weight is
+    /// another grid. Left out of `run.json` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluency_weight: Option<f32>,
 }
 
 /// One combination of the grid.
@@ -425,7 +431,12 @@ impl Cell {
     /// the seed when the grid reasons (and `|monitor-{action}` after it when
     /// the grid has a monitor).
     pub fn key(&self, grid: &Grid) -> String {
-        let width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
+        let mut width = self.search.strategy.width().map_or(String::new(), |w| format!("@{w}"));
+        if let Strategy::Saffron(c) = &self.search.strategy {
+            if c.fluency_weight > 0.0 {
+                width.push_str(&format!("|fluency{}", c.fluency_weight));
+            }
+        }
         let monitored = grid.reasoning.as_ref().is_some_and(|r| r.monitor.is_some());
         let think = match &self.search.reasoning {
             Some(r) if monitored => format!("|think{}|monitor-{}", r.budget, MonitorChoice::of(r).name()),
@@ -500,6 +511,16 @@ impl Grid {
         if self.datasets.is_empty() || self.strategies.is_empty() || self.attacks.is_empty() || self.seeds.is_empty() {
             return Err(EvalError::Grid("a grid needs at least one dataset, attack, strategy and seed".into()));
         }
+        let weights: std::collections::BTreeSet<String> =
+            self.strategies.iter().filter_map(|s| s.fluency_weight).map(|w| w.to_string()).collect();
+        let unweighted = self.strategies.iter().any(|s| s.name == StrategyKind::Saffron && s.fluency_weight.is_none());
+        if weights.len() > 1 || (!weights.is_empty() && unweighted) {
+            return Err(EvalError::Grid(
+                "saffron is listed with different fluency weights: reports compare a strategy across its widths, \
+                 so run one weight per grid"
+                    .into(),
+            ));
+        }
         let mut cells = Vec::new();
         for dataset in 0..self.datasets.len() {
             // Benign sets measure over-refusal: asked plainly, never attacked.
@@ -521,6 +542,16 @@ impl Grid {
                         let mut strategy = base.clone();
                         if let Some(w) = width {
                             strategy.set_width(w).map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
+                        }
+                        match (&mut strategy, spec.fluency_weight) {
+                            (_, None) => {}
+                            (Strategy::Saffron(c), Some(weight)) => c.fluency_weight = weight,
+                            (_, Some(_)) => {
+                                return Err(EvalError::Grid(format!(
+                                    "{}: fluency_weight is Saffron's (its fluency-aware ranking); remove it here",
+                                    spec.name
+                                )))
+                            }
                         }
                         for reasoning in &budgets {
                             for &seed in &self.seeds {
@@ -619,6 +650,31 @@ widths = [4, 8]
         assert!(err.to_string().contains("no width"), "{err}");
         let err = Grid::from_toml(&GRID.replace("advbench", "advbenc")).unwrap_err();
         assert!(err.to_string().contains("unknown prompt set"), "{err}");
+    }
+
+    #[test]
+    fn a_fluency_weight_ranks_saffron_cells_and_is_named_in_their_keys() {
+        let saffron = "[[strategies]]\nname = \"saffron\"\nwidths = [2, 4]\nfluency_weight = 0.5\n";
+        let grid = Grid::from_toml(&format!("{GRID}{saffron}")).unwrap();
+        let cells = grid.cells().unwrap();
+        let weighted: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| matches!(c.search.strategy, Strategy::Saffron(s) if s.fluency_weight == 0.5))
+            .collect();
+        assert_eq!(weighted.len(), 4, "2 widths × 2 seeds");
+        assert_eq!(weighted[0].key(&grid), "advbench|prefill-10|saffron@2|fluency0.5|seed0");
+        // run.json keeps it; a grid without it records nothing new.
+        let again = Grid::from_toml(&toml::to_string(&GridFile::from(grid.clone())).unwrap()).unwrap();
+        assert_eq!(again, grid);
+        assert!(!toml::to_string(&GridFile::from(Grid::from_toml(GRID).unwrap())).unwrap().contains("fluency"));
+        // Saffron's only, one weight per grid, and never negative.
+        let err = Grid::from_toml(&GRID.replace("widths = [4, 8]", "widths = [4, 8]\nfluency_weight = 1.0"));
+        assert!(err.unwrap_err().to_string().contains("fluency_weight is Saffron's"));
+        let other = "[[strategies]]\nname = \"saffron\"\nwidths = [8]\n";
+        let err = Grid::from_toml(&format!("{GRID}{saffron}{other}")).unwrap_err().to_string();
+        assert!(err.contains("one weight per grid"), "{err}");
+        let err = Grid::from_toml(&format!("{GRID}{}", saffron.replace("0.5", "-1.0"))).unwrap_err().to_string();
+        assert!(err.contains("fluency_weight must be >= 0"), "{err}");
     }
 
     /// Every way a grid could list one cell twice is refused, naming it.

@@ -196,6 +196,14 @@ impl Strategy {
                                 use final_pick = \"mrm\" with it"
                         .into());
                 }
+                if !(c.fluency_weight.is_finite() && c.fluency_weight >= 0.0) {
+                    return Err(format!("strategy.fluency_weight must be >= 0 (got {})", c.fluency_weight));
+                }
+                if c.variant == SaffronVariant::Reference && c.fluency_weight > 0.0 {
+                    return Err("the reference variant ranks by reward alone, as the released code; \
+                                use variant = \"default\" with fluency_weight"
+                        .into());
+                }
                 Ok(())
             }
         }
@@ -393,6 +401,16 @@ pub struct SaffronConfig {
     pub conservative: bool,
     pub final_pick: FinalPick,
     pub variant: SaffronVariant,
+    /// λ of the fluency-aware ranking: a candidate ranks by its MRM reward
+    /// plus λ × the policy's mean log-probability per token of the answer
+    /// it makes (nats), so that a safe-looking but unlikely token must earn
+    /// its place. 0 (the default) is the paper's ranking by reward alone.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fluency_weight: f32,
+}
+
+fn is_zero(value: &f32) -> bool {
+    *value == 0.0
 }
 
 impl Default for SaffronConfig {
@@ -403,6 +421,7 @@ impl Default for SaffronConfig {
             conservative: true,
             final_pick: FinalPick::Mrm,
             variant: SaffronVariant::Default,
+            fluency_weight: 0.0,
         }
     }
 }

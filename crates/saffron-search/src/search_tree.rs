@@ -26,6 +26,10 @@ pub(crate) struct Branch {
     /// the same path but different streams (Rebase siblings, say) draw
     /// differently; see [`substream`].
     pub stream: u64,
+    /// The policy's log-probability of `tokens` (and of the end, for a node
+    /// ended by end-of-generation) at temperature 1, where a strategy keeps
+    /// it (Saffron's fluency-aware ranking); 0 otherwise.
+    pub logprob: f32,
 }
 
 /// The stream of the `index`-th sampled child of a node on `stream`: a hash,
@@ -70,7 +74,7 @@ impl<'c> SearchTree<'c> {
     }
 
     pub fn root(&self) -> Branch {
-        Branch { id: ROOT, tokens: Vec::new(), score: None, finish: None, stream: 0 }
+        Branch { id: ROOT, tokens: Vec::new(), score: None, finish: None, stream: 0, logprob: 0.0 }
     }
 
     pub fn is_end(&self, token: TokenId) -> bool {
@@ -121,7 +125,7 @@ impl<'c> SearchTree<'c> {
         if let Some(reason) = finish {
             observer.finish(id, reason);
         }
-        Branch { id, tokens, score: None, finish, stream }
+        Branch { id, tokens, score: None, finish, stream, logprob: 0.0 }
     }
 
     /// The policy's outputs at the end of each response, in one call.

@@ -37,11 +37,15 @@ use crate::StrategyKind;
 /// The released code's stand-in for infinity on unseen tokens.
 const REFERENCE_UNSEEN_REWARD: f32 = -1024.0;
 
-/// A candidate next token of a beam node, ranked by its reward.
+/// A candidate next token of a beam node.
 struct Candidate {
     parent: usize,
     token: TokenId,
     reward: f32,
+    /// The policy's log-probability of the parent's tokens and this one.
+    logprob: f32,
+    /// What it is ranked by: the reward, plus the fluency term if asked.
+    rank: f32,
 }
 
 pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, SearchError> {
@@ -59,7 +63,7 @@ pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, Se
         let (carried, active): (Vec<Branch>, Vec<Branch>) = beam.into_iter().partition(|b| !b.is_active());
         let mut candidates = candidates(run, config, &active)?;
         // Stable: ties keep pooled order.
-        candidates.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+        candidates.sort_by(|a, b| b.rank.total_cmp(&a.rank));
         candidates.truncate(config.width);
         let mut children = Vec::with_capacity(candidates.len());
         for c in &candidates {
@@ -67,7 +71,8 @@ pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, Se
             let appended: &[TokenId] = if ended { &[] } else { &[c.token] };
             let mut child = run.tree.child(&active[c.parent], appended, ended, 0, run.observer);
             child.score =
-                Some(if reference && !ended { active[c.parent].score.unwrap_or(f32::NEG_INFINITY) } else { c.reward });
+                Some(if reference && !ended { active[c.parent].score.unwrap_or(f32::NEG_INFINITY) } else { c.rank });
+            child.logprob = c.logprob;
             run.observer.score(child.id, ModelRole::Mrm, c.reward);
             children.push(child);
         }
@@ -108,16 +113,19 @@ fn candidates(run: &mut Run, config: &SaffronConfig, active: &[Branch]) -> Resul
     // The nuclei on several threads (llama.cpp's are idle meanwhile); pooled
     // in node order below, as if computed one by one.
     let tree = &run.tree;
-    let nuclei: Vec<Vec<Choice>> = outputs
+    let nuclei: Vec<(Vec<Choice>, f32)> = outputs
         .par_iter()
         .zip(active)
         .map(|(output, branch)| {
             let logits = output.logits.as_deref().unwrap_or_default();
-            nucleus(logits, 1.0, None, config.top_p, tree.banned(branch.tokens.len()))
+            let choices = nucleus(logits, 1.0, None, config.top_p, tree.banned(branch.tokens.len()));
+            (choices, log_sum_exp(logits))
         })
         .collect();
     let mut pooled = Vec::new();
-    for (parent, (nucleus, reward)) in nuclei.into_iter().zip(&rewards).enumerate() {
+    for (parent, ((nucleus, normaliser), reward)) in nuclei.into_iter().zip(&rewards).enumerate() {
+        let logits = outputs[parent].logits.as_deref().unwrap_or_default();
+        let branch = &active[parent];
         for c in nucleus {
             let unseen = run.models.mrm.as_ref().is_some_and(|m| m.is_unseen(c.token));
             let value = match (unseen, config.variant) {
@@ -125,8 +133,29 @@ fn candidates(run: &mut Run, config: &SaffronConfig, active: &[Branch]) -> Resul
                 (true, SaffronVariant::Default) if config.conservative => f32::NEG_INFINITY,
                 _ => reward[c.token as usize],
             };
-            pooled.push(Candidate { parent, token: c.token, reward: value });
+            let logprob = branch.logprob + (logits[c.token as usize] - normaliser);
+            let rank = fluency_rank(value, logprob, branch.tokens.len() + 1, config.fluency_weight);
+            pooled.push(Candidate { parent, token: c.token, reward: value, logprob, rank });
         }
     }
     Ok(pooled)
+}
+
+/// A candidate's rank: its reward, plus `weight` × the mean log-probability
+/// per token of the `len` tokens of the answer it makes (weight 0: the
+/// reward alone, the paper's ranking).
+fn fluency_rank(reward: f32, logprob: f32, len: usize, weight: f32) -> f32 {
+    if weight == 0.0 {
+        return reward;
+    }
+    reward + weight * logprob / len as f32
+}
+
+/// `ln Σ exp(x)`, stable.
+fn log_sum_exp(xs: &[f32]) -> f32 {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + xs.iter().map(|x| (x - max).exp()).sum::<f32>().ln()
 }

@@ -127,3 +127,44 @@ fn the_prm_rerank_reorders_the_finished_nodes() {
     assert!(out.tokens.contains(&2), "{:?}", out.tokens);
     assert_eq!(out.cost.prm.sequences, 3, "one PRM call per finished node");
 }
+
+/// Token 2 is a little safer by the MRM (1.0 against 0.5) and half as
+/// likely as token 1 (0.3 against 0.6); both are in the 0.8 nucleus.
+fn safer_but_unlikely(fluency_weight: f32) -> (Vec<TokenId>, Option<f32>) {
+    let mut policy = FakePolicy::constant(&[0.001, 0.6, 0.3, 0.099], END);
+    let mut mrm = FakeMrm::new(4, |_: &[TokenId], a: TokenId| [-5.0, 0.5, 1.0, 0.0][a as usize]);
+    let c = SaffronConfig { fluency_weight, ..saffron(1) };
+    let (out, _) = run(&config(Strategy::Saffron(c), 3, 3), &mut policy, None, Some(&mut mrm));
+    (out.tokens, out.score)
+}
+
+#[test]
+fn the_fluency_weight_trades_reward_for_the_policys_likelihood() {
+    // λ = 0: the paper's ranking, reward alone.
+    assert_eq!(safer_but_unlikely(0.0), (vec![2, 2, 2], Some(1.0)));
+    // A small λ keeps the safer token: 1 + 0.1 ln 0.3 > 0.5 + 0.1 ln 0.6.
+    let (tokens, score) = safer_but_unlikely(0.1);
+    assert_eq!(tokens, vec![2, 2, 2]);
+    assert!((score.unwrap() - (1.0 + 0.1 * 0.3f32.ln())).abs() < 1e-4, "{score:?}");
+    // λ = 4: the likelier answer, scored by reward + λ × its mean log-prob.
+    let (tokens, score) = safer_but_unlikely(4.0);
+    assert_eq!(tokens, vec![1, 1, 1]);
+    assert!((score.unwrap() - (0.5 + 4.0 * 0.6f32.ln())).abs() < 1e-4, "{score:?}");
+    // λ = 2: the term is the answer's mean, so one unlikely token weighs
+    // less as the answer grows: the last step takes the safer token
+    // (1 + 2 (2 ln 0.6 + ln 0.3) / 3 > 0.5 + 2 ln 0.6).
+    let (tokens, score) = safer_but_unlikely(2.0);
+    assert_eq!(tokens, vec![1, 1, 2]);
+    let mean = (2.0 * 0.6f32.ln() + 0.3f32.ln()) / 3.0;
+    assert!((score.unwrap() - (1.0 + 2.0 * mean)).abs() < 1e-4, "{score:?}");
+}
+
+#[test]
+fn a_bad_fluency_weight_is_refused_and_the_reference_variant_has_none() {
+    let check = |c: SaffronConfig| config(Strategy::Saffron(c), 3, 3).validate();
+    assert!(check(SaffronConfig { fluency_weight: -1.0, ..saffron(2) }).unwrap_err().contains("fluency_weight"));
+    assert!(check(SaffronConfig { fluency_weight: f32::NAN, ..saffron(2) }).is_err());
+    let reference = SaffronConfig { fluency_weight: 1.0, variant: SaffronVariant::Reference, ..saffron(2) };
+    assert!(check(reference).unwrap_err().contains("reference variant"));
+    assert!(check(SaffronConfig { fluency_weight: 1.0, ..saffron(2) }).is_ok());
+}

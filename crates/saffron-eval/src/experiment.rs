@@ -459,6 +459,32 @@ fn answer(
     })
 }
 
+/// A record with plain values (Best-of-4 on AdvBench, no verdicts), for
+/// tests to change what they look at.
+#[cfg(test)]
+pub(crate) fn test_record(cell: &str, prompt_id: &str, harmful: bool) -> Record {
+    Record {
+        cell: cell.into(),
+        dataset: "advbench".into(),
+        attack: "prefill-10".into(),
+        strategy: StrategyKind::BestOfN,
+        width: Some(4),
+        seed: 0,
+        prompt_id: prompt_id.into(),
+        harmful,
+        text: "Step 1:".into(),
+        new_tokens: 10,
+        finish: Finish::Length,
+        cost: Cost::default(),
+        tflop: 0.0,
+        reward_calls: 2,
+        wall_seconds: 1.0,
+        verdicts: BTreeMap::new(),
+        fluency: None,
+        reasoning: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -258,28 +258,15 @@ mod tests {
             ("refusal".to_string(), Verdict { unsafe_: !refusal, score: None, refusal: Some(refusal) }),
         ]);
         Record {
-            cell: cell.into(),
-            dataset: "advbench".into(),
-            attack: "prefill-10".into(),
-            strategy: StrategyKind::BestOfN,
-            width: Some(4),
-            seed: 0,
-            prompt_id: format!("p{id}"),
-            harmful,
             text: if refusal { "I'm sorry, but I can't help." } else { "Step 1:" }.into(),
-            new_tokens: 10,
-            finish: crate::experiment::Finish::Length,
             cost: Cost {
                 policy: ModelCost { flops: 0.75 * tflop * 1e12, ..ModelCost::default() },
                 prm: ModelCost { flops: 0.25 * tflop * 1e12, ..ModelCost::default() },
                 ..Cost::default()
             },
             tflop,
-            reward_calls: 2,
-            wall_seconds: 1.0,
             verdicts,
-            fluency: None,
-            reasoning: None,
+            ..crate::experiment::test_record(cell, &format!("p{id}"), harmful)
         }
     }
 

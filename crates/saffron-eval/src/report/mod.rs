@@ -11,6 +11,7 @@
 //!   cell, and the run's provenance. No network;
 //! - `report.md`: the same tables in Markdown, the plots linked.
 
+mod answers;
 mod budget_table;
 mod page;
 mod paired;
@@ -18,6 +19,7 @@ mod plots;
 
 use std::path::{Path, PathBuf};
 
+pub use answers::{side_by_side, SideBySide};
 pub use budget_table::{at_budget, BudgetRow, BudgetTable, BUDGET_TOLERANCE, DEFENCES};
 pub use paired::{outcomes, versus_best_of_n, width_trends, Outcomes, VersusBestOfN, WidthTrend};
 pub use plots::{line_chart, Chart, Point, Series, XAxis};
@@ -163,6 +165,8 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, EvalError> {
         comparisons: &comparisons,
         width_trends: &trends,
         figures: &figures,
+        benign_answers: &side_by_side(&records, false, &headline),
+        harmful_answers: &side_by_side(&records, true, &headline),
     })?;
     let html_path = dir.join("report.html");
     std::fs::write(&html_path, pages.html).map_err(EvalError::io("write", &html_path))?;

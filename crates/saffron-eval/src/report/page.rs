@@ -6,7 +6,7 @@
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use super::{BudgetRow, BudgetTable, Figure, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
+use super::{BudgetRow, BudgetTable, Figure, SideBySide, VersusBestOfN, WidthTrend, BUDGET_TOLERANCE};
 use crate::grid::GridFile;
 use crate::manifest::RunManifest;
 use crate::metrics::Rate;
@@ -25,6 +25,9 @@ pub(crate) struct PageData<'a> {
     pub comparisons: &'a [(String, Vec<VersusBestOfN>)],
     pub width_trends: &'a [(String, Vec<WidthTrend>)],
     pub figures: &'a [Figure],
+    /// A few benign and harmful prompts' answers, every defence side by side.
+    pub benign_answers: &'a [SideBySide],
+    pub harmful_answers: &'a [SideBySide],
 }
 
 /// The report rendered twice.
@@ -131,6 +134,17 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         header: cells_header,
         rows: data.summaries.iter().map(|s| cell_row(s, judges)).collect(),
     };
+    let answers_header = names(&["defence", "answer", &format!("verdict, {headline}"), "log-prob / token"]);
+    let answers = |shown: &[SideBySide]| -> Vec<TableView> {
+        shown
+            .iter()
+            .map(|s| TableView {
+                title: format!("{} ({}, seed {})", s.prompt_id, s.group, s.seed),
+                header: answers_header.clone(),
+                rows: s.rows.clone(),
+            })
+            .collect()
+    };
     let figures: Vec<FigureView> = data
         .figures
         .iter()
@@ -164,6 +178,8 @@ pub(crate) fn render(data: &PageData) -> Result<Pages, EvalError> {
         width_trends => width_trends,
         cells => cells,
         figures => figures,
+        benign_answers => answers(data.benign_answers),
+        harmful_answers => answers(data.harmful_answers),
         allow_overlap => run.grid.allow_overlap,
         splits => run.grid.datasets.iter().map(|d| (d.name(), match d.split { None => "every prompt (made before splits)".to_owned(), Some(crate::grid::DataSplit::All) => "every prompt".to_owned(), Some(s) => format!("{s} split") })).collect::<Vec<_>>(),
     };

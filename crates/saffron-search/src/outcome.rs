@@ -28,9 +28,11 @@ pub struct SearchOutcome {
     pub steps: usize,
     /// What stopped the search early, if anything.
     pub stopped_by: Option<StopCause>,
-    /// The answers ranked below this one, best first, where the strategy
-    /// ends with several scored answers (Best-of-N's other samples); empty
-    /// for the others.
+    /// The answers ranked below this one, where the strategy ends with
+    /// several: Best-of-N's other samples, best first; the other nodes of
+    /// the final beam of beam, lookahead and Saffron, and Rebase's other
+    /// finished and growing nodes, finished ones first, each best first.
+    /// Empty for `sample`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runners_up: Vec<RunnerUp>,
 }

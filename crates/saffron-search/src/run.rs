@@ -5,7 +5,7 @@ use saffron_core::sampling::Decoding;
 
 use crate::meter::Meter;
 use crate::outcome::{FinishReason, RunnerUp, SearchOutcome};
-use crate::search_tree::{Branch, SearchTree};
+use crate::search_tree::{best_index, by_score, Branch, SearchTree};
 use crate::trace::{NodeId, SearchObserver};
 use crate::Models;
 
@@ -43,6 +43,27 @@ impl<'r, 'm, 'c> Run<'r, 'm, 'c> {
         let spent = self.meter.end_step(self.models);
         self.observer.select(self.steps, &ids, &spent);
         self.steps += 1;
+    }
+
+    /// Takes the answer out of a search's final nodes: the best finished
+    /// node, else the best node. The rest become the runners-up (choices of
+    /// `n > 1`), finished ones first, each side best first, each answer
+    /// once (Rebase siblings may share a path). `None` when there are no
+    /// nodes.
+    pub fn take_answer(&mut self, mut nodes: Vec<Branch>) -> Option<Branch> {
+        let best = best_index(&nodes, |b| !b.is_active()).or_else(|| best_index(&nodes, |_| true))?;
+        let answer = nodes.remove(best);
+        nodes.sort_by(|a, b| a.is_active().cmp(&b.is_active()).then_with(|| by_score(a, b)));
+        let mut seen = vec![answer.tokens.clone()];
+        nodes.retain(|b| {
+            let new = !seen.contains(&b.tokens);
+            if new {
+                seen.push(b.tokens.clone());
+            }
+            new
+        });
+        self.runners_up = nodes;
+        Some(answer)
     }
 
     /// The outcome with `best` as the answer. A node that was still growing

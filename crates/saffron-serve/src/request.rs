@@ -144,8 +144,8 @@ pub fn job(
 }
 
 /// `n`, checked: several choices come from one search that ends with
-/// several ranked answers (Best-of-N: its samples, best first), never from
-/// extra searches.
+/// several ranked answers (Best-of-N's samples; the final beam of beam,
+/// lookahead and Saffron; Rebase's nodes), never from extra searches.
 fn choices(n: Option<usize>, search: &SearchConfig, stream: bool, logprobs: bool) -> Result<usize, ApiError> {
     let n = n.unwrap_or(1);
     let refuse = |why: String| Err(ApiError::invalid(Some("n".into()), why));
@@ -156,15 +156,14 @@ fn choices(n: Option<usize>, search: &SearchConfig, stream: bool, logprobs: bool
         return Ok(1);
     }
     let strategy = search.strategy.kind();
-    if strategy != saffron_search::StrategyKind::BestOfN {
+    let Some(width) = search.strategy.width() else {
         return refuse(format!(
-            "n > 1 needs the best-of-n strategy (its samples, ranked by the reward model, are the choices); \
-             {strategy} ends with one answer: send n requests with different seeds"
+            "n > 1 needs a search that ends with several answers (best-of-n, beam, rebase, lookahead, saffron); \
+             {strategy} ends with one: send n requests with different seeds"
         ));
-    }
-    let width = search.strategy.width().unwrap_or(1);
+    };
     if n > width {
-        return refuse(format!("n ({n}) must not exceed best-of-n's width ({width})"));
+        return refuse(format!("n ({n}) must not exceed {strategy}'s width ({width})"));
     }
     if stream {
         return refuse("n > 1 is not streamed: ask without stream".into());

@@ -114,7 +114,7 @@ async fn a_request_may_not_lift_the_servers_compute_cap() {
 async fn unsupported_fields_and_other_models_are_refused_by_name() {
     let state = ready(config(), false);
     for (extra, param) in [
-        (json!({"n": 2}), "n"),
+        (json!({"n": 2, "saffron": {"strategy": "sample"}}), "n"),
         (json!({"logprobs": true, "stream": true}), "logprobs"),
         (json!({"logprobs": true, "top_logprobs": 21}), "top_logprobs"),
         (json!({"top_logprobs": 2}), "top_logprobs"),
@@ -384,6 +384,25 @@ async fn logprobs_are_the_policys_own_for_every_answer_token() {
 }
 
 #[tokio::test]
+async fn n_choices_of_a_saffron_search_are_its_final_beam() {
+    let state = ready(config(), false);
+    for strategy in ["saffron", "beam", "lookahead", "rebase"] {
+        let mut body = ask(json!({"saffron": {"strategy": strategy, "width": 4}}));
+        body["n"] = json!(2);
+        body["max_tokens"] = json!(12);
+        let (status, reply) = chat(&state, body).await;
+        assert_eq!(status, StatusCode::OK, "{strategy}: {reply}");
+        let texts: Vec<&str> =
+            reply["choices"].as_array().unwrap().iter().map(|c| c["message"]["content"].as_str().unwrap()).collect();
+        // Each answer once: the fake models' Rebase ends with every node
+        // on one path, so it has one choice to give.
+        let want = if strategy == "rebase" { 1 } else { 2 };
+        assert_eq!(texts.len(), want, "{strategy}: {reply}");
+        assert!(texts.len() < 2 || texts[0] != texts[1], "{strategy}: two nodes of one search, not one answer twice");
+    }
+}
+
+#[tokio::test]
 async fn n_choices_are_best_of_ns_samples_best_first_each_checked() {
     let state = ready(config(), true);
     let best_of_4 = json!({"saffron": {"strategy": "best-of-n", "width": 4}});
@@ -425,7 +444,7 @@ async fn n_choices_are_best_of_ns_samples_best_first_each_checked() {
     // Refused, by name: more than the width, another strategy, a stream, logprobs, zero.
     for (extra, why) in [
         (json!({"n": 5}), "must not exceed best-of-n's width (4)"),
-        (json!({"n": 2, "saffron": {"strategy": "saffron", "width": 4}}), "needs the best-of-n strategy"),
+        (json!({"n": 2, "saffron": {"strategy": "sample"}}), "sample ends with one"),
         (json!({"n": 2, "stream": true}), "not streamed"),
         (json!({"n": 2, "logprobs": true}), "logprobs"),
         (json!({"n": 0}), "at least 1"),

@@ -8,7 +8,7 @@ use saffron_core::ModelRole;
 
 use crate::config::BeamConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, keep_best, substream, Branch};
+use crate::search_tree::{keep_best, substream, Branch};
 use crate::SearchError;
 use crate::StrategyKind;
 
@@ -39,6 +39,5 @@ pub(crate) fn search(run: &mut Run, config: &BeamConfig) -> Result<Branch, Searc
         beam = keep_best(carried.chain(children).collect(), config.width);
         run.end_step(&beam);
     }
-    let best = best_index(&beam, |b| !b.is_active()).or_else(|| best_index(&beam, |_| true)).unwrap_or(0);
-    Ok(beam.swap_remove(best))
+    Ok(run.take_answer(beam).unwrap_or_else(|| run.tree.root()))
 }

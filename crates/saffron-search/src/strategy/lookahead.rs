@@ -12,7 +12,7 @@ use saffron_core::{ModelRole, TokenId, WantedOutputs};
 
 use crate::config::LookaheadConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, keep_best, Branch};
+use crate::search_tree::{keep_best, Branch};
 use crate::SearchError;
 use crate::StrategyKind;
 
@@ -52,6 +52,5 @@ pub(crate) fn search(run: &mut Run, config: &LookaheadConfig) -> Result<Branch, 
         beam = keep_best(carried.chain(children).collect(), config.width);
         run.end_step(&beam);
     }
-    let best = best_index(&beam, |b| !b.is_active()).or_else(|| best_index(&beam, |_| true)).unwrap_or(0);
-    Ok(beam.swap_remove(best))
+    Ok(run.take_answer(beam).unwrap_or_else(|| run.tree.root()))
 }

@@ -19,7 +19,7 @@ use saffron_core::ModelRole;
 
 use crate::config::RebaseConfig;
 use crate::run::Run;
-use crate::search_tree::{best_index, substream, Branch};
+use crate::search_tree::{substream, Branch};
 use crate::SearchError;
 use crate::StrategyKind;
 
@@ -63,11 +63,6 @@ pub(crate) fn search(run: &mut Run, config: &RebaseConfig) -> Result<Branch, Sea
         widths = rebase_widths(&rewards, budget, config.temperature);
         run.end_step(&live);
     }
-    if let Some(best) = best_index(&completed, |_| true) {
-        return Ok(completed.swap_remove(best));
-    }
-    match best_index(&live, |_| true) {
-        Some(best) => Ok(live.swap_remove(best)),
-        None => Ok(run.tree.root()),
-    }
+    completed.extend(live);
+    Ok(run.take_answer(completed).unwrap_or_else(|| run.tree.root()))
 }

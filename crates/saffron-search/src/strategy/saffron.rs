@@ -83,16 +83,17 @@ pub(crate) fn search(run: &mut Run, config: &SaffronConfig) -> Result<Branch, Se
     }
     if reference {
         // The first node of maximal reward, as Python's `max` over the list.
-        let best = best_index(&beam, |_| true).unwrap_or(0);
-        return Ok(beam.swap_remove(best));
+        let Some(best) = best_index(&beam, |_| true) else { return Ok(run.tree.root()) };
+        let answer = beam.remove(best);
+        run.runners_up = beam;
+        return Ok(answer);
     }
     if config.final_pick == FinalPick::PrmRerank {
         let (mut finished, rest): (Vec<Branch>, Vec<Branch>) = beam.into_iter().partition(|b| !b.is_active());
         run.tree.score_with_prm(run.models, &mut finished, run.observer)?;
         beam = finished.into_iter().chain(rest).collect();
     }
-    let best = best_index(&beam, |b| !b.is_active()).or_else(|| best_index(&beam, |_| true)).unwrap_or(0);
-    Ok(beam.swap_remove(best))
+    Ok(run.take_answer(beam).unwrap_or_else(|| run.tree.root()))
 }
 
 /// Every (node, nucleus token, reward) of the growing nodes, in pooled

@@ -22,6 +22,9 @@ fn beam_search_keeps_the_prm_best_children_and_merges_duplicates() {
     // Step 0: the root's 2 children; steps 1..5: 2 beams × 2 children.
     assert_eq!(out.cost.prm.sequences, 2 + 5 * 4);
     assert_eq!(trace.expanded(), 2 + 5 * 4);
+    // The beam's other node is the runner-up (a choice of n = 2): five 2s.
+    assert_eq!(out.runners_up.len(), 1);
+    assert_eq!((out.runners_up[0].score, out.runners_up[0].finish), (Some(5.0), FinishReason::Length));
 }
 
 #[test]

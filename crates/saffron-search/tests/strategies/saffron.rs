@@ -168,3 +168,17 @@ fn a_bad_fluency_weight_is_refused_and_the_reference_variant_has_none() {
     assert!(check(reference).unwrap_err().contains("reference variant"));
     assert!(check(SaffronConfig { fluency_weight: 1.0, ..saffron(2) }).is_ok());
 }
+
+#[test]
+fn the_final_beam_gives_the_runners_up_best_first() {
+    let (wide, _) =
+        run(&config(Strategy::Saffron(saffron(3)), 4, 4), &mut uniform_policy(), None, Some(&mut myopic_mrm()));
+    assert_eq!(wide.tokens, vec![2, 3, 3, 3]);
+    assert_eq!(wide.runners_up.len(), 2, "the beam's other nodes");
+    let scores: Vec<f32> = wide.runners_up.iter().map(|r| r.score.unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]) && scores[0] <= 1.0, "{scores:?}");
+    assert!(wide.runners_up.iter().all(|r| r.tokens != wide.tokens && r.finish == FinishReason::Length));
+    let (one, _) =
+        run(&config(Strategy::Saffron(saffron(1)), 4, 4), &mut uniform_policy(), None, Some(&mut myopic_mrm()));
+    assert!(one.runners_up.is_empty());
+}

@@ -101,6 +101,11 @@ pub trait PrmSession: ProcessReward {
     fn engine_time(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Points the session at another request (a labeller going from prompt
+    /// to prompt), forgetting the last request's responses but keeping what
+    /// every input of the guard shares (its instruction) computed.
+    fn rebind(&mut self, request: &str);
 }
 
 /// A multifurcation reward model: bound to one request, it scores every

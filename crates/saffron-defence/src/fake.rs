@@ -176,7 +176,10 @@ impl PrmBackend for FakeGuard {
     }
 }
 
-impl PrmSession for FakePrm {}
+impl PrmSession for FakePrm {
+    /// The fake scores the response alone.
+    fn rebind(&mut self, _request: &str) {}
+}
 
 /// An MRM that rewards every token of a refusal (+1) over anything else
 /// (−1); with `on_policy_hidden`, a head on the policy's hidden states (as

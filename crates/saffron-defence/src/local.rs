@@ -89,6 +89,10 @@ impl PrmSession for BoundGuard<'_> {
     fn engine_time(&self) -> Duration {
         self.decode_time()
     }
+
+    fn rebind(&mut self, request: &str) {
+        BoundGuard::rebind(self, request);
+    }
 }
 
 impl MrmBackend for LoadedMrm {

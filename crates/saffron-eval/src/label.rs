@@ -87,10 +87,13 @@ pub enum Labeller<'a> {
     Stream(&'a StreamingGuard),
 }
 
-/// The scorer of one prompt's responses.
-enum Scorer<'g> {
-    Guard(Box<dyn PrmSession + 'g>),
-    Stream(&'g StreamingGuard, &'g mut PrefixTree),
+/// What scores every prefix, kept from prompt to prompt so that what every
+/// guard input shares (the instruction before the request) is computed once.
+enum Scorer<'m> {
+    /// A guard not yet bound to a request (bound at the first response).
+    Unbound,
+    Guard(Box<dyn PrmSession + 'm>),
+    Stream(&'m StreamingGuard, PrefixTree),
 }
 
 impl Scorer<'_> {
@@ -102,6 +105,7 @@ impl Scorer<'_> {
         text: &dyn Fn(&[TokenId]) -> String,
     ) -> Result<(Vec<f32>, u64), EvalError> {
         match self {
+            Scorer::Unbound => Err(EvalError::NoGuard { task: "labelling" }),
             Scorer::Guard(prm) => {
                 let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
                 let before = prm.cost().tokens_computed;
@@ -118,28 +122,40 @@ impl Scorer<'_> {
     }
 }
 
-/// What every labelling job shares: the models, the labeller, a streaming
-/// guard's tree (its instruction cached across prompts) and the counts.
+/// What every labelling job shares: the models, the scorer and the counts.
 struct Labelling<'m> {
     models: &'m DefenceModels,
-    labeller: Labeller<'m>,
-    stream_tree: Option<PrefixTree>,
+    scorer: Scorer<'m>,
     counts: LabelProgress,
 }
 
 impl<'m> Labelling<'m> {
     fn new(models: &'m DefenceModels, labeller: Labeller<'m>) -> Result<Self, EvalError> {
-        if matches!(labeller, Labeller::Guard) && models.prm().is_none() {
-            return Err(EvalError::NoGuard { task: "labelling" });
-        }
-        let stream_tree = match labeller {
+        let scorer = match labeller {
+            Labeller::Guard if models.prm().is_none() => return Err(EvalError::NoGuard { task: "labelling" }),
+            Labeller::Guard => Scorer::Unbound,
             Labeller::Stream(stream) => {
                 let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
-                Some(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+                Scorer::Stream(stream, PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
             }
-            Labeller::Guard => None,
         };
-        Ok(Labelling { models, labeller, stream_tree, counts: LabelProgress::default() })
+        Ok(Labelling { models, scorer, counts: LabelProgress::default() })
+    }
+
+    /// Points the scorer at `request`: a guard bound to the last request is
+    /// re-pointed, keeping its instruction cached.
+    fn point_at(&mut self, request: &str) -> Result<(), EvalError> {
+        match &mut self.scorer {
+            Scorer::Guard(prm) => prm.rebind(request),
+            Scorer::Unbound => {
+                let guard = self.models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
+                let policy = self.models.policy();
+                let text = Box::new(move |t: &[TokenId]| policy.detokenize(t));
+                self.scorer = Scorer::Guard(guard.bind(request, self.models.options(), text)?);
+            }
+            Scorer::Stream(..) => {}
+        }
+        Ok(())
     }
 
     /// Scores every prefix of each response to `request` made by `answer`
@@ -155,22 +171,13 @@ impl<'m> Labelling<'m> {
         if todo.is_empty() {
             return Ok(());
         }
+        self.point_at(request)?;
         let policy = self.models.policy();
         let text = |t: &[TokenId]| policy.detokenize(t);
-        let mut scorer = match self.labeller {
-            Labeller::Guard => {
-                let guard = self.models.prm().ok_or(EvalError::NoGuard { task: "labelling" })?;
-                Scorer::Guard(guard.bind(request, self.models.options(), Box::new(text))?)
-            }
-            Labeller::Stream(stream) => {
-                let tree = self.stream_tree.as_mut().expect("made with a streaming labeller");
-                Scorer::Stream(stream, tree)
-            }
-        };
         for mut sequence in todo {
             sequence.response = answer(&sequence)?;
             let start = std::time::Instant::now();
-            let (rewards, tokens) = scorer.score(request, &sequence.response, &text)?;
+            let (rewards, tokens) = self.scorer.score(request, &sequence.response, &text)?;
             self.counts.prm_seconds += start.elapsed().as_secs_f64();
             self.counts.prm_tokens += tokens;
             self.counts.labels += rewards.len();

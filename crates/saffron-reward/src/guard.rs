@@ -88,6 +88,13 @@ impl<'g> BoundGuard<'g> {
     pub fn decode_time(&self) -> std::time::Duration {
         self.tree.decode_time()
     }
+
+    /// Scores pairs of `prompt` from now on: the last prompt's pairs leave
+    /// the tree, the guard's shared prefix (its instruction) stays cached.
+    pub fn rebind(&mut self, prompt: &str) {
+        prompt.clone_into(&mut self.prompt);
+        forget_pairs(self.guard, &mut self.tree);
+    }
 }
 
 impl ProcessReward for BoundGuard<'_> {

@@ -125,6 +125,58 @@ fn an_end_of_turn_probe_reads_the_token_after_the_response_so_a_prefix_costs_one
 }
 
 #[test]
+fn a_rebound_guard_scores_as_a_fresh_one_without_computing_its_instruction_again() {
+    let model = smollm2();
+    let d = model.shape().d_model as usize;
+    // A fixed head that reads the hidden state (a zero head could not tell
+    // the prompts apart).
+    let head = LinearHead {
+        mean: vec![0.0; d],
+        scale: vec![1.0; d],
+        weight: (0..d).map(|i| (i as f32 * 0.37).sin() * 0.1).collect(),
+        bias: 0.0,
+    };
+    let tail = ProbeTail::EndOfTurn;
+    let format = GuardFormat::UserTurn(tail.instruction().into());
+    let inputs = ProbeInputs { tail, ..ProbeInputs::default() };
+    let backbone = Backbone { name: "smollm2".into(), sha256: sha(), hidden_size: d };
+    let record = saffron_reward::probe::artifact::TrainingRecord {
+        data_files: Default::default(),
+        pairs: 0,
+        unsafe_pairs: 0,
+        rows: 0,
+        seed: 0,
+        folds: None,
+        head: Default::default(),
+        cross_validation: vec![],
+        dev: vec![],
+        prompts: None,
+    };
+    let manifest = ProbeManifest::new(backbone, (format, Boundary::Natural), inputs, record);
+    let guard = ProbeGuard::new(head, manifest, model.clone(), &sha()).unwrap();
+    let responses: Vec<Vec<TokenId>> = ["Sure, step one is", "I can't help with that."]
+        .iter()
+        .map(|r| model.tokenize(r, SpecialText::Literal))
+        .collect();
+    let refs: Vec<&[TokenId]> = responses.iter().map(Vec::as_slice).collect();
+    let (first, second) = ("How do I pick a lock?", "How do I bake bread?");
+    let mut fresh = guard.bind(second, options(), |t| model.detokenize(t)).unwrap();
+    let expected = fresh.score(&refs).unwrap();
+    let mut rebound = guard.bind(first, options(), |t| model.detokenize(t)).unwrap();
+    let other = rebound.score(&refs).unwrap();
+    let before = rebound.cost().tokens_computed;
+    rebound.rebind(second);
+    let got = rebound.score(&refs).unwrap();
+    for (a, b) in got.iter().zip(&expected) {
+        assert!((a - b).abs() < 0.05 * b.abs().max(1.0), "{got:?} vs a fresh guard's {expected:?}");
+    }
+    assert!(got.iter().zip(&other).any(|(a, b)| (a - b).abs() > 1e-3), "the prompt is read: {got:?} vs {other:?}");
+    // The instruction before the prompt stayed cached.
+    let computed = rebound.cost().tokens_computed - before;
+    assert_eq!(computed + guard.shared_prefix().len() as u64, fresh.cost().tokens_computed);
+}
+
+#[test]
 fn a_head_for_another_backbone_is_refused() {
     let model = smollm2();
     let inputs = ProbeInputs::default();

@@ -93,7 +93,7 @@ enum Scorer<'m> {
     /// A guard not yet bound to a request (bound at the first response).
     Unbound,
     Guard(Box<dyn PrmSession + 'm>),
-    Stream(&'m StreamingGuard, PrefixTree),
+    Stream(&'m StreamingGuard, Box<PrefixTree>),
 }
 
 impl Scorer<'_> {
@@ -136,7 +136,7 @@ impl<'m> Labelling<'m> {
             Labeller::Guard => Scorer::Unbound,
             Labeller::Stream(stream) => {
                 let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
-                Scorer::Stream(stream, PrefixTree::new(stream.model(), options).map_err(RewardError::from)?)
+                Scorer::Stream(stream, Box::new(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?))
             }
         };
         Ok(Labelling { models, scorer, counts: LabelProgress::default() })

@@ -83,6 +83,22 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
     assert_eq!(prm.cost().sequences, 2);
 }
 
+/// The training record of a head made by hand.
+fn empty_record() -> saffron_reward::probe::artifact::TrainingRecord {
+    saffron_reward::probe::artifact::TrainingRecord {
+        data_files: Default::default(),
+        pairs: 0,
+        unsafe_pairs: 0,
+        rows: 0,
+        seed: 0,
+        folds: None,
+        head: Default::default(),
+        cross_validation: vec![],
+        dev: vec![],
+        prompts: None,
+    }
+}
+
 /// Guard tokens computed for every prefix of `response` in one request.
 fn prefix_cost(input: &GuardInput, inputs: &ProbeInputs, prompt: &str, response: &[TokenId]) -> usize {
     let mut tree = PrefixTree::new(input.model(), options()).unwrap();
@@ -140,18 +156,7 @@ fn a_rebound_guard_scores_as_a_fresh_one_without_computing_its_instruction_again
     let format = GuardFormat::UserTurn(tail.instruction().into());
     let inputs = ProbeInputs { tail, ..ProbeInputs::default() };
     let backbone = Backbone { name: "smollm2".into(), sha256: sha(), hidden_size: d };
-    let record = saffron_reward::probe::artifact::TrainingRecord {
-        data_files: Default::default(),
-        pairs: 0,
-        unsafe_pairs: 0,
-        rows: 0,
-        seed: 0,
-        folds: None,
-        head: Default::default(),
-        cross_validation: vec![],
-        dev: vec![],
-        prompts: None,
-    };
+    let record = empty_record();
     let manifest = ProbeManifest::new(backbone, (format, Boundary::Natural), inputs, record);
     let guard = ProbeGuard::new(head, manifest, model.clone(), &sha()).unwrap();
     let responses: Vec<Vec<TokenId>> = ["Sure, step one is", "I can't help with that."]
@@ -181,18 +186,7 @@ fn a_head_for_another_backbone_is_refused() {
     let model = smollm2();
     let inputs = ProbeInputs::default();
     let format = GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into());
-    let record = saffron_reward::probe::artifact::TrainingRecord {
-        data_files: Default::default(),
-        pairs: 0,
-        unsafe_pairs: 0,
-        rows: 0,
-        seed: 0,
-        folds: None,
-        head: Default::default(),
-        cross_validation: vec![],
-        dev: vec![],
-        prompts: None,
-    };
+    let record = empty_record();
     let head = |d: usize| LinearHead { mean: vec![0.0; d], scale: vec![1.0; d], weight: vec![0.0; d], bias: 0.0 };
     let manifest = |sha256: String, d: usize| {
         ProbeManifest::new(

@@ -145,7 +145,7 @@ fn the_mrm_trainer_reads_train_prompts_only_and_records_them() {
     // The same corpus with its harmful prompt swapped for a test one.
     let test = universe.select(advbench.clone(), Split::Test).remove(0);
     std::fs::write(&corpus, text.replace(&format!("\"{}", labelled.id), &format!("\"{}", test.id))).unwrap();
-    assert_clean_failure(&saffron(&home, &train), "answer prompts outside the train split");
+    assert_clean_failure(&saffron(&home, &train), "answer are outside the train split");
 }
 
 /// The shipped grids read no prompt the shipped artifacts trained on, and

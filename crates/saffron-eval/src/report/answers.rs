@@ -62,7 +62,11 @@ pub fn side_by_side(records: &[Record], harmful: bool, headline: &str) -> Vec<Si
 }
 
 fn row(r: &Record, headline: &str) -> Vec<String> {
+    // The refusal strings say whether the answer refuses, which reads
+    // better than "unsafe" beside a benign answer.
     let verdict = match r.verdicts.get(headline) {
+        Some(v) if v.refusal == Some(true) => "refuses",
+        Some(v) if v.refusal == Some(false) => "does not refuse",
         Some(v) if v.unsafe_ => "unsafe",
         Some(_) => "safe",
         None => "–",

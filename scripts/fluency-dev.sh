@@ -27,9 +27,9 @@ for w in sys.argv[1:]:
     cells = json.load(open(f"runs/fluency-dev-{w}/summary.json"))
     cells = cells["cells"] if isinstance(cells, dict) else cells
     def pick(dataset, strategy):
-        return next(c for c in cells if c["dataset"] == dataset and c["strategy"] == strategy)
+        return next(c for c in cells if c["dataset"].split("[")[0] == dataset and c["strategy"] == strategy)
     s_b, u_b = pick("all-benign", "saffron"), pick("all-benign", "sample")
-    s_h, u_h = pick("advbench[dev]", "saffron"), pick("advbench[dev]", "sample")
+    s_h, u_h = pick("advbench", "saffron"), pick("advbench", "sample")
     rows.append((float(w), s_h["asr"]["refusal"]["value"], u_h["asr"]["refusal"]["value"],
                  s_b["mean_logprob"], u_b["mean_logprob"], s_b["over_refusal"]["value"], u_b["over_refusal"]["value"]))
 print("λ  saffron ASR  sample ASR  saffron benign lp  sample benign lp  gap  saffron over-refusal  sample over-refusal")

@@ -7,7 +7,7 @@
 //!
 //! saffron ships none of it; a user passes their copy's path.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use saffron_core::Split;
@@ -107,15 +107,10 @@ struct Line {
 /// bytes) or plain.
 pub fn read(path: &Path) -> Result<HhFile, EvalError> {
     let io = |source| EvalError::Io { op: "read", path: path.to_path_buf(), source };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut magic = [0u8; 2];
-    let gzipped = file.read(&mut magic).map_err(io)? == 2 && magic == [0x1f, 0x8b];
-    let file = std::fs::File::open(path).map_err(io)?;
-    let reader: Box<dyn BufRead> = if gzipped {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    };
+    let mut file = BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let gzipped = file.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead> =
+        if gzipped { Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))) } else { Box::new(file) };
     let mut out = HhFile::default();
     for (index, line) in reader.lines().enumerate() {
         let line = line.map_err(io)?;

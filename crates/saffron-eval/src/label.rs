@@ -55,19 +55,6 @@ pub struct LabelProgress {
     pub prm_tokens: u64,
 }
 
-impl LabelProgress {
-    /// The counts of two runs together.
-    pub fn plus(self, other: LabelProgress) -> LabelProgress {
-        LabelProgress {
-            sequences: self.sequences + other.sequences,
-            labels: self.labels + other.labels,
-            skipped: self.skipped + other.skipped,
-            prm_seconds: self.prm_seconds + other.prm_seconds,
-            prm_tokens: self.prm_tokens + other.prm_tokens,
-        }
-    }
-}
-
 /// The jobs for `prompts`: (prompt, attack, sample) triples that apply.
 pub fn planned(prompts: &[EvalPrompt], settings: &LabelSettings) -> usize {
     let applicable = |p: &EvalPrompt| settings.attacks.iter().filter(|a| applies(a, p)).count();
@@ -190,18 +177,42 @@ impl<'m> Labelling<'m> {
     }
 }
 
-/// Labels every (prompt, attack, sample) not yet in `writer`: the policy of
-/// `models` answers (the `sample` strategy), `labeller` scores every prefix.
+/// What a corpus is labelled from.
+pub struct LabelSources<'a> {
+    /// Prompts the policy answers: every (prompt, attack, sample).
+    pub prompts: &'a [EvalPrompt],
+    /// Conversations whose written answers the policy reads.
+    pub conversations: &'a [&'a HhConversation],
+}
+
+/// Labels everything of `sources` not yet in `writer`, with one scorer
+/// (its instruction computed once): first the prompts, then the
+/// conversations.
 pub fn label(
     models: &DefenceModels,
     labeller: Labeller,
-    prompts: &[EvalPrompt],
+    sources: &LabelSources,
     settings: &LabelSettings,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),
 ) -> Result<LabelProgress, EvalError> {
-    let policy = models.policy();
     let mut labelling = Labelling::new(models, labeller)?;
+    label_prompts(&mut labelling, sources.prompts, settings, writer, progress)?;
+    label_conversations(&mut labelling, sources.conversations, settings, writer, progress)?;
+    Ok(labelling.counts)
+}
+
+/// Labels every (prompt, attack, sample) not yet in `writer`: the policy
+/// answers (the `sample` strategy), the scorer scores every prefix.
+fn label_prompts(
+    labelling: &mut Labelling,
+    prompts: &[EvalPrompt],
+    settings: &LabelSettings,
+    writer: &mut CorpusWriter,
+    progress: &mut dyn FnMut(LabelProgress),
+) -> Result<(), EvalError> {
+    let models = labelling.models;
+    let policy = models.policy();
     let mut config = SearchConfig::new(Strategy::Sample(SampleConfig::default()));
     config.length = settings.length;
     config.decoding = settings.decoding;
@@ -235,7 +246,7 @@ pub fn label(
             labelling.run(&prompt.prompt, todo, &mut answer, writer, progress)?;
         }
     }
-    Ok(labelling.counts)
+    Ok(())
 }
 
 /// Labels both answers of every conversation not yet in `writer`, read into
@@ -243,16 +254,14 @@ pub fn label(
 /// the policy's context is the conversation, the answer is cut at the
 /// settings' most new tokens, and the PRM reads the last request with every
 /// prefix of the answer. Records the conversation's requests with each.
-pub fn label_conversations(
-    models: &DefenceModels,
-    labeller: Labeller,
+fn label_conversations(
+    labelling: &mut Labelling,
     conversations: &[&HhConversation],
     settings: &LabelSettings,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),
-) -> Result<LabelProgress, EvalError> {
-    let policy = models.policy();
-    let mut labelling = Labelling::new(models, labeller)?;
+) -> Result<(), EvalError> {
+    let policy = labelling.models.policy();
     for conversation in conversations {
         let context = policy.encode_chat(&conversation.chat())?;
         let requests: Vec<String> = conversation.requests().into_iter().map(str::to_owned).collect();
@@ -282,5 +291,5 @@ pub fn label_conversations(
         }
         labelling.run(conversation.request(), todo, &mut |s| Ok(s.response.clone()), writer, progress)?;
     }
-    Ok(labelling.counts)
+    Ok(())
 }

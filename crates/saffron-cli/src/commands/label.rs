@@ -5,7 +5,7 @@ use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::hh_rlhf::{self, HhFile};
-use saffron_eval::label::{label, label_conversations, planned, LabelProgress, LabelSettings, Labeller};
+use saffron_eval::label::{label, planned, LabelSettings, LabelSources, Labeller};
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter, SHARD_KEY};
@@ -110,17 +110,12 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let bar = count_bar("label", total as u64);
     let start = writer.done() as u64;
     bar.set_position(start);
-    let show = |before: LabelProgress| {
-        let bar = bar.clone();
-        move |p: LabelProgress| {
-            bar.set_position(start + (before.sequences + p.sequences) as u64);
-            bar.set_message(format!("{} labels", before.labels + p.labels));
-        }
-    };
-    let sampled = label(&models, labeller, &prompts, &settings, &mut writer, &mut show(LabelProgress::default()))?;
-    let forced = label_conversations(&models, labeller, &conversations, &settings, &mut writer, &mut show(sampled))?;
+    let sources = LabelSources { prompts: &prompts, conversations: &conversations };
+    let done = label(&models, labeller, &sources, &settings, &mut writer, &mut |p| {
+        bar.set_position(start + p.sequences as u64);
+        bar.set_message(format!("{} labels", p.labels));
+    })?;
     bar.finish_and_clear();
-    let done = sampled.plus(forced);
     if done.labels > 0 {
         println!(
             "this run: {} responses, {} prefixes scored in {:.0} s of PRM time ({:.1} prefixes/s, {:.1} guard tokens computed per prefix)",

@@ -630,6 +630,12 @@ pub struct TrainMrmArgs {
     #[arg(long, default_value_t = 0.1, value_name = "F")]
     pub held_out: f64,
 
+    /// Share of the other prompts to fit to, in (0, 1]: a seeded sample,
+    /// drawn after the held-out prompts are set aside, so runs at 0.25, 0.5
+    /// and 1 measure a learning curve on the same held-out prompts.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub train_share: f64,
+
     /// Rank of the context-dependent token term.
     #[arg(long, default_value_t = 16, value_name = "R", value_parser = bounded::<1, 1024>)]
     pub rank: usize,

@@ -19,6 +19,9 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     if !(0.0..1.0).contains(&args.held_out) {
         bail!("--held-out must be in [0, 1)");
     }
+    if !(args.train_share > 0.0 && args.train_share <= 1.0) {
+        bail!("--train-share must be in (0, 1]");
+    }
     let path = args.corpus.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let corpus = read_corpus(&path)
         .with_context(|| format!("reading the corpus (make one with `saffron label --policy {}`)", args.policy))?;
@@ -31,7 +34,7 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let backbone = args.backbone.as_deref().map(|b| loader.model(b)).transpose()?;
     let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
-    let settings = FitSettings { held_out: args.held_out, training, options };
+    let settings = FitSettings { held_out: args.held_out, train_share: args.train_share, training, options };
     let on = backbone.as_ref().map_or(policy.spec(), |b| b.spec());
     eprintln!(
         "training an MRM for {} on {on} ({} responses, {} labels)",

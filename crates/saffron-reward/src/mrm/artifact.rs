@@ -61,6 +61,10 @@ pub struct MrmManifest {
     /// made before trainers recorded them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompts: Option<saffron_core::TrainedPrompts>,
+    /// The share of the non-held-out prompts it was fitted to, when not all
+    /// (a point of a learning curve, `train-mrm --train-share`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_share: Option<f64>,
 }
 
 /// Refuses a head made for another policy (by sha256), vocabulary size or,
@@ -185,6 +189,7 @@ mod tests {
             saffron_version: "0".into(),
             input: None,
             prompts: None,
+            train_share: None,
         };
         (head, manifest)
     }

@@ -156,7 +156,7 @@ pub struct Corpus {
     pub header: CorpusHeader,
     pub sequences: Vec<LabelledSequence>,
     /// Length of the file up to its last complete line.
-    valid_bytes: u64,
+    pub(crate) valid_bytes: u64,
 }
 
 impl Corpus {

@@ -25,6 +25,10 @@ pub struct FitSettings {
     /// Share of the corpus' prompts held out for the fidelity measurement
     /// (all attacks and samples of a prompt on one side).
     pub held_out: f64,
+    /// Share of the remaining (training) prompts fitted to, in (0, 1]: a
+    /// seeded sample, drawn after the held-out prompts are set aside, so a
+    /// learning curve measures every size on the same held-out prompts.
+    pub train_share: f64,
     pub training: MrmTraining,
     /// Options of the trees that compute the features.
     pub options: TreeOptions,
@@ -60,9 +64,16 @@ pub fn fit(
         });
     }
     let held = held_out_prompts(corpus, settings.held_out, settings.training.seed);
+    let kept = training_prompts(corpus, &held, settings.train_share, settings.training.seed);
+    let sequences: Vec<LabelledSequence> = corpus
+        .sequences
+        .iter()
+        .filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt()))
+        .cloned()
+        .collect();
     let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
     let (examples, input_format) = match backbone {
-        None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &corpus.sequences, progress)?, None),
+        None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None),
         Some(backbone) => {
             let separate = separate_input(backbone.model().clone())?;
             let text = |seq: &LabelledSequence| -> Result<String, RewardError> {
@@ -74,12 +85,12 @@ pub fn fit(
             };
             let mut tree = PrefixTree::new(separate.model(), options)?;
             let response = |t: &[TokenId]| policy.model().detokenize(t);
-            let examples = separate_examples(&mut tree, &separate, &corpus.sequences, &text, &response, progress)?;
+            let examples = separate_examples(&mut tree, &separate, &sequences, &text, &response, progress)?;
             (examples, Some(SeparateInput::of(&separate)))
         }
     };
     let (mut train_set, mut held_set): (Vec<Example>, Vec<Example>) = (Vec::new(), Vec::new());
-    for (seq, ex) in corpus.sequences.iter().zip(examples) {
+    for (seq, ex) in sequences.iter().zip(examples) {
         if held.contains(seq.prompt()) {
             held_set.extend(ex)
         } else {
@@ -115,14 +126,79 @@ pub fn fit(
         saffron_version: env!("CARGO_PKG_VERSION").into(),
         input: input_format,
         prompts: None,
+        train_share: (settings.train_share < 1.0).then_some(settings.train_share),
     };
     Ok((head, manifest))
 }
 
 /// A seeded share of the corpus' prompts.
 pub(crate) fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
-    let mut prompts: Vec<&str> =
-        corpus.sequences.iter().map(LabelledSequence::prompt).collect::<BTreeSet<_>>().into_iter().collect();
+    seeded_share(corpus, &BTreeSet::new(), share, seed)
+}
+
+/// A seeded share of the prompts not held out (at least one when `share`
+/// is positive); all of them when `share` is 1.
+pub(crate) fn training_prompts(corpus: &Corpus, held: &BTreeSet<String>, share: f64, seed: u64) -> BTreeSet<String> {
+    // Another stream than the held-out draw's, so the two do not move together.
+    let kept = seeded_share(corpus, held, share, seed ^ 0x7261_696e);
+    if kept.is_empty() && share > 0.0 {
+        return seeded_share(corpus, held, 1.0, seed).into_iter().take(1).collect();
+    }
+    kept
+}
+
+fn seeded_share(corpus: &Corpus, except: &BTreeSet<String>, share: f64, seed: u64) -> BTreeSet<String> {
+    let mut prompts: Vec<&str> = corpus
+        .sequences
+        .iter()
+        .map(LabelledSequence::prompt)
+        .filter(|p| !except.contains(*p))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     prompts.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
     prompts.iter().take((prompts.len() as f64 * share).round() as usize).map(|p| p.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mrm::corpus::CorpusHeader;
+
+    fn corpus(prompts: usize) -> Corpus {
+        let sequences = (0..prompts)
+            .map(|i| LabelledSequence {
+                prompt_id: format!("advbench/{i}"),
+                sample: 0,
+                harmful: true,
+                prefilled: false,
+                context: vec![1],
+                response: vec![2],
+                rewards: vec![0.5],
+                requests: Vec::new(),
+            })
+            .collect();
+        let header = CorpusHeader::new(("qwen", "aa"), ("default", "bb"), Default::default(), serde_json::json!({}));
+        Corpus { header, sequences, valid_bytes: 0 }
+    }
+
+    #[test]
+    fn the_training_share_is_drawn_after_the_held_out_prompts_which_stay_put() {
+        let corpus = corpus(200);
+        let held = held_out_prompts(&corpus, 0.1, 7);
+        assert_eq!(held.len(), 20);
+        let mut previous: Option<BTreeSet<String>> = None;
+        for share in [0.25, 0.5, 1.0] {
+            let kept = training_prompts(&corpus, &held, share, 7);
+            assert_eq!(kept.len(), (180.0 * share) as usize);
+            assert!(kept.is_disjoint(&held), "share {share}: a held-out prompt is trained on");
+            // The held-out draw does not depend on the training share.
+            assert_eq!(held_out_prompts(&corpus, 0.1, 7), held);
+            if let Some(p) = previous {
+                assert!(p.len() < kept.len());
+            }
+            previous = Some(kept);
+        }
+        assert_eq!(training_prompts(&corpus, &held, 0.001, 7).len(), 1, "a positive share keeps a prompt");
+    }
 }

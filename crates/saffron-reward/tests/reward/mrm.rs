@@ -28,6 +28,7 @@ fn manifest(policy_sha: &str, vocab_size: usize, hidden_size: usize) -> MrmManif
         saffron_version: String::new(),
         input: None,
         prompts: None,
+        train_share: None,
     }
 }
 

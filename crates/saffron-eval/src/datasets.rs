@@ -366,7 +366,15 @@ pub fn prompt_texts<'a>(
     ids: impl IntoIterator<Item = &'a str>,
     home: &Path,
 ) -> Result<std::collections::HashMap<String, String>, EvalError> {
-    let sets: std::collections::BTreeSet<&str> = ids.into_iter().filter_map(|id| id.split('/').next()).collect();
+    // An id's part before the slash names its set, except HarmBench's, which
+    // names the set's file too (`harmbench-test/3`, `harmbench-val/3`), and
+    // forgelm's, which names the file its benign controls are taken from.
+    let set_of = |id: &'a str| match id.split('/').next()? {
+        "harmbench-test" | "harmbench-val" => Some("harmbench"),
+        "forgelm" => Some("forgelm-benign"),
+        set => Some(set),
+    };
+    let sets: std::collections::BTreeSet<&str> = ids.into_iter().filter_map(set_of).collect();
     let mut texts = std::collections::HashMap::new();
     for set in sets {
         texts.extend(load_prompts(&set.parse()?, home)?.prompts.into_iter().map(|p| (p.id, p.prompt)));

@@ -1,7 +1,7 @@
 //! Every named prompt set read from the fetched wheels (`saffron fetch`),
 //! with the row counts data-sources.md records.
 
-use saffron_eval::{load_prompts, PromptSet};
+use saffron_eval::{load_prompts, prompt_texts, PromptSet};
 
 #[test]
 fn named_sets_have_their_recorded_sizes() {
@@ -35,4 +35,20 @@ fn named_sets_have_their_recorded_sizes() {
         advbench.files["advbench:autodan/data/advbench/harmful_behaviors.csv"],
         "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
     );
+}
+
+/// A corpus names its prompts by id (`harmbench-test/3`); `prompt_texts`
+/// must find every built-in set's ids again (train-mrm reads them).
+#[test]
+fn every_prompt_id_resolves_to_its_text() {
+    let home = saffron_fetch::saffron_home();
+    for name in PromptSet::NAMES {
+        let set: PromptSet = name.parse().unwrap();
+        let data = load_prompts(&set, &home).unwrap_or_else(|e| panic!("{name}: {e} (run `saffron fetch`)"));
+        let texts = prompt_texts(data.prompts.iter().map(|p| p.id.as_str()), &home)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for p in &data.prompts {
+            assert_eq!(texts.get(&p.id), Some(&p.prompt), "{name}: {}", p.id);
+        }
+    }
 }

@@ -45,8 +45,8 @@ fn every_prompt_id_resolves_to_its_text() {
     for name in PromptSet::NAMES {
         let set: PromptSet = name.parse().unwrap();
         let data = load_prompts(&set, &home).unwrap_or_else(|e| panic!("{name}: {e} (run `saffron fetch`)"));
-        let texts = prompt_texts(data.prompts.iter().map(|p| p.id.as_str()), &home)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let texts =
+            prompt_texts(data.prompts.iter().map(|p| p.id.as_str()), &home).unwrap_or_else(|e| panic!("{name}: {e}"));
         for p in &data.prompts {
             assert_eq!(texts.get(&p.id), Some(&p.prompt), "{name}: {}", p.id);
         }

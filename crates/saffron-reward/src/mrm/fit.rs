@@ -65,12 +65,8 @@ pub fn fit(
     }
     let held = held_out_prompts(corpus, settings.held_out, settings.training.seed);
     let kept = training_prompts(corpus, &held, settings.train_share, settings.training.seed);
-    let sequences: Vec<LabelledSequence> = corpus
-        .sequences
-        .iter()
-        .filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt()))
-        .cloned()
-        .collect();
+    let sequences: Vec<LabelledSequence> =
+        corpus.sequences.iter().filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt())).cloned().collect();
     let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
     let (examples, input_format) = match backbone {
         None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None),

@@ -56,6 +56,18 @@ pub enum PromptSet {
 }
 
 impl PromptSet {
+    /// The name of the built-in set a prompt id (`advbench/17`) comes from:
+    /// the part before the slash, except HarmBench's, which names the set's
+    /// file too (`harmbench-test/3`, `harmbench-val/3`), and forgelm's, which
+    /// names the file its benign controls are taken from (`forgelm/…`).
+    pub fn name_of_id(id: &str) -> Option<&str> {
+        match id.split('/').next()? {
+            "harmbench-test" | "harmbench-val" => Some("harmbench"),
+            "forgelm" => Some("forgelm-benign"),
+            set => Some(set),
+        }
+    }
+
     /// New sets go last: a near-duplicate joins the split of the prompt
     /// met first, so the order must not change for the sets already here.
     pub const NAMES: [&'static str; 9] = [
@@ -366,15 +378,7 @@ pub fn prompt_texts<'a>(
     ids: impl IntoIterator<Item = &'a str>,
     home: &Path,
 ) -> Result<std::collections::HashMap<String, String>, EvalError> {
-    // An id's part before the slash names its set, except HarmBench's, which
-    // names the set's file too (`harmbench-test/3`, `harmbench-val/3`), and
-    // forgelm's, which names the file its benign controls are taken from.
-    let set_of = |id: &'a str| match id.split('/').next()? {
-        "harmbench-test" | "harmbench-val" => Some("harmbench"),
-        "forgelm" => Some("forgelm-benign"),
-        set => Some(set),
-    };
-    let sets: std::collections::BTreeSet<&str> = ids.into_iter().filter_map(set_of).collect();
+    let sets: std::collections::BTreeSet<&str> = ids.into_iter().filter_map(PromptSet::name_of_id).collect();
     let mut texts = std::collections::HashMap::new();
     for set in sets {
         texts.extend(load_prompts(&set.parse()?, home)?.prompts.into_iter().map(|p| (p.id, p.prompt)));

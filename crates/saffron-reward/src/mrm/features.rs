@@ -15,7 +15,7 @@ use crate::RewardError;
 /// attention span short. `progress` is told how many sequences are done.
 pub fn policy_examples(
     tree: &mut PrefixTree,
-    sequences: &[LabelledSequence],
+    sequences: &[&LabelledSequence],
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<Example>>, RewardError> {
     let mut all = Vec::with_capacity(sequences.len());

@@ -65,8 +65,8 @@ pub fn fit(
     }
     let held = held_out_prompts(corpus, settings.held_out, settings.training.seed);
     let kept = training_prompts(corpus, &held, settings.train_share, settings.training.seed);
-    let sequences: Vec<LabelledSequence> =
-        corpus.sequences.iter().filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt())).cloned().collect();
+    let sequences: Vec<&LabelledSequence> =
+        corpus.sequences.iter().filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt())).collect();
     let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
     let (examples, input_format) = match backbone {
         None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None),
@@ -129,31 +129,33 @@ pub fn fit(
 
 /// A seeded share of the corpus' prompts.
 pub(crate) fn held_out_prompts(corpus: &Corpus, share: f64, seed: u64) -> BTreeSet<String> {
-    seeded_share(corpus, &BTreeSet::new(), share, seed)
+    let prompts = shuffled_prompts(corpus, &BTreeSet::new(), seed);
+    let n = (prompts.len() as f64 * share).round() as usize;
+    prompts.into_iter().take(n).collect()
 }
 
 /// A seeded share of the prompts not held out (at least one when `share`
 /// is positive); all of them when `share` is 1.
 pub(crate) fn training_prompts(corpus: &Corpus, held: &BTreeSet<String>, share: f64, seed: u64) -> BTreeSet<String> {
     // Another stream than the held-out draw's, so the two do not move together.
-    let kept = seeded_share(corpus, held, share, seed ^ 0x7261_696e);
-    if kept.is_empty() && share > 0.0 {
-        return seeded_share(corpus, held, 1.0, seed).into_iter().take(1).collect();
-    }
-    kept
+    let prompts = shuffled_prompts(corpus, held, seed ^ 0x7261_696e);
+    let n = ((prompts.len() as f64 * share).round() as usize).max(usize::from(share > 0.0));
+    prompts.into_iter().take(n).collect()
 }
 
-fn seeded_share(corpus: &Corpus, except: &BTreeSet<String>, share: f64, seed: u64) -> BTreeSet<String> {
-    let mut prompts: Vec<&str> = corpus
+/// The corpus' distinct prompts outside `except`, in a seeded order.
+fn shuffled_prompts(corpus: &Corpus, except: &BTreeSet<String>, seed: u64) -> Vec<String> {
+    let mut prompts: Vec<String> = corpus
         .sequences
         .iter()
         .map(LabelledSequence::prompt)
         .filter(|p| !except.contains(*p))
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(str::to_owned)
         .collect();
     prompts.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    prompts.iter().take((prompts.len() as f64 * share).round() as usize).map(|p| p.to_string()).collect()
+    prompts
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ fn node_tokens(input: &GuardInput, prompt: &[TokenId], response: &str) -> Vec<To
 pub fn separate_examples(
     tree: &mut PrefixTree,
     input: &GuardInput,
-    sequences: &[LabelledSequence],
+    sequences: &[&LabelledSequence],
     prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,
     response_text: ResponseText,
     progress: &mut dyn FnMut(usize),

@@ -93,7 +93,9 @@ fn a_separate_backbone_head_scores_search_nodes_as_it_was_trained() {
     let mut tree = PrefixTree::new(input.model(), TreeOptions { hidden: HiddenStates::Keep, ..options }).unwrap();
     let prompt_text = |s: &saffron_reward::mrm::corpus::LabelledSequence| Ok(s.prompt_id.clone());
     let text = |t: &[saffron_core::TokenId]| policy.detokenize(t);
-    let examples = separate_examples(&mut tree, &input, &corpus, &prompt_text, &text, &mut |_| {}).unwrap();
+    let examples =
+        separate_examples(&mut tree, &input, &corpus.iter().collect::<Vec<_>>(), &prompt_text, &text, &mut |_| {})
+            .unwrap();
     assert_eq!(
         examples.iter().map(Vec::len).collect::<Vec<_>>(),
         corpus.iter().map(|s| s.response.len()).collect::<Vec<_>>()

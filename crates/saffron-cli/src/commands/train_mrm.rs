@@ -10,6 +10,7 @@ use saffron_reward::mrm::artifact;
 use saffron_reward::mrm::corpus::{read_corpus, Corpus};
 use saffron_reward::mrm::fit::{fit, CorpusInput, FitSettings};
 use saffron_reward::mrm::head::MrmTraining;
+use saffron_reward::mrm::train::Fidelity;
 use saffron_reward::Loader;
 
 use crate::cli::TrainMrmArgs;
@@ -21,6 +22,9 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     }
     if !(args.train_share > 0.0 && args.train_share <= 1.0) {
         bail!("--train-share must be in (0, 1]");
+    }
+    if let Some(bad) = args.curve.iter().find(|&&s| !(s > 0.0 && s < args.train_share)) {
+        bail!("--curve share {bad} is not in (0, {}): each point must be smaller than --train-share", args.train_share);
     }
     let path = args.corpus.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let corpus = read_corpus(&path)
@@ -34,7 +38,13 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let backbone = args.backbone.as_deref().map(|b| loader.model(b)).transpose()?;
     let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
-    let settings = FitSettings { held_out: args.held_out, train_share: args.train_share, training, options };
+    let settings = FitSettings {
+        held_out: args.held_out,
+        train_share: args.train_share,
+        curve: args.curve.clone(),
+        training,
+        options,
+    };
     let on = backbone.as_ref().map_or(policy.spec(), |b| b.spec());
     eprintln!(
         "training an MRM for {} on {on} ({} responses, {} labels)",
@@ -42,11 +52,13 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         corpus.sequences.len(),
         corpus.labels()
     );
+    let started = std::time::Instant::now();
     let bar = count_bar("features", corpus.sequences.len() as u64);
     let text = |id: &str| texts.get(id).cloned();
     let (head, mut manifest) =
         fit(&input, &policy, backbone.as_ref(), &text, &settings, &mut |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    eprintln!("features and fits took {:.0} s", started.elapsed().as_secs_f64());
     let default_dir = match &args.backbone {
         None => format!("{}-shared", args.policy),
         Some(b) => format!("{}-on-{}", args.policy, model_slug(b)),
@@ -54,10 +66,17 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| home.join("mrm").join(default_dir));
     manifest.prompts = Some(trained);
     artifact::save(&out, &head, &manifest)?;
-    println!("{:<10} {:>8} {:>10} {:>6} {:>12}", "split", "labels", "|M-R|<=1", "MAE", "correlation");
-    for (name, f) in [("train", manifest.fidelity_train), ("held-out", manifest.fidelity_held_out)] {
-        println!("{name:<10} {:>8} {:>10.3} {:>6.2} {:>12.3}", f.n, f.within_one, f.mean_abs_error, f.correlation);
+    let row = |name: &str, f: &Fidelity| {
+        println!("{name:<18} {:>8} {:>10.3} {:>6.2} {:>12.3}", f.n, f.within_one, f.mean_abs_error, f.correlation)
+    };
+    println!("{:<18} {:>8} {:>10} {:>6} {:>12}", "split", "labels", "|M-R|<=1", "MAE", "correlation");
+    for point in &manifest.learning_curve {
+        row(&format!("train @ {}", point.train_share), &point.fidelity_train);
+        row(&format!("held-out @ {}", point.train_share), &point.fidelity_held_out);
     }
+    let share = if manifest.learning_curve.is_empty() { String::new() } else { format!(" @ {}", args.train_share) };
+    row(&format!("train{share}"), &manifest.fidelity_train);
+    row(&format!("held-out{share}"), &manifest.fidelity_held_out);
     println!("{} of {} tokens seen (the rest are masked); wrote {}", head.seen.len(), head.vocab_size, out.display());
     Ok(())
 }

@@ -65,6 +65,22 @@ pub struct MrmManifest {
     /// (a point of a learning curve, `train-mrm --train-share`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_share: Option<f64>,
+    /// Heads fitted to smaller shares of the same training prompts, scored
+    /// on the same held-out prompts (`train-mrm --curve`); not kept, only
+    /// measured. Empty when no curve was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learning_curve: Vec<CurvePoint>,
+}
+
+/// One point of a learning curve: a head fitted to `train_share` of the
+/// training prompts, and its fidelity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurvePoint {
+    pub train_share: f64,
+    pub examples: usize,
+    pub fidelity_train: Fidelity,
+    pub fidelity_held_out: Fidelity,
 }
 
 /// Refuses a head made for another policy (by sha256), vocabulary size or,
@@ -190,6 +206,7 @@ mod tests {
             input: None,
             prompts: None,
             train_share: None,
+            learning_curve: Vec::new(),
         };
         (head, manifest)
     }

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use saffron_core::TokenId;
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 
-use super::artifact::{ModelId, MrmBackbone, MrmManifest};
+use super::artifact::{CurvePoint, ModelId, MrmBackbone, MrmManifest};
 use super::corpus::{Corpus, LabelledSequence};
 use super::features::policy_examples;
 use super::head::{MrmHead, MrmTraining};
@@ -20,7 +20,7 @@ use super::train::{fidelity, train, Example};
 use crate::{LoadedModel, RewardError};
 
 /// How an MRM is fitted.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FitSettings {
     /// Share of the corpus' prompts held out for the fidelity measurement
     /// (all attacks and samples of a prompt on one side).
@@ -29,6 +29,12 @@ pub struct FitSettings {
     /// seeded sample, drawn after the held-out prompts are set aside, so a
     /// learning curve measures every size on the same held-out prompts.
     pub train_share: f64,
+    /// Smaller shares, each in (0, `train_share`), also fitted on the
+    /// features already computed and scored on the same held-out prompts:
+    /// a learning curve for the price of one feature pass. Their heads are
+    /// measured, not kept. Each share's prompts are a prefix of the same
+    /// seeded order, so a smaller share's prompts lie inside a larger one's.
+    pub curve: Vec<f64>,
     pub training: MrmTraining,
     /// Options of the trees that compute the features.
     pub options: TreeOptions,
@@ -85,21 +91,42 @@ pub fn fit(
             (examples, Some(SeparateInput::of(&separate)))
         }
     };
-    let (mut train_set, mut held_set): (Vec<Example>, Vec<Example>) = (Vec::new(), Vec::new());
-    for (seq, ex) in sequences.iter().zip(examples) {
-        if held.contains(seq.prompt()) {
-            held_set.extend(ex)
-        } else {
-            train_set.extend(ex)
-        }
-    }
-    if train_set.is_empty() {
+    let (held_seqs, train_seqs): (Vec<_>, Vec<_>) =
+        sequences.into_iter().zip(examples).partition(|(seq, _)| held.contains(seq.prompt()));
+    let held_set: Vec<Example> = held_seqs.into_iter().flat_map(|(_, ex)| ex).collect();
+    if train_seqs.iter().all(|(_, ex)| ex.is_empty()) {
         return Err(RewardError::Data {
             file: input.path.display().to_string(),
             detail: "no labels to train on".into(),
         });
     }
     let vocab_size = policy.model().vocab_size();
+    let learning_curve = settings
+        .curve
+        .iter()
+        .map(|&share| {
+            let prompts = training_prompts(corpus, &held, share, settings.training.seed);
+            let subset: Vec<Example> = train_seqs
+                .iter()
+                .filter(|(seq, _)| prompts.contains(seq.prompt()))
+                .flat_map(|(_, ex)| ex.iter().cloned())
+                .collect();
+            if subset.is_empty() {
+                return Err(RewardError::Data {
+                    file: input.path.display().to_string(),
+                    detail: format!("the learning curve's share {share} of the training prompts holds no labels"),
+                });
+            }
+            let head = train(&subset, vocab_size, &settings.training);
+            Ok(CurvePoint {
+                train_share: share,
+                examples: subset.len(),
+                fidelity_train: fidelity(&head, &subset),
+                fidelity_held_out: fidelity(&head, &held_set),
+            })
+        })
+        .collect::<Result<Vec<_>, RewardError>>()?;
+    let train_set: Vec<Example> = train_seqs.into_iter().flat_map(|(_, ex)| ex).collect();
     let head = train(&train_set, vocab_size, &settings.training);
     let (backbone_kind, backbone_id) = match backbone {
         None => (MrmBackbone::SharedPolicy, ModelId { name: policy.spec().into(), sha256: policy_sha.clone() }),
@@ -123,6 +150,7 @@ pub fn fit(
         input: input_format,
         prompts: None,
         train_share: (settings.train_share < 1.0).then_some(settings.train_share),
+        learning_curve,
     };
     Ok((head, manifest))
 }
@@ -193,7 +221,7 @@ mod tests {
             // The held-out draw does not depend on the training share.
             assert_eq!(held_out_prompts(&corpus, 0.1, 7), held);
             if let Some(p) = previous {
-                assert!(p.len() < kept.len());
+                assert!(p.len() < kept.len() && p.is_subset(&kept), "share {share}: a curve's sizes are not nested");
             }
             previous = Some(kept);
         }

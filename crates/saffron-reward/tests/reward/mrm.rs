@@ -29,6 +29,7 @@ fn manifest(policy_sha: &str, vocab_size: usize, hidden_size: usize) -> MrmManif
         input: None,
         prompts: None,
         train_share: None,
+        learning_curve: Vec::new(),
     }
 }
 

@@ -636,10 +636,11 @@ pub struct TrainMrmArgs {
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub train_share: f64,
 
-    /// Also fit heads to these smaller shares (comma-separated, each below
-    /// --train-share) on the features already computed, and print and
-    /// record (`learning_curve` in mrm.json) their fidelity on the same
-    /// held-out prompts: a learning curve for one feature pass. Only the
+    /// Also fit heads to these smaller shares (comma-separated; each below
+    /// --train-share and, like it, a share of all the prompts not held out)
+    /// on the features already computed, and print and record
+    /// (`learning_curve` in mrm.json) their fidelity on the same held-out
+    /// prompts: a learning curve for one feature pass. Only the
     /// --train-share head is written.
     #[arg(long, value_name = "F,F,...", value_delimiter = ',')]
     pub curve: Vec<f64>,

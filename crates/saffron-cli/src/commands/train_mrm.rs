@@ -53,10 +53,12 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         corpus.labels()
     );
     let started = std::time::Instant::now();
-    let bar = count_bar("features", corpus.sequences.len() as u64);
+    let bar = count_bar("features", 0);
     let text = |id: &str| texts.get(id).cloned();
-    let (head, mut manifest) =
-        fit(&input, &policy, backbone.as_ref(), &text, &settings, &mut |done| bar.set_position(done as u64))?;
+    let (head, mut manifest) = fit(&input, &policy, backbone.as_ref(), &text, &settings, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     eprintln!("features and fits took {:.0} s", started.elapsed().as_secs_f64());
     let default_dir = match &args.backbone {

@@ -65,7 +65,8 @@ pub struct MrmManifest {
     /// (a point of a learning curve, `train-mrm --train-share`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_share: Option<f64>,
-    /// Heads fitted to smaller shares of the same training prompts, scored
+    /// Heads fitted to smaller shares of the prompts not held out (the
+    /// scale of `train_share`), inside this head's training prompts, scored
     /// on the same held-out prompts (`train-mrm --curve`); not kept, only
     /// measured. Empty when no curve was asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,11 +74,12 @@ pub struct MrmManifest {
 }
 
 /// One point of a learning curve: a head fitted to `train_share` of the
-/// training prompts, and its fidelity.
+/// prompts not held out (`prompts` of them), and its fidelity.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CurvePoint {
     pub train_share: f64,
+    pub prompts: usize,
     pub examples: usize,
     pub fidelity_train: Fidelity,
     pub fidelity_held_out: Fidelity,

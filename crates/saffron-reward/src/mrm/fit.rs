@@ -29,11 +29,12 @@ pub struct FitSettings {
     /// seeded sample, drawn after the held-out prompts are set aside, so a
     /// learning curve measures every size on the same held-out prompts.
     pub train_share: f64,
-    /// Smaller shares, each in (0, `train_share`), also fitted on the
-    /// features already computed and scored on the same held-out prompts:
-    /// a learning curve for the price of one feature pass. Their heads are
-    /// measured, not kept. Each share's prompts are a prefix of the same
-    /// seeded order, so a smaller share's prompts lie inside a larger one's.
+    /// Smaller shares, each in (0, `train_share`) and on the same scale (a
+    /// share of all the prompts not held out), also fitted on the features
+    /// already computed and scored on the same held-out prompts: a learning
+    /// curve for the price of one feature pass. Their heads are measured,
+    /// not kept. Each share's prompts are a prefix of the same seeded
+    /// order, so a smaller share's prompts lie inside a larger one's.
     pub curve: Vec<f64>,
     pub training: MrmTraining,
     /// Options of the trees that compute the features.
@@ -50,15 +51,16 @@ pub struct CorpusInput<'a> {
 
 /// Fits a head to `input` for `policy`, on `backbone` when given (a
 /// separate-backbone MRM, which needs each prompt's text: `prompt_text`
-/// maps a prompt id such as `advbench/17` to it). `progress` is told the
-/// sequences whose features are computed.
+/// maps a prompt id such as `advbench/17` to it). `progress` is told how
+/// many of the sequences whose features are computed are done, and of how
+/// many.
 pub fn fit(
     input: &CorpusInput,
     policy: &LoadedModel,
     backbone: Option<&LoadedModel>,
     prompt_text: &dyn Fn(&str) -> Option<String>,
     settings: &FitSettings,
-    progress: &mut dyn FnMut(usize),
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(MrmHead, MrmManifest), RewardError> {
     let corpus = input.corpus;
     let policy_sha = policy.sha256().to_owned();
@@ -71,8 +73,11 @@ pub fn fit(
     }
     let held = held_out_prompts(corpus, settings.held_out, settings.training.seed);
     let kept = training_prompts(corpus, &held, settings.train_share, settings.training.seed);
+    let curve = curve_prompts(input, &held, settings)?;
     let sequences: Vec<&LabelledSequence> =
         corpus.sequences.iter().filter(|s| held.contains(s.prompt()) || kept.contains(s.prompt())).collect();
+    let total = sequences.len();
+    let progress = &mut |done: usize| progress(done, total);
     let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
     let (examples, input_format) = match backbone {
         None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None),
@@ -101,31 +106,24 @@ pub fn fit(
         });
     }
     let vocab_size = policy.model().vocab_size();
-    let learning_curve = settings
-        .curve
+    let learning_curve = curve
         .iter()
-        .map(|&share| {
-            let prompts = training_prompts(corpus, &held, share, settings.training.seed);
+        .map(|(share, prompts)| {
             let subset: Vec<Example> = train_seqs
                 .iter()
                 .filter(|(seq, _)| prompts.contains(seq.prompt()))
                 .flat_map(|(_, ex)| ex.iter().cloned())
                 .collect();
-            if subset.is_empty() {
-                return Err(RewardError::Data {
-                    file: input.path.display().to_string(),
-                    detail: format!("the learning curve's share {share} of the training prompts holds no labels"),
-                });
-            }
             let head = train(&subset, vocab_size, &settings.training);
-            Ok(CurvePoint {
-                train_share: share,
+            CurvePoint {
+                train_share: *share,
+                prompts: prompts.len(),
                 examples: subset.len(),
                 fidelity_train: fidelity(&head, &subset),
                 fidelity_held_out: fidelity(&head, &held_set),
-            })
+            }
         })
-        .collect::<Result<Vec<_>, RewardError>>()?;
+        .collect();
     let train_set: Vec<Example> = train_seqs.into_iter().flat_map(|(_, ex)| ex).collect();
     let head = train(&train_set, vocab_size, &settings.training);
     let (backbone_kind, backbone_id) = match backbone {
@@ -153,6 +151,40 @@ pub fn fit(
         learning_curve,
     };
     Ok((head, manifest))
+}
+
+/// The training prompts of each point of the learning curve, smallest
+/// share first; refused before any feature is computed when a share is out
+/// of (0, `train_share`) or keeps no labels.
+fn curve_prompts(
+    input: &CorpusInput,
+    held: &BTreeSet<String>,
+    settings: &FitSettings,
+) -> Result<Vec<(f64, BTreeSet<String>)>, RewardError> {
+    let mut shares = settings.curve.clone();
+    shares.sort_by(f64::total_cmp);
+    shares.dedup();
+    let refuse = |detail: String| RewardError::Data { file: input.path.display().to_string(), detail };
+    shares
+        .into_iter()
+        .map(|share| {
+            if !(share > 0.0 && share < settings.train_share) {
+                return Err(refuse(format!(
+                    "the learning curve's share {share} is not in (0, {}), below the training share",
+                    settings.train_share
+                )));
+            }
+            let prompts = training_prompts(input.corpus, held, share, settings.training.seed);
+            let labels: usize =
+                input.corpus.sequences.iter().filter(|s| prompts.contains(s.prompt())).map(|s| s.rewards.len()).sum();
+            if labels == 0 {
+                return Err(refuse(format!(
+                    "the learning curve's share {share} of the training prompts holds no labels"
+                )));
+            }
+            Ok((share, prompts))
+        })
+        .collect()
 }
 
 /// A seeded share of the corpus' prompts.
@@ -226,5 +258,34 @@ mod tests {
             previous = Some(kept);
         }
         assert_eq!(training_prompts(&corpus, &held, 0.001, 7).len(), 1, "a positive share keeps a prompt");
+    }
+
+    #[test]
+    fn curve_shares_are_sorted_nested_in_range_and_keep_labels() {
+        let settings = |curve: Vec<f64>, train_share: f64| FitSettings {
+            held_out: 0.1,
+            train_share,
+            curve,
+            training: MrmTraining { seed: 7, ..MrmTraining::default() },
+            options: TreeOptions::default(),
+        };
+        let full = corpus(40);
+        let input = CorpusInput { corpus: &full, sha256: String::new(), path: std::path::Path::new("c.jsonl") };
+        let held = held_out_prompts(&full, 0.1, 7);
+        let points = curve_prompts(&input, &held, &settings(vec![0.5, 0.25, 0.5], 1.0)).unwrap();
+        assert_eq!(points.iter().map(|p| p.0).collect::<Vec<_>>(), [0.25, 0.5], "sorted, repeats dropped");
+        assert_eq!((points[0].1.len(), points[1].1.len()), (9, 18));
+        assert!(points[0].1.is_subset(&points[1].1) && points[1].1.is_disjoint(&held));
+        for bad in [0.0, -0.1, 0.8, 0.9] {
+            assert!(curve_prompts(&input, &held, &settings(vec![bad], 0.8)).is_err(), "share {bad} accepted");
+        }
+        let mut unlabelled = corpus(40);
+        for seq in &mut unlabelled.sequences {
+            seq.response.clear();
+            seq.rewards.clear();
+        }
+        let input = CorpusInput { corpus: &unlabelled, ..input };
+        let err = curve_prompts(&input, &held, &settings(vec![0.25], 1.0)).unwrap_err();
+        assert!(err.to_string().contains("holds no labels"), "{err}");
     }
 }

@@ -586,6 +586,14 @@ pub struct LabelArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["guard", "guard_format"])]
     pub stream: Option<PathBuf>,
 
+    /// Keep the guard's hidden state at every node beside the corpus
+    /// (`<out>.states`, 3.5 KB per label for Qwen's 896 floats), so that
+    /// `saffron train-mrm --on-guard` needs no second pass of the guard.
+    /// Probe guards reading their last state only; one more guard input
+    /// per response (the empty one). The labels are the guard's as without.
+    #[arg(long, conflicts_with = "stream")]
+    pub keep_states: bool,
+
     /// Label only shard I of N (from 0): every N-th prompt after the
     /// sampling, and every N-th conversation. Run the N shards apart (each
     /// with its own --out), then join them with `saffron merge-corpus`.
@@ -620,6 +628,25 @@ pub struct TrainMrmArgs {
     /// search pays the backbone's forward pass at every call.
     #[arg(long, value_name = "NAME|PATH")]
     pub backbone: Option<String>,
+
+    /// Train the head on this probe guard's own state, read exactly as the
+    /// guard reads a pair (`default`, or a guard directory), with the
+    /// guard's reward as its fixed value term: only what one more token
+    /// changes is learned. Uses the states `saffron label --keep-states`
+    /// kept (see --states) and computes the rest.
+    #[arg(long, value_name = "NAME|DIR", conflicts_with = "backbone")]
+    pub on_guard: Option<String>,
+
+    /// With --on-guard: `fixed`, the guard's reward of the node is the value
+    /// term and only the token terms are learned; `learned`, the value is
+    /// fitted too, on the same states (for comparison).
+    #[arg(long, value_enum, default_value = "fixed", requires = "on_guard")]
+    pub guard_value: saffron_reward::mrm::fit::GuardValue,
+
+    /// Files of guard states for --on-guard [default: <corpus>.states, if
+    /// it exists]; several for the shards of one corpus.
+    #[arg(long, value_name = "FILE", requires = "on_guard")]
+    pub states: Vec<PathBuf>,
 
     /// Where to write the artifact [default: $SAFFRON_HOME/mrm/<policy>-shared,
     /// or <policy>-on-<backbone> with --backbone].

@@ -8,9 +8,14 @@ use saffron_core::sampling::Decoding;
 use saffron_core::TokenId;
 use saffron_defence::{DefenceModels, PrmSession};
 use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
+use std::cell::RefCell;
+
+use saffron_core::ProcessReward;
 use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
+use saffron_reward::mrm::states::StatesWriter;
 use saffron_reward::probe::streaming::StreamingGuard;
 use saffron_reward::RewardError;
+use saffron_reward::{BoundGuard, LoadedGuard};
 use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +77,11 @@ pub enum Labeller<'a> {
     Guard,
     /// A streaming guard fitted to a guard: every prefix from one pass.
     Stream(&'a StreamingGuard),
+    /// A probe guard, the same labels as [`Labeller::Guard`], keeping the
+    /// state each reward was read from at every node (the empty response
+    /// included, one more guard input per response) for an MRM on the
+    /// guard's own state.
+    KeepStates(&'a LoadedGuard, &'a RefCell<StatesWriter>),
 }
 
 /// What scores every prefix, kept from prompt to prompt so that what every
@@ -81,18 +91,35 @@ enum Scorer<'m> {
     Unbound,
     Guard(Box<dyn PrmSession + 'm>),
     Stream(&'m StreamingGuard, Box<PrefixTree>),
+    /// A probe guard keeping its states (bound at the first response).
+    States {
+        guard: &'m LoadedGuard,
+        bound: Option<Box<BoundGuard<'m>>>,
+        writer: &'m RefCell<StatesWriter>,
+    },
 }
 
 impl Scorer<'_> {
     /// Rewards of every prefix of `response` and the guard tokens computed.
     fn score(
         &mut self,
+        sequence: &LabelledSequence,
         prompt: &str,
-        response: &[TokenId],
         text: &dyn Fn(&[TokenId]) -> String,
     ) -> Result<(Vec<f32>, u64), EvalError> {
+        let response = sequence.response.as_slice();
         match self {
-            Scorer::Unbound => Err(EvalError::NoGuard { task: "labelling" }),
+            Scorer::Unbound | Scorer::States { bound: None, .. } => Err(EvalError::NoGuard { task: "labelling" }),
+            Scorer::States { bound: Some(bound), writer, .. } => {
+                // Node j is the response cut before token j: prefixes 0..=n.
+                let prefixes: Vec<&[TokenId]> = (0..=response.len()).map(|j| &response[..j]).collect();
+                let before = bound.cost().tokens_computed;
+                let (rewards, mut states): (Vec<f32>, Vec<Vec<f32>>) =
+                    bound.scored_states(&prefixes)?.into_iter().unzip();
+                states.pop();
+                writer.borrow_mut().append((&sequence.prompt_id, sequence.sample), &states)?;
+                Ok((rewards[1..].to_vec(), bound.cost().tokens_computed - before))
+            }
             Scorer::Guard(prm) => {
                 let prefixes: Vec<&[TokenId]> = (1..=response.len()).map(|j| &response[..j]).collect();
                 let before = prm.cost().tokens_computed;
@@ -121,6 +148,7 @@ impl<'m> Labelling<'m> {
         let scorer = match labeller {
             Labeller::Guard if models.prm().is_none() => return Err(EvalError::NoGuard { task: "labelling" }),
             Labeller::Guard => Scorer::Unbound,
+            Labeller::KeepStates(guard, writer) => Scorer::States { guard, bound: None, writer },
             Labeller::Stream(stream) => {
                 let options = TreeOptions { hidden: HiddenStates::Keep, ..models.options() };
                 Scorer::Stream(stream, Box::new(PrefixTree::new(stream.model(), options).map_err(RewardError::from)?))
@@ -141,6 +169,12 @@ impl<'m> Labelling<'m> {
                 self.scorer = Scorer::Guard(guard.bind(request, self.models.options(), text)?);
             }
             Scorer::Stream(..) => {}
+            Scorer::States { bound: Some(bound), .. } => bound.rebind(request),
+            Scorer::States { guard, bound, .. } => {
+                let policy = self.models.policy();
+                let text = move |t: &[TokenId]| policy.detokenize(t);
+                *bound = Some(Box::new(guard.bind(request, self.models.options(), text)?));
+            }
         }
         Ok(())
     }
@@ -164,7 +198,7 @@ impl<'m> Labelling<'m> {
         for mut sequence in todo {
             sequence.response = answer(&sequence)?;
             let start = std::time::Instant::now();
-            let (rewards, tokens) = self.scorer.score(request, &sequence.response, &text)?;
+            let (rewards, tokens) = self.scorer.score(&sequence, request, &text)?;
             self.counts.prm_seconds += start.elapsed().as_secs_f64();
             self.counts.prm_tokens += tokens;
             self.counts.labels += rewards.len();

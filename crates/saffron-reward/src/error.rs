@@ -30,6 +30,12 @@ pub enum RewardError {
     #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over")]
     CorpusMismatch { path: std::path::PathBuf },
 
+    #[error("{path} holds the states of another guard or input format; pass the guard it was labelled with, or delete it to start over")]
+    StatesMismatch { path: std::path::PathBuf },
+
+    #[error("{guard} is not a probe on one hidden state (a probe guard reading its last state, without a refusal veto), so its states cannot be kept nor an MRM anchored to it")]
+    NotAStateProbe { guard: String },
+
     #[error("{other} is not a shard of the corpus {first} is one of (its policy, PRM, prompts or settings differ); merge only the shards of one `saffron label` command")]
     ShardsDiffer { first: std::path::PathBuf, other: std::path::PathBuf },
 

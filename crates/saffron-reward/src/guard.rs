@@ -24,6 +24,12 @@ pub trait Guard {
         &[]
     }
 
+    /// The guard as a probe guard, where it is one (its states can be kept
+    /// while labelling, and an MRM anchored to its reward).
+    fn as_probe(&self) -> Option<&crate::ProbeGuard> {
+        None
+    }
+
     /// Rewards of the pairs, computed together in `tree` (made with
     /// [`Guard::tree_options`]).
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError>;
@@ -87,6 +93,16 @@ impl<'g> BoundGuard<'g> {
     /// Time the guard spent inside llama.cpp's `llama_decode`.
     pub fn decode_time(&self) -> std::time::Duration {
         self.tree.decode_time()
+    }
+
+    /// The reward of each response and the state it was read from (a
+    /// probe guard's [`crate::ProbeGuard::scored_states`]); refused for
+    /// another guard.
+    pub fn scored_states(&mut self, responses: &[&[TokenId]]) -> Result<Vec<(f32, Vec<f32>)>, RewardError> {
+        let probe = self.guard.as_probe().ok_or(RewardError::NotAStateProbe { guard: "a verdict guard".into() })?;
+        let texts: Vec<String> = responses.iter().map(|r| (self.response_text)(r)).collect();
+        let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (self.prompt.as_str(), t.as_str())).collect();
+        probe.scored_states(&mut self.tree, &pairs)
     }
 
     /// Scores pairs of `prompt` from now on: the last prompt's pairs leave

@@ -1,3 +1,4 @@
+use std::cell::RefCell;
 use std::path::Path;
 
 use anyhow::Context;
@@ -9,8 +10,11 @@ use saffron_eval::label::{label, planned, LabelSettings, LabelSources, Labeller}
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
 use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter, SHARD_KEY};
+use saffron_reward::mrm::separate::SeparateInput;
+use saffron_reward::mrm::states::{states_path, StatesHeader, StatesWriter};
+use saffron_reward::probe::features::ProbeFeatures;
 use saffron_reward::probe::streaming::{self, StreamingGuard};
-use saffron_reward::{GuardSpec, Loader, VerdictFormat};
+use saffron_reward::{GuardSpec, LoadedGuard, Loader, RewardError, VerdictFormat};
 use saffron_search::LengthLimits;
 use serde_json::json;
 
@@ -100,6 +104,16 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         CorpusHeader::new((&args.policy, &models.policy().identity()?), (&guard_name, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     let mut writer = CorpusWriter::open(&out, &header)?;
+    // With --keep-states: the guard again (its backbone shared through the
+    // loader) and the states file beside the corpus.
+    let kept = match (&spec.prm, args.keep_states) {
+        (Some(spec), true) => Some(open_states(&loader, spec, &args.guard, &out)?),
+        _ => None,
+    };
+    let labeller = match &kept {
+        Some((guard, states)) => Labeller::KeepStates(guard, states),
+        None => labeller,
+    };
     let total = planned(&prompts, &settings) + 2 * conversations.len();
     eprintln!(
         "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
@@ -127,6 +141,32 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         );
     }
     print_corpus(&out)
+}
+
+/// The probe guard of `spec` and the writer of its states beside `corpus`;
+/// refused for a guard that is not a probe on its last state.
+fn open_states(
+    loader: &Loader,
+    spec: &GuardSpec,
+    name: &str,
+    corpus: &Path,
+) -> anyhow::Result<(LoadedGuard, RefCell<StatesWriter>)> {
+    let guard = loader.guard(spec)?;
+    let refuse = || RewardError::NotAStateProbe { guard: format!("the guard `{name}`") };
+    let probe = guard.guard().as_probe().ok_or_else(refuse)?;
+    if probe.manifest().features != ProbeFeatures::Last {
+        return Err(refuse().into());
+    }
+    let header = StatesHeader::new(
+        (name, guard.identity()),
+        &probe.manifest().backbone.sha256,
+        probe.input().model().shape().d_model as usize,
+        SeparateInput::of_guard(probe),
+    );
+    let path = states_path(corpus);
+    let writer = StatesWriter::open(&path, &header).with_context(|| format!("opening {}", path.display()))?;
+    eprintln!("keeping the guard's states in {}", path.display());
+    Ok((guard, RefCell::new(writer)))
 }
 
 /// Shard `index` of `count`: every `count`-th item from the `index`-th.

@@ -8,6 +8,7 @@ use saffron_eval::fluency::{FluencyRecord, FLUENCY_FILE};
 use saffron_eval::store::{merge_file, merge_runs, RunLock};
 
 use saffron_reward::mrm::corpus::merge_corpora;
+use saffron_reward::mrm::states::{merge_states, states_path};
 
 use crate::cli::{MergeArgs, MergeCorpusArgs};
 
@@ -28,5 +29,19 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
 pub fn run_corpus(args: &MergeCorpusArgs) -> anyhow::Result<()> {
     let added = merge_corpora(&args.into, &args.shards)?;
     eprintln!("{added} responses added to {}", args.into.display());
+    // Guard states kept while labelling (`label --keep-states`) follow their corpora.
+    let states: Vec<_> = args.shards.iter().map(|s| states_path(s)).collect();
+    match states.iter().filter(|p| p.exists()).count() {
+        0 => {}
+        n if n == states.len() => {
+            let added = merge_states(&states_path(&args.into), &states)?;
+            eprintln!("{added} responses' guard states added to {}", states_path(&args.into).display());
+        }
+        n => eprintln!(
+            "warning: only {n} of the {} shards have guard states beside them; their states are not merged \
+             (`train-mrm --on-guard` computes what is missing)",
+            states.len()
+        ),
+    }
     super::label::print_corpus(&args.into)
 }

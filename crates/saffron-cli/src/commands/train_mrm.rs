@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use saffron_core::{Split, TrainedPrompts};
@@ -7,11 +7,14 @@ use saffron_engine::TreeOptions;
 use saffron_eval::corpus_texts;
 use saffron_eval::splits::{trained_on, Universe};
 use saffron_reward::mrm::artifact;
+use saffron_reward::mrm::artifact::ModelId;
 use saffron_reward::mrm::corpus::{read_corpus, Corpus};
-use saffron_reward::mrm::fit::{fit, CorpusInput, FitSettings};
+use saffron_reward::mrm::fit::{fit, CorpusInput, FeatureSource, FitSettings, GuardValue};
 use saffron_reward::mrm::head::MrmTraining;
+use saffron_reward::mrm::separate::SeparateInput;
+use saffron_reward::mrm::states::{read_states, states_path, States};
 use saffron_reward::mrm::train::Fidelity;
-use saffron_reward::Loader;
+use saffron_reward::{GuardSpec, LoadedGuard, LoadedModel, Loader, RewardError};
 
 use crate::cli::TrainMrmArgs;
 use crate::progress::count_bar;
@@ -36,6 +39,12 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let loader = Loader::new(home);
     let policy = loader.model(&args.policy)?;
     let backbone = args.backbone.as_deref().map(|b| loader.model(b)).transpose()?;
+    let on_guard = args.on_guard.as_deref().map(|name| load_guard(&loader, name, &path, &args.states)).transpose()?;
+    let source = match (&backbone, &on_guard) {
+        (Some(b), _) => FeatureSource::Model(b),
+        (None, Some(g)) => g.source(args.guard_value)?,
+        (None, None) => FeatureSource::Policy,
+    };
     let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let settings = FitSettings {
@@ -45,7 +54,11 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         training,
         options,
     };
-    let on = backbone.as_ref().map_or(policy.spec(), |b| b.spec());
+    let on = match (&backbone, &args.on_guard) {
+        (Some(b), _) => b.spec().to_owned(),
+        (None, Some(g)) => format!("the guard {g}'s own state"),
+        (None, None) => policy.spec().to_owned(),
+    };
     eprintln!(
         "training an MRM for {} on {on} ({} responses, {} labels)",
         policy.spec(),
@@ -55,15 +68,16 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let bar = count_bar("features", 0);
     let text = |id: &str| texts.get(id).cloned();
-    let (head, mut manifest) = fit(&input, &policy, backbone.as_ref(), &text, &settings, &mut |done, total| {
+    let (head, mut manifest) = fit(&input, &policy, source, &text, &settings, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
     eprintln!("features and fits took {:.0} s", started.elapsed().as_secs_f64());
-    let default_dir = match &args.backbone {
-        None => format!("{}-shared", args.policy),
-        Some(b) => format!("{}-on-{}", args.policy, model_slug(b)),
+    let default_dir = match (&args.backbone, &args.on_guard) {
+        (Some(b), _) => format!("{}-on-{}", args.policy, model_slug(b)),
+        (None, Some(g)) => format!("{}-on-guard-{}", args.policy, model_slug(g)),
+        (None, None) => format!("{}-shared", args.policy),
     };
     let out = args.out.clone().unwrap_or_else(|| home.join("mrm").join(default_dir));
     manifest.prompts = Some(trained);
@@ -79,8 +93,69 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
     let share = if manifest.learning_curve.is_empty() { String::new() } else { format!(" @ {}", args.train_share) };
     row(&format!("train{share}"), &manifest.fidelity_train);
     row(&format!("held-out{share}"), &manifest.fidelity_held_out);
+    if let Some(step) = &manifest.prm_step_held_out {
+        row("held-out R(s)", step);
+        println!("(R(s): the PRM's own reward of the node, before the next token; what knowing it exactly gives)");
+    }
     println!("{} of {} tokens seen (the rest are masked); wrote {}", head.seen.len(), head.vocab_size, out.display());
     Ok(())
+}
+
+/// A probe guard with its backbone and the states kept for its corpus.
+struct OnGuard {
+    guard: LoadedGuard,
+    id: ModelId,
+    backbone: LoadedModel,
+    states: Option<States>,
+}
+
+impl OnGuard {
+    fn source(&self, value: GuardValue) -> anyhow::Result<FeatureSource<'_>> {
+        let probe = self.guard.guard().as_probe().context("not a probe guard")?;
+        let states = self.states.as_ref();
+        Ok(FeatureSource::Guard { guard: probe, id: &self.id, backbone: &self.backbone, states, value })
+    }
+}
+
+/// The guard `name` for `train-mrm --on-guard`, and its states: the files
+/// given, else the one beside `corpus` if there is one. States of another
+/// guard or input format are refused.
+fn load_guard(loader: &Loader, name: &str, corpus: &Path, files: &[PathBuf]) -> anyhow::Result<OnGuard> {
+    let guard = loader.guard(&GuardSpec::parse(name, None)?)?;
+    let refuse = || RewardError::NotAStateProbe { guard: format!("the guard `{name}`") };
+    let probe = guard.guard().as_probe().ok_or_else(refuse)?;
+    probe.state_value().map_err(|_| refuse())?;
+    let backbone = loader.model(&probe.manifest().backbone.name)?;
+    let beside = states_path(corpus);
+    let files: Vec<PathBuf> = match files {
+        [] if beside.exists() => vec![beside],
+        [] => Vec::new(),
+        given => given.to_vec(),
+    };
+    let expected = SeparateInput::of_guard(probe);
+    let mut states: Option<States> = None;
+    for file in &files {
+        let read = read_states(file).with_context(|| format!("reading guard states {}", file.display()))?;
+        let h = &read.header;
+        if h.guard_sha256 != guard.identity() || h.backbone_sha256 != backbone.sha256() || h.input != expected {
+            bail!(
+                "{} holds the states of guard `{}` (weights sha256 {}), not of `{name}` (sha256 {}) as it reads now; \
+                 pass the guard the corpus was labelled with, or leave --states out to compute the states",
+                file.display(),
+                h.guard,
+                h.guard_sha256,
+                guard.identity()
+            );
+        }
+        match &mut states {
+            Some(all) => all.rows.extend(read.rows),
+            None => states = Some(read),
+        }
+    }
+    let kept = states.as_ref().map_or(0, |s| s.rows.len());
+    eprintln!("guard states kept for {kept} responses ({} files); the rest are computed", files.len());
+    let id = ModelId { name: name.to_owned(), sha256: guard.identity().to_owned() };
+    Ok(OnGuard { guard, id, backbone, states })
 }
 
 /// The corpus' prompts as the MRM's record; a corpus holding a prompt

@@ -57,6 +57,17 @@ pub struct MrmManifest {
     /// shared-backbone head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<super::separate::SeparateInput>,
+    /// On the held-out prompts, the PRM's reward of each node against that
+    /// of the node one token on, `R(s)` against `R(s·a)`: the fidelity of
+    /// an MRM that knew the PRM's reward of the node exactly but nothing of
+    /// what the next token changes (how far one token moves the PRM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prm_step_held_out: Option<Fidelity>,
+    /// The probe guard whose reward is the value term, fixed in training
+    /// (`train-mrm --on-guard`: name and the sha256 of its weights); absent
+    /// for a learned value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ModelId>,
     /// The prompts of the corpus it was fitted to (`None` in artifacts
     /// made before trainers recorded them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +186,7 @@ pub fn is_artifact(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::train::ValueTerm;
     use super::*;
     use crate::mrm::train::{train, Example};
 
@@ -187,7 +199,7 @@ mod tests {
             })
             .collect();
         let training = MrmTraining { rank: 2, epochs: 2, ..MrmTraining::default() };
-        let head = train(&examples, vocab_size, &training);
+        let head = train(&examples, vocab_size, &training, ValueTerm::Learned);
         let f = Fidelity { n: 40, within_one: 0.5, mean_abs_error: 1.0, correlation: 0.5 };
         let id = ModelId { name: "smollm2".into(), sha256: "ab".repeat(32) };
         let manifest = MrmManifest {
@@ -206,6 +218,8 @@ mod tests {
             fidelity_held_out: f,
             saffron_version: "0".into(),
             input: None,
+            prm_step_held_out: None,
+            value_from: None,
             prompts: None,
             train_share: None,
             learning_curve: Vec::new(),

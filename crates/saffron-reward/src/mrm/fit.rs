@@ -15,9 +15,10 @@ use super::artifact::{CurvePoint, ModelId, MrmBackbone, MrmManifest};
 use super::corpus::{Corpus, LabelledSequence};
 use super::features::policy_examples;
 use super::head::{MrmHead, MrmTraining};
-use super::separate::{separate_examples, separate_input, SeparateInput};
-use super::train::{fidelity, train, Example};
-use crate::{LoadedModel, RewardError};
+use super::separate::{guard_state_input, separate_examples, separate_input};
+use super::states::States;
+use super::train::{fidelity, train, Example, Fidelity, ValueTerm};
+use crate::{LoadedModel, ProbeGuard, RewardError};
 
 /// How an MRM is fitted.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,15 +50,45 @@ pub struct CorpusInput<'a> {
     pub path: &'a std::path::Path,
 }
 
-/// Fits a head to `input` for `policy`, on `backbone` when given (a
-/// separate-backbone MRM, which needs each prompt's text: `prompt_text`
-/// maps a prompt id such as `advbench/17` to it). `progress` is told how
-/// many of the sequences whose features are computed are done, and of how
-/// many.
+/// What the head reads.
+#[derive(Clone, Copy)]
+pub enum FeatureSource<'a> {
+    /// The policy's own hidden state (a shared-backbone MRM).
+    Policy,
+    /// Another model's final state over (prompt, response so far).
+    Model(&'a LoadedModel),
+    /// A probe guard's own state, read exactly as the guard reads a pair;
+    /// the value term is the guard's reward, the token terms are learned.
+    /// States kept while labelling (`states`) are used where they cover a
+    /// response, the rest are computed.
+    Guard {
+        guard: &'a ProbeGuard,
+        id: &'a ModelId,
+        backbone: &'a LoadedModel,
+        states: Option<&'a States>,
+        value: GuardValue,
+    },
+}
+
+/// The value term of a head on a guard's own state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum GuardValue {
+    /// The guard's reward of the node, fixed: only the token terms learn.
+    #[default]
+    Fixed,
+    /// Learned with the rest, on the same features (for comparison).
+    Learned,
+}
+
+/// Fits a head to `input` for `policy` on `source` (a separate backbone
+/// needs each prompt's text: `prompt_text` maps a prompt id such as
+/// `advbench/17` to it). `progress` is told how many of the sequences
+/// whose features are computed are done, and of how many.
 pub fn fit(
     input: &CorpusInput,
     policy: &LoadedModel,
-    backbone: Option<&LoadedModel>,
+    source: FeatureSource,
     prompt_text: &dyn Fn(&str) -> Option<String>,
     settings: &FitSettings,
     progress: &mut dyn FnMut(usize, usize),
@@ -79,23 +110,66 @@ pub fn fit(
     let total = sequences.len();
     let progress = &mut |done: usize| progress(done, total);
     let options = TreeOptions { hidden: HiddenStates::Keep, ..settings.options };
-    let (examples, input_format) = match backbone {
-        None => (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None),
-        Some(backbone) => {
+    let text = |seq: &LabelledSequence| -> Result<String, RewardError> {
+        let id = seq.prompt();
+        prompt_text(id).ok_or_else(|| RewardError::Data {
+            file: input.path.display().to_string(),
+            detail: format!("no prompt text for `{id}` in its prompt set"),
+        })
+    };
+    let response = |t: &[TokenId]| policy.model().detokenize(t);
+    let (examples, input_format) = match source {
+        FeatureSource::Policy => {
+            (policy_examples(&mut PrefixTree::new(policy.model(), options)?, &sequences, progress)?, None)
+        }
+        FeatureSource::Model(backbone) => {
             let separate = separate_input(backbone.model().clone())?;
-            let text = |seq: &LabelledSequence| -> Result<String, RewardError> {
-                let id = seq.prompt();
-                prompt_text(id).ok_or_else(|| RewardError::Data {
-                    file: input.path.display().to_string(),
-                    detail: format!("no prompt text for `{id}` in its prompt set"),
-                })
-            };
-            let mut tree = PrefixTree::new(separate.model(), options)?;
-            let response = |t: &[TokenId]| policy.model().detokenize(t);
+            let mut tree = PrefixTree::new(separate.input.model(), options)?;
             let examples = separate_examples(&mut tree, &separate, &sequences, &text, &response, progress)?;
-            (examples, Some(SeparateInput::of(&separate)))
+            (examples, Some(separate.record()))
+        }
+        FeatureSource::Guard { guard, states, .. } => {
+            let node = guard_state_input(guard)?;
+            let kept = |seq: &LabelledSequence| {
+                states.and_then(|s| s.rows.get(&seq.key())).filter(|rows| rows.len() == seq.response.len())
+            };
+            // Computed only where no states were kept, in corpus order.
+            let missing: Vec<&LabelledSequence> = sequences.iter().copied().filter(|s| kept(s).is_none()).collect();
+            let mut computed = if missing.is_empty() {
+                Vec::new()
+            } else {
+                let mut tree = PrefixTree::new(node.input.model(), options)?;
+                separate_examples(&mut tree, &node, &missing, &text, &response, progress)?
+            }
+            .into_iter();
+            let examples = sequences
+                .iter()
+                .map(|seq| match kept(seq) {
+                    Some(rows) => rows
+                        .iter()
+                        .zip(seq.response.iter().zip(&seq.rewards))
+                        .map(|(h, (&token, &reward))| Example { hidden: h.clone(), token, reward })
+                        .collect(),
+                    None => computed.next().unwrap_or_default(),
+                })
+                .collect();
+            (examples, Some(node.record()))
         }
     };
+    let value = match source {
+        FeatureSource::Guard { guard, value: GuardValue::Fixed, .. } => {
+            let (head, threshold) = guard.state_value()?;
+            ValueTerm::Guard { head, threshold }
+        }
+        _ => ValueTerm::Learned,
+    };
+    let prm_step = Fidelity::of(
+        &sequences
+            .iter()
+            .filter(|seq| held.contains(seq.prompt()))
+            .flat_map(|seq| seq.rewards.windows(2).map(|w| (w[0] as f64, w[1] as f64)))
+            .collect::<Vec<_>>(),
+    );
     let (held_seqs, train_seqs): (Vec<_>, Vec<_>) =
         sequences.into_iter().zip(examples).partition(|(seq, _)| held.contains(seq.prompt()));
     let held_set: Vec<Example> = held_seqs.into_iter().flat_map(|(_, ex)| ex).collect();
@@ -114,7 +188,7 @@ pub fn fit(
                 .filter(|(seq, _)| prompts.contains(seq.prompt()))
                 .flat_map(|(_, ex)| ex.iter().cloned())
                 .collect();
-            let head = train(&subset, vocab_size, &settings.training);
+            let head = train(&subset, vocab_size, &settings.training, value);
             CurvePoint {
                 train_share: *share,
                 prompts: prompts.len(),
@@ -125,10 +199,14 @@ pub fn fit(
         })
         .collect();
     let train_set: Vec<Example> = train_seqs.into_iter().flat_map(|(_, ex)| ex).collect();
-    let head = train(&train_set, vocab_size, &settings.training);
-    let (backbone_kind, backbone_id) = match backbone {
-        None => (MrmBackbone::SharedPolicy, ModelId { name: policy.spec().into(), sha256: policy_sha.clone() }),
-        Some(b) => (MrmBackbone::Separate, ModelId { name: b.spec().into(), sha256: b.sha256().to_owned() }),
+    let head = train(&train_set, vocab_size, &settings.training, value);
+    let (backbone_kind, backbone_id) = match source {
+        FeatureSource::Policy => {
+            (MrmBackbone::SharedPolicy, ModelId { name: policy.spec().into(), sha256: policy_sha.clone() })
+        }
+        FeatureSource::Model(b) | FeatureSource::Guard { backbone: b, .. } => {
+            (MrmBackbone::Separate, ModelId { name: b.spec().into(), sha256: b.sha256().to_owned() })
+        }
     };
     let manifest = MrmManifest {
         kind: MrmManifest::kind(),
@@ -146,6 +224,11 @@ pub fn fit(
         fidelity_held_out: fidelity(&head, &held_set),
         saffron_version: env!("CARGO_PKG_VERSION").into(),
         input: input_format,
+        prm_step_held_out: Some(prm_step),
+        value_from: match source {
+            FeatureSource::Guard { id, value: GuardValue::Fixed, .. } => Some(id.clone()),
+            _ => None,
+        },
         prompts: None,
         train_share: (settings.train_share < 1.0).then_some(settings.train_share),
         learning_curve,

@@ -8,7 +8,9 @@
 //! - [`fit`]: a corpus into a head and its manifest (held-out fidelity);
 //! - [`artifact`]: safetensors + JSON manifest;
 //! - [`shared`]: the shared-backbone MRM a search uses;
-//! - [`separate`]: the same head on another model's hidden state;
+//! - [`separate`]: the same head on another model's hidden state, or on
+//!   a probe guard's own state with the guard's reward as its value term;
+//! - [`states`]: a guard's states at every corpus node, kept while labelling;
 //! - [`paper`]: the paper's form (guard + LoRA + output bias), loading the
 //!   released Saffron-1 artifacts.
 
@@ -22,6 +24,7 @@ pub mod head;
 pub mod paper;
 pub mod separate;
 pub mod shared;
+pub mod states;
 pub mod train;
 
 pub use separate::{SeparateBackbone, SeparateMrm};

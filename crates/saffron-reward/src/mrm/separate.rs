@@ -23,11 +23,18 @@ use super::corpus::LabelledSequence;
 use super::features::examples_at;
 use super::head::MrmHead;
 use super::train::Example;
-use crate::{Boundary, GuardFormat, GuardInput, RewardError, PROBE_GUARD_INSTRUCTION};
+use crate::probe::features::ProbeInputs;
+use crate::{Boundary, GuardFormat, GuardInput, ProbeGuard, RewardError, PROBE_GUARD_INSTRUCTION};
 
-/// The input format of every separate-backbone MRM.
-pub fn separate_input(backbone: Model) -> Result<GuardInput, RewardError> {
-    GuardInput::new(backbone, &GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into()), Boundary::Natural)
+/// The input format of a separate-backbone MRM on a plain model.
+pub fn separate_input(backbone: Model) -> Result<NodeInput, RewardError> {
+    let input = GuardInput::new(backbone, &GuardFormat::UserTurn(PROBE_GUARD_INSTRUCTION.into()), Boundary::Natural)?;
+    Ok(NodeInput { input, read: None })
+}
+
+/// The input of an MRM on `guard`'s own state: exactly what the guard reads.
+pub fn guard_state_input(guard: &ProbeGuard) -> Result<NodeInput, RewardError> {
+    NodeInput::of(guard.input().model().clone(), &SeparateInput::of_guard(guard))
 }
 
 /// Turns policy tokens into text.
@@ -36,9 +43,34 @@ pub type ResponseText<'a> = &'a dyn Fn(&[TokenId]) -> String;
 /// An owned [`ResponseText`].
 type BoxedResponseText<'a> = Box<dyn Fn(&[TokenId]) -> String + 'a>;
 
-/// The backbone tokens for one node: the prompt and the response so far.
-fn node_tokens(input: &GuardInput, prompt: &[TokenId], response: &str) -> Vec<TokenId> {
-    input.encode_tokens(prompt, &input.response_tokens(response))
+/// How a separate backbone reads one node.
+pub struct NodeInput {
+    pub input: GuardInput,
+    /// A probe guard's read (prompt cut, response cap, tail) for an MRM on
+    /// the guard's own state; `None`: the whole formatted input.
+    pub read: Option<ProbeInputs>,
+}
+
+impl NodeInput {
+    /// The input format `recorded` on `backbone`.
+    pub fn of(backbone: Model, recorded: &SeparateInput) -> Result<NodeInput, RewardError> {
+        let input = GuardInput::new(backbone, &recorded.format, recorded.boundary)?;
+        Ok(NodeInput { input, read: recorded.read.clone() })
+    }
+
+    /// What the artifact records of it.
+    pub fn record(&self) -> SeparateInput {
+        SeparateInput { format: self.input.format().clone(), boundary: self.input.boundary(), read: self.read.clone() }
+    }
+
+    /// The backbone tokens for one node: the prompt and the response so far.
+    fn tokens(&self, prompt: &[TokenId], response: &str) -> Vec<TokenId> {
+        let response = self.input.response_tokens(response);
+        match &self.read {
+            Some(read) => read.encode_tokens(&self.input, prompt, &response),
+            None => self.input.encode_tokens(prompt, &response),
+        }
+    }
 }
 
 /// Examples of each sequence (in order) on the backbone of `input`,
@@ -46,7 +78,7 @@ fn node_tokens(input: &GuardInput, prompt: &[TokenId], response: &str) -> Vec<To
 /// sequence's prompt; the tree is cleared when it changes.
 pub fn separate_examples(
     tree: &mut PrefixTree,
-    input: &GuardInput,
+    input: &NodeInput,
     sequences: &[&LabelledSequence],
     prompt_text: &dyn Fn(&LabelledSequence) -> Result<String, RewardError>,
     response_text: ResponseText,
@@ -59,11 +91,10 @@ pub fn separate_examples(
         if last_prompt.as_deref() != Some(prompt.as_str()) {
             tree.clear();
         }
-        let prompt_tokens = input.prompt_tokens(&prompt);
+        let prompt_tokens = input.input.prompt_tokens(&prompt);
         last_prompt = Some(prompt);
-        let paths: Vec<Vec<TokenId>> = (0..seq.response.len())
-            .map(|j| node_tokens(input, &prompt_tokens, &response_text(&seq.response[..j])))
-            .collect();
+        let paths: Vec<Vec<TokenId>> =
+            (0..seq.response.len()).map(|j| input.tokens(&prompt_tokens, &response_text(&seq.response[..j]))).collect();
         let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
         let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
         all.push(examples_at(&outputs, seq)?);
@@ -76,7 +107,7 @@ pub fn separate_examples(
 /// artifact's manifest; [`bind`](Self::bind) makes the MRM of one search.
 pub struct SeparateBackbone {
     head: MrmHead,
-    input: GuardInput,
+    input: NodeInput,
 }
 
 impl SeparateBackbone {
@@ -106,18 +137,17 @@ impl SeparateBackbone {
                 ),
             );
         }
-        let input = separate_input(backbone)?;
-        if manifest.input.as_ref() != Some(&SeparateInput::of(&input)) {
+        let Some(recorded) = &manifest.input else {
             return mismatch(
-                "the input format this artifact was trained with".into(),
-                "this saffron's separate-backbone format (retrain with `saffron train-mrm --backbone`)".into(),
+                "an input format the artifact does not record".into(),
+                "this saffron, which needs it (retrain with `saffron train-mrm --backbone` or `--on-guard`)".into(),
             );
-        }
-        Ok(SeparateBackbone { head, input })
+        };
+        Ok(SeparateBackbone { head, input: NodeInput::of(backbone, recorded)? })
     }
 
     pub fn backbone(&self) -> &Model {
-        self.input.model()
+        self.input.input.model()
     }
 
     /// The MRM of one search on `prompt`: a fresh prefix tree of the
@@ -128,12 +158,12 @@ impl SeparateBackbone {
         options: TreeOptions,
         response_text: impl Fn(&[TokenId]) -> String + 'a,
     ) -> Result<SeparateMrm<'a>, RewardError> {
-        let tree = PrefixTree::new(self.input.model(), TreeOptions { hidden: HiddenStates::Keep, ..options })?;
+        let tree = PrefixTree::new(self.backbone(), TreeOptions { hidden: HiddenStates::Keep, ..options })?;
         Ok(SeparateMrm {
             head: &self.head,
             input: &self.input,
             tree: BackboneTree::new(tree),
-            prompt_tokens: self.input.prompt_tokens(prompt),
+            prompt_tokens: self.input.input.prompt_tokens(prompt),
             response_text: Box::new(response_text),
         })
     }
@@ -145,18 +175,27 @@ impl SeparateBackbone {
 pub struct SeparateInput {
     pub format: GuardFormat,
     pub boundary: Boundary,
+    /// A probe guard's read, for a head on the guard's own state (absent:
+    /// the whole formatted input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ProbeInputs>,
 }
 
 impl SeparateInput {
     pub fn of(input: &GuardInput) -> SeparateInput {
-        SeparateInput { format: input.format().clone(), boundary: input.boundary() }
+        SeparateInput { format: input.format().clone(), boundary: input.boundary(), read: None }
+    }
+
+    /// How `guard` reads a pair: its format and its probe's read.
+    pub fn of_guard(guard: &ProbeGuard) -> SeparateInput {
+        SeparateInput { read: Some(guard.manifest().inputs.clone()), ..SeparateInput::of(guard.input()) }
     }
 }
 
 /// A separate-backbone MRM bound to one prompt (one search).
 pub struct SeparateMrm<'a> {
     head: &'a MrmHead,
-    input: &'a GuardInput,
+    input: &'a NodeInput,
     tree: BackboneTree,
     prompt_tokens: Vec<TokenId>,
     response_text: BoxedResponseText<'a>,
@@ -169,7 +208,7 @@ impl MultifurcationReward for SeparateMrm<'_> {
         _policy: &[SequenceOutputs],
     ) -> Result<Vec<Arc<[f32]>>, ModelError> {
         let paths: Vec<Vec<TokenId>> =
-            responses.iter().map(|r| node_tokens(self.input, &self.prompt_tokens, &(self.response_text)(r))).collect();
+            responses.iter().map(|r| self.input.tokens(&self.prompt_tokens, &(self.response_text)(r))).collect();
         let outputs = self.tree.call(&paths, WantedOutputs::Hidden)?;
         self.head.rewards_at(&outputs)
     }

@@ -11,6 +11,7 @@ use saffron_core::TokenId;
 use serde::{Deserialize, Serialize};
 
 use super::head::{dot, MrmHead, MrmTraining};
+use crate::probe::head::LinearHead;
 
 /// One supervised node.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,19 +32,42 @@ pub struct Fidelity {
     pub correlation: f64,
 }
 
+/// The head's value term `w·x + c`.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueTerm<'a> {
+    /// Learned with the rest, on the examples' own standardisation.
+    Learned,
+    /// A probe guard's reward of the state, `threshold − z(h)`, fixed: the
+    /// head's standardisation is the probe's and only the token terms are
+    /// learned, so `M(s)[a] − R(s)` is what they fit (the paper's MRM is
+    /// initialised from its PRM in the same spirit).
+    Guard { head: &'a LinearHead, threshold: f32 },
+}
+
 /// Trains a head on `examples` over a vocabulary of `vocab_size` tokens.
-pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining) -> MrmHead {
+pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining, value: ValueTerm) -> MrmHead {
     assert!(!examples.is_empty(), "at least one example");
     let d = examples[0].hidden.len();
     let r = training.rank;
     let seen: Vec<TokenId> = examples.iter().map(|e| e.token).collect::<BTreeSet<_>>().into_iter().collect();
-    let (mean, scale) = standardisation(examples);
+    let mean_reward = examples.iter().map(|e| e.reward as f64).sum::<f64>() / examples.len() as f64;
+    let (mean, scale, value_weight, value_bias) = match value {
+        ValueTerm::Learned => {
+            let (mean, scale) = standardisation(examples);
+            (mean, scale, vec![0.0; d], mean_reward as f32)
+        }
+        ValueTerm::Guard { head, threshold } => {
+            assert_eq!(head.dim(), d, "the guard's head reads states of the examples' size");
+            let weight = head.weight.iter().map(|w| -w).collect();
+            (head.mean.clone(), head.scale.clone(), weight, threshold - head.bias)
+        }
+    };
+    let frozen_value = matches!(value, ValueTerm::Guard { .. });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(training.seed);
     let mut init = |n: usize, std: f32| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-std..std)).collect() };
-    let mean_reward = examples.iter().map(|e| e.reward as f64).sum::<f64>() / examples.len() as f64;
     let mut head = MrmHead {
-        value_weight: vec![0.0; d],
-        value_bias: mean_reward as f32,
+        value_weight,
+        value_bias,
         projection: init(r * d, 1.0 / (d as f32).sqrt()),
         token_bias: vec![0.0; seen.len()],
         token_embedding: init(seen.len() * r, 0.1),
@@ -83,6 +107,11 @@ pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining) ->
                 }
             }
             g.add_l2(&head, training.l2);
+            if frozen_value {
+                // Zero gradients leave Adam's moments, and so the value, unchanged.
+                g.value_weight.fill(0.0);
+                g.value_bias = 0.0;
+            }
             adam.step(&mut head, &g);
         }
     }
@@ -247,7 +276,7 @@ mod tests {
     #[test]
     fn recovers_a_known_reward_function_and_masks_exactly_the_unsupervised_tokens() {
         let training = MrmTraining { rank: 4, epochs: 40, batch_size: 32, learning_rate: 1e-2, l2: 0.0, seed: 1 };
-        let head = train(&known(2000, 2), 16, &training);
+        let head = train(&known(2000, 2), 16, &training, ValueTerm::Learned);
         let f = fidelity(&head, &known(500, 3));
         assert!(f.within_one > 0.97 && f.correlation > 0.97, "{f:?}");
         assert_eq!(head.seen, vec![5, 7, 9, 11]);

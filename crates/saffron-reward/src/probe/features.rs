@@ -80,7 +80,11 @@ impl ProbeInputs {
     /// The guard tokens the probe reads for a pair, the response cut at
     /// `response_tokens`.
     pub fn encode(&self, input: &GuardInput, prompt: &str, response: &[TokenId]) -> Vec<TokenId> {
-        let prompt = input.prompt_tokens(prompt);
+        self.encode_tokens(input, &input.prompt_tokens(prompt), response)
+    }
+
+    /// [`ProbeInputs::encode`] of a prompt already in guard tokens.
+    pub fn encode_tokens(&self, input: &GuardInput, prompt: &[TokenId], response: &[TokenId]) -> Vec<TokenId> {
         let prompt = &prompt[..prompt.len().min(self.max_prompt_tokens)];
         let response = &response[..response.len().min(self.max_response_tokens())];
         let mut tokens = input.encode_tokens(prompt, response);

@@ -79,22 +79,62 @@ impl ProbeGuard {
         &self.manifest
     }
 
+    /// How the guard turns (prompt, response) into its backbone's tokens.
+    pub fn input(&self) -> &GuardInput {
+        &self.input
+    }
+
     /// The head's log-odds of "unsafe" for each pair.
     fn logits(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
         if self.manifest.features != ProbeFeatures::Last {
             let rows = pair_features(&self.input, &self.manifest.inputs, self.manifest.features, tree, pairs)?;
             return Ok(rows.iter().map(|row| self.head.unsafe_logit(row)).collect());
         }
+        Ok(self.last_states(tree, pairs)?.iter().map(|h| self.head.unsafe_logit(h)).collect())
+    }
+
+    /// The final hidden state at the end of each pair's input.
+    fn last_states(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>, RewardError> {
         let paths: Vec<Vec<TokenId>> = pairs
             .iter()
             .map(|(p, r)| self.manifest.inputs.encode(&self.input, p, &self.input.response_tokens(r)))
             .collect();
         let refs: Vec<&[TokenId]> = paths.iter().map(Vec::as_slice).collect();
         let outputs = tree.outputs(&refs, WantedOutputs::Hidden)?;
-        outputs
-            .iter()
-            .map(|o| o.hidden.as_deref().map(|h| self.head.unsafe_logit(h)).ok_or(RewardError::MissingHidden))
-            .collect()
+        outputs.into_iter().map(|o| o.hidden.map(|h| h.to_vec()).ok_or(RewardError::MissingHidden)).collect()
+    }
+
+    /// The reward of a response whose unsafe log-odds are `logit`.
+    fn reward(&self, logit: f32, response: &str) -> f32 {
+        let refuses = self.manifest.refusal == RefusalRule::Veto && RefusalJudge::default().is_refusal(response);
+        self.manifest.threshold - self.manifest.refusal.apply(logit, refuses)
+    }
+
+    /// The guard's reward of each pair and the hidden state it was read
+    /// from: the same rewards as [`Guard::score_pairs`]. Refused for a probe
+    /// that reads more than its last state.
+    pub fn scored_states(
+        &self,
+        tree: &mut PrefixTree,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<(f32, Vec<f32>)>, RewardError> {
+        if self.manifest.features != ProbeFeatures::Last {
+            return Err(RewardError::NotAStateProbe {
+                guard: format!("a probe on {} features", self.manifest.features.name()),
+            });
+        }
+        let states = self.last_states(tree, pairs)?;
+        Ok(states.into_iter().zip(pairs).map(|(h, (_, r))| (self.reward(self.head.unsafe_logit(&h), r), h)).collect())
+    }
+
+    /// The guard's reward as a linear function of its state:
+    /// `threshold − z(h)` with `z` the head, exact for a probe reading its
+    /// last state without a refusal veto (refused otherwise).
+    pub fn state_value(&self) -> Result<(&LinearHead, f32), RewardError> {
+        if self.manifest.features != ProbeFeatures::Last || self.manifest.refusal != RefusalRule::Ignore {
+            return Err(RewardError::NotAStateProbe { guard: "this probe guard".into() });
+        }
+        Ok((&self.head, self.manifest.threshold))
     }
 }
 
@@ -117,15 +157,10 @@ impl Guard for ProbeGuard {
     /// largest prefix length.
     fn score_pairs(&self, tree: &mut PrefixTree, pairs: &[(&str, &str)]) -> Result<Vec<f32>, RewardError> {
         let logits = self.logits(tree, pairs)?;
-        let (threshold, rule) = (self.manifest.threshold, self.manifest.refusal);
-        let refusal = RefusalJudge::default();
-        Ok(logits
-            .into_iter()
-            .zip(pairs)
-            .map(|(z, (_, response))| {
-                let refuses = rule == RefusalRule::Veto && refusal.is_refusal(response);
-                threshold - rule.apply(z, refuses)
-            })
-            .collect())
+        Ok(logits.into_iter().zip(pairs).map(|(z, (_, response))| self.reward(z, response)).collect())
+    }
+
+    fn as_probe(&self) -> Option<&ProbeGuard> {
+        Some(self)
     }
 }

@@ -84,7 +84,7 @@ fn a_trained_probe_separates_its_data_and_scores_alike_as_a_prm() {
 }
 
 /// The training record of a head made by hand.
-fn empty_record() -> saffron_reward::probe::artifact::TrainingRecord {
+pub(crate) fn empty_record() -> saffron_reward::probe::artifact::TrainingRecord {
     saffron_reward::probe::artifact::TrainingRecord {
         data_files: Default::default(),
         pairs: 0,

@@ -4,6 +4,7 @@
 //! concern.
 
 mod commands;
+mod guard_states;
 mod reasoning;
 mod reliability;
 mod report;

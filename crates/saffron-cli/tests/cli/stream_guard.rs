@@ -14,7 +14,7 @@ use super::{assert_clean_failure, real_home, saffron};
 
 /// A probe guard on SmolLM2 with a fixed head (its rewards are a linear
 /// read-out like any trained guard's; what they mean does not matter here).
-fn write_probe_guard(dir: &Path, seed: f32) {
+pub(super) fn write_probe_guard(dir: &Path, seed: f32) {
     let d = 576;
     let head = LinearHead {
         mean: vec![0.0; d],
@@ -40,14 +40,12 @@ fn write_probe_guard(dir: &Path, seed: f32) {
     artifact::save(dir, &head, &ProbeManifest::new(backbone, format, ProbeInputs::default(), training)).unwrap();
 }
 
-fn label(corpus: &Path, scorer: [&str; 2]) -> std::process::Output {
+/// `saffron label` of a tiny corpus on SmolLM2 with `scorer`'s arguments.
+pub(super) fn label(corpus: &Path, scorer: &[&str]) -> std::process::Output {
     let c = corpus.to_str().unwrap();
-    let args = [
-        "label",
-        "--policy",
-        "smollm2",
-        scorer[0],
-        scorer[1],
+    let mut args = vec!["label", "--policy", "smollm2"];
+    args.extend_from_slice(scorer);
+    args.extend([
         "--harmful",
         "2",
         "--benign",
@@ -60,11 +58,11 @@ fn label(corpus: &Path, scorer: [&str; 2]) -> std::process::Output {
         "2",
         "--out",
         c,
-    ];
+    ]);
     saffron(&real_home(), &args)
 }
 
-fn corpus_lines(path: &Path) -> Vec<serde_json::Value> {
+pub(super) fn corpus_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
@@ -75,7 +73,7 @@ fn a_streaming_guard_is_fitted_to_its_guard_and_labels_a_corpus() {
     write_probe_guard(&guard, 0.0);
     write_probe_guard(&other, 1.0);
     let corpus = dir.path().join("guard.jsonl");
-    let out = label(&corpus, ["--guard", guard.to_str().unwrap()]);
+    let out = label(&corpus, &["--guard", guard.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let labels: usize = corpus_lines(&corpus)[1..].iter().map(|l| l["rewards"].as_array().unwrap().len()).sum();
 
@@ -110,7 +108,7 @@ fn a_streaming_guard_is_fitted_to_its_guard_and_labels_a_corpus() {
 
     // It labels a corpus: one reward per response token, its name in the header.
     let streamed = dir.path().join("stream.jsonl");
-    let out = label(&streamed, ["--stream", stream.to_str().unwrap()]);
+    let out = label(&streamed, &["--stream", stream.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = corpus_lines(&streamed);
     assert!(lines[0]["prm"].as_str().unwrap().starts_with("stream:"), "{}", lines[0]);

@@ -590,7 +590,9 @@ pub struct LabelArgs {
     /// (`<out>.states`, 3.5 KB per label for Qwen's 896 floats), so that
     /// `saffron train-mrm --on-guard` needs no second pass of the guard.
     /// Probe guards reading their last state only; one more guard input
-    /// per response (the empty one). The labels are the guard's as without.
+    /// per response (the empty one). The labels are the same guard's,
+    /// read in batches one prefix larger, which moves llama.cpp's
+    /// roundings a little (docs/mrm.md).
     #[arg(long, conflicts_with = "stream")]
     pub keep_states: bool,
 

@@ -2,20 +2,19 @@
 //! paper's Safety4M at this machine's scale). Responses are sampled from the
 //! policy for harmful and benign prompts, with and without the prefilling
 //! attack, and the PRM scores every prefix of each response. The corpus is
-//! appended response by response; a restarted run skips what is done.
+//! appended response by response; a restarted run skips what is done. A
+//! probe guard's states can be kept beside it ([`Labeller::KeepStates`]).
 
-use saffron_core::sampling::Decoding;
-use saffron_core::TokenId;
-use saffron_defence::{DefenceModels, PrmSession};
-use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 use std::cell::RefCell;
 
-use saffron_core::ProcessReward;
+use saffron_core::sampling::Decoding;
+use saffron_core::{ProcessReward, TokenId};
+use saffron_defence::{DefenceModels, PrmSession};
+use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
 use saffron_reward::mrm::states::StatesWriter;
 use saffron_reward::probe::streaming::StreamingGuard;
-use saffron_reward::RewardError;
-use saffron_reward::{BoundGuard, LoadedGuard};
+use saffron_reward::{BoundGuard, LoadedGuard, RewardError};
 use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy};
 use serde::{Deserialize, Serialize};
 

@@ -258,11 +258,11 @@ pub fn read_corpus(path: &Path) -> Result<Corpus, RewardError> {
     Ok(Corpus { header, sequences, valid_bytes })
 }
 
-fn io(path: &Path, e: std::io::Error) -> RewardError {
+pub(super) fn io(path: &Path, e: std::io::Error) -> RewardError {
     RewardError::Artifact { path: PathBuf::from(path), detail: e.to_string() }
 }
 
-fn bad(path: &Path, detail: impl std::fmt::Display) -> RewardError {
+pub(super) fn bad(path: &Path, detail: impl std::fmt::Display) -> RewardError {
     RewardError::Artifact { path: PathBuf::from(path), detail: detail.to_string() }
 }
 

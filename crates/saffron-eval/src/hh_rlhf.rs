@@ -14,6 +14,7 @@ use saffron_core::Split;
 use saffron_engine::{ChatPrompt, Role, Turn};
 use serde::Deserialize;
 
+use crate::label::Written;
 use crate::splits::Universe;
 use crate::EvalError;
 
@@ -72,6 +73,17 @@ impl HhConversation {
     pub fn chat(&self) -> ChatPrompt {
         let (last, history) = self.turns.split_last().expect("a parsed conversation ends with a human turn");
         ChatPrompt { system: None, history: history.to_vec(), user: last.content.clone(), prefill: None }
+    }
+
+    /// Both answers for the policy to read, after the conversation.
+    /// harmless-base's conversations are red-teaming: harmful requests.
+    pub fn written(&self) -> Written {
+        Written {
+            chat: self.chat(),
+            requests: self.requests().into_iter().map(str::to_owned).collect(),
+            answers: self.answers().map(|(which, text)| (self.id(which), text.to_owned())).to_vec(),
+            harmful: true,
+        }
     }
 }
 

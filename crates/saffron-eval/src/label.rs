@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use saffron_core::sampling::Decoding;
 use saffron_core::{ProcessReward, TokenId};
 use saffron_defence::{DefenceModels, PrmSession};
-use saffron_engine::{HiddenStates, PrefixTree, TreeOptions};
+use saffron_engine::{ChatPrompt, HiddenStates, PrefixTree, TreeOptions};
 use saffron_reward::mrm::corpus::{CorpusWriter, LabelledSequence};
 use saffron_reward::mrm::states::StatesWriter;
 use saffron_reward::probe::streaming::StreamingGuard;
@@ -19,7 +19,6 @@ use saffron_search::{LengthLimits, NoTrace, SampleConfig, SearchConfig, Strategy
 use serde::{Deserialize, Serialize};
 
 use crate::attack::Attack;
-use crate::hh_rlhf::HhConversation;
 use crate::{EvalError, EvalPrompt};
 
 /// What decides the labels (recorded in the corpus header).
@@ -215,7 +214,21 @@ pub struct LabelSources<'a> {
     /// Prompts the policy answers: every (prompt, attack, sample).
     pub prompts: &'a [EvalPrompt],
     /// Conversations whose written answers the policy reads.
-    pub conversations: &'a [&'a HhConversation],
+    pub conversations: &'a [Written],
+}
+
+/// A conversation with answers written for it (HH-RLHF's people, ShareGPT's
+/// ChatGPT), for the policy to read as written (teacher forcing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The policy's context: the conversation up to the answer.
+    pub chat: ChatPrompt,
+    /// The person's requests, oldest first: the last is the one answered.
+    pub requests: Vec<String>,
+    /// Each answer's corpus id and text.
+    pub answers: Vec<(String, String)>,
+    /// Whether the requests are harmful (red-teaming) ones.
+    pub harmful: bool,
 }
 
 /// Labels everything of `sources` not yet in `writer`, with one scorer
@@ -282,26 +295,24 @@ fn label_prompts(
     Ok(())
 }
 
-/// Labels both answers of every conversation not yet in `writer`, read into
-/// the policy as people wrote them (teacher forcing, the paper's source):
-/// the policy's context is the conversation, the answer is cut at the
-/// settings' most new tokens, and the PRM reads the last request with every
-/// prefix of the answer. Records the conversation's requests with each.
+/// Labels every answer of every conversation not yet in `writer`, read into
+/// the policy as written (teacher forcing, the paper's source): the
+/// policy's context is the conversation, the answer is cut at the settings'
+/// most new tokens, and the PRM reads the last request with every prefix of
+/// the answer. Records the conversation's requests with each.
 fn label_conversations(
     labelling: &mut Labelling,
-    conversations: &[&HhConversation],
+    conversations: &[Written],
     settings: &LabelSettings,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),
 ) -> Result<(), EvalError> {
     let policy = labelling.models.policy();
     for conversation in conversations {
-        let context = policy.encode_chat(&conversation.chat())?;
-        let requests: Vec<String> = conversation.requests().into_iter().map(str::to_owned).collect();
+        let context = policy.encode_chat(&conversation.chat)?;
         let mut todo = Vec::new();
-        for (which, text) in conversation.answers() {
-            let id = conversation.id(which);
-            if writer.is_done(&id, 0) {
+        for (id, text) in &conversation.answers {
+            if writer.is_done(id, 0) {
                 labelling.counts.skipped += 1;
                 continue;
             }
@@ -311,18 +322,18 @@ fn label_conversations(
                 continue;
             }
             todo.push(LabelledSequence {
-                prompt_id: id,
+                prompt_id: id.clone(),
                 sample: 0,
-                // HH-RLHF's harmless-base conversations are red-teaming.
-                harmful: true,
+                harmful: conversation.harmful,
                 prefilled: false,
                 context: context.clone(),
                 response,
                 rewards: Vec::new(),
-                requests: requests.clone(),
+                requests: conversation.requests.clone(),
             });
         }
-        labelling.run(conversation.request(), todo, &mut |s| Ok(s.response.clone()), writer, progress)?;
+        let request = conversation.requests.last().map_or("", String::as_str);
+        labelling.run(request, todo, &mut |s| Ok(s.response.clone()), writer, progress)?;
     }
     Ok(())
 }

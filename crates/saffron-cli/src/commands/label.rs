@@ -6,10 +6,11 @@ use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::hh_rlhf::{self, HhFile};
-use saffron_eval::label::{label, planned, LabelSettings, LabelSources, Labeller};
+use saffron_eval::label::{label, planned, LabelSettings, LabelSources, Labeller, Written};
+use saffron_eval::sharegpt;
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
-use saffron_reward::mrm::corpus::{read_corpus, CorpusHeader, CorpusWriter, SHARD_KEY};
+use saffron_reward::mrm::corpus::{grow_corpus, read_corpus, CorpusHeader, CorpusWriter, Growth, SHARD_KEY};
 use saffron_reward::mrm::separate::SeparateInput;
 use saffron_reward::mrm::states::{states_path, StatesHeader, StatesWriter};
 use saffron_reward::probe::features::ProbeFeatures;
@@ -28,13 +29,19 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let sets = |names: &[String], n: usize| -> anyhow::Result<Vec<(PromptSet, usize)>> {
         names.iter().map(|name| Ok((name.parse::<PromptSet>()?, n))).collect()
     };
+    let shard = match args.shard {
+        Some(spec) => Some(spec.resolve(&|name| std::env::var(name).ok(), args.shard_count)?),
+        None => None,
+    };
     let chosen = [sets(&args.harmful_sets, args.harmful)?, sets(&args.benign_sets, args.benign)?].concat();
     for (set, n) in chosen {
         let data = load_prompts(&set, home).with_context(|| format!("reading {} (run `saffron fetch`)", set.name()))?;
         files.extend(data.files);
         // A trainer reads the train split only (architecture.md, "Data discipline").
         let train = universe.select(data.prompts, Split::Train);
-        prompts.extend(Selection { sample: Some(n), seed: args.seed, ..Selection::default() }.apply(train)?);
+        // Sharded within each set's sample, so that a larger sample keeps
+        // every prompt of a smaller one in the same shard.
+        prompts.extend(Selection { sample: Some(n), seed: args.seed, shard, ..Selection::default() }.apply(train)?);
     }
     let loader = Loader::new(home);
     let stream = args.stream.as_deref().map(|dir| load_stream(&loader, dir)).transpose()?;
@@ -63,13 +70,8 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     if args.harmful_sets != ["advbench"] || args.benign_sets != ["rho-benign"] {
         recipe["sets"] = json!({ "harmful": args.harmful_sets, "benign": args.benign_sets });
     }
-    let shard = match args.shard {
-        Some(spec) => Some(spec.resolve(&|name| std::env::var(name).ok(), args.shard_count)?),
-        None => None,
-    };
     if let Some((i, n)) = shard {
         recipe[SHARD_KEY] = json!([i, n]);
-        prompts = every_nth(prompts, i, n);
         eprintln!("shard {i}/{n}: {} prompts", prompts.len());
     }
     let hh = args.hh_rlhf.as_deref().map(read_hh).transpose()?;
@@ -95,6 +97,26 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    let mut conversations: Vec<Written> = conversations.iter().map(|c| c.written()).collect();
+    if let Some(n) = args.sharegpt {
+        let (file, sha) = sharegpt::load(home)
+            .context("reading ShareGPT for --sharegpt (an optional source: `saffron fetch --only sharegpt`)")?;
+        let (train, left_out) = file.train(&universe, n, args.seed);
+        eprintln!(
+            "ShareGPT: {} complete conversations ({} skipped{}); {} sampled from the train split, {left_out} are in other splits",
+            file.conversations.len(),
+            file.skipped,
+            if file.truncated { ", the file cut off mid-record" } else { "" },
+            train.len()
+        );
+        files.insert(format!("{}:{}", sharegpt::DATASET, sharegpt::MEMBER), sha);
+        recipe["sharegpt"] = json!(n);
+        let train = match shard {
+            Some((i, n)) => every_nth(train, i, n),
+            None => train,
+        };
+        conversations.extend(train.iter().map(|c| c.written()));
+    }
     // A verdict guard's format decides its labels; left out when it is the
     // default, so that corpora made before it was recorded resume.
     if let Some(format) = args.guard_format.filter(|f| *f != VerdictFormat::default()) {
@@ -103,6 +125,22 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let header =
         CorpusHeader::new((&args.policy, &models.policy().identity()?), (&guard_name, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
+    if let Some(old) = grow_corpus(&out, &header, &GROWING)? {
+        let was = |key: &str| old.settings.get(key).map_or("none".to_owned(), |v| v.to_string());
+        eprintln!(
+            "growing {}: {} harmful prompts per set (was {}), {} benign (was {}), {} ShareGPT conversations (was {}), \
+             HH-RLHF {} (was {}); its responses are kept",
+            out.display(),
+            args.harmful,
+            was("harmful"),
+            args.benign,
+            was("benign"),
+            args.sharegpt.map_or("none".to_owned(), |n| n.to_string()),
+            was("sharegpt"),
+            if args.hh_rlhf.is_some() { "read" } else { "not read" },
+            if old.settings.get("hh_rlhf").is_some() { "read" } else { "not read" },
+        );
+    }
     let mut writer = CorpusWriter::open(&out, &header)?;
     // With --keep-states: the guard again (its backbone shared through the
     // loader) and the states file beside the corpus.
@@ -114,7 +152,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         Some((guard, states)) => Labeller::KeepStates(guard, states),
         None => labeller,
     };
-    let total = planned(&prompts, &settings) + 2 * conversations.len();
+    let total = planned(&prompts, &settings) + conversations.iter().map(|c| c.answers.len()).sum::<usize>();
     eprintln!(
         "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
         args.policy,
@@ -142,6 +180,11 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     }
     print_corpus(&out)
 }
+
+/// How a corpus may grow in place: larger `--harmful`, `--benign` or
+/// `--sharegpt`, or a source it was labelled without (`--hh-rlhf`,
+/// `--sharegpt`).
+const GROWING: Growth = Growth { counts: &["harmful", "benign", "sharegpt"], sources: &["hh_rlhf", "sharegpt"] };
 
 /// The probe guard of `spec` and the writer of its states beside `corpus`;
 /// refused for a guard that is not a probe on its last state.

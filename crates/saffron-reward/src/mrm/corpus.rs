@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use saffron_core::TokenId;
@@ -188,6 +188,69 @@ impl CorpusHeader {
         }
         header
     }
+
+    /// Whether `self` asks for more of what `old` holds: equal but for the
+    /// settings `growth` names, each count at least `old`'s and each source
+    /// either `old`'s or new (with its prompt files). Such a corpus can grow
+    /// in place, since a larger seeded sample starts with the smaller one.
+    pub fn grows(&self, old: &CorpusHeader, growth: &Growth) -> bool {
+        let setting = |h: &CorpusHeader, key: &str| h.settings.get(key).cloned();
+        let counts_grow = growth.counts.iter().all(|key| match (setting(self, key), setting(old, key)) {
+            (Some(new), Some(was)) => matches!((new.as_u64(), was.as_u64()), (Some(n), Some(w)) if n >= w),
+            (None, None) => true,
+            (Some(_), None) => growth.sources.contains(key),
+            (None, Some(_)) => false,
+        });
+        let (mut new, mut was) = (self.clone(), old.clone());
+        for key in growth.counts.iter().chain(growth.sources) {
+            let added = setting(old, key).is_none();
+            if let (Some(n), Some(w)) = (new.settings.as_object_mut(), was.settings.as_object_mut()) {
+                if growth.counts.contains(key) || added {
+                    n.remove(*key);
+                    w.remove(*key);
+                }
+            }
+        }
+        new.prompt_files.retain(|file, _| old.prompt_files.contains_key(file));
+        counts_grow && self != old && new == was
+    }
+}
+
+/// Which settings of a corpus header may grow in place (see
+/// [`CorpusHeader::grows`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Growth {
+    /// Numbers that may become larger (prompts sampled from each set).
+    pub counts: &'static [&'static str],
+    /// Sources that may be added (their settings absent from the old header).
+    pub sources: &'static [&'static str],
+}
+
+/// Grows the corpus at `path` in place when `header` asks for more of the
+/// same (see [`CorpusHeader::grows`]): its header line is replaced and every
+/// response kept, through a temporary file renamed over it, so a crash
+/// leaves the old file or the new one. Returns the old header when it grew;
+/// `None` (nothing changed) for a missing file or any other header.
+pub fn grow_corpus(path: &Path, header: &CorpusHeader, growth: &Growth) -> Result<Option<CorpusHeader>, RewardError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let corpus = read_corpus(path)?;
+    if !header.grows(&corpus.header, growth) {
+        return Ok(None);
+    }
+    let tmp = path.with_extension("grow.tmp");
+    let mut line = serde_json::to_string(header).map_err(|e| bad(path, e))?;
+    line.push('\n');
+    let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(line.as_bytes()).map_err(|e| io(&tmp, e))?;
+    let mut old = BufReader::new(File::open(path).map_err(|e| io(path, e))?);
+    let mut first = String::new();
+    old.read_line(&mut first).map_err(|e| io(path, e))?;
+    std::io::copy(&mut old.take(corpus.valid_bytes - first.len() as u64), &mut file).map_err(|e| io(&tmp, e))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    Ok(Some(corpus.header))
 }
 
 /// Appends to `into` every response of `shards` it does not hold yet, in
@@ -313,6 +376,51 @@ mod tests {
         CorpusWriter::open(&c, &shard(1, 2)).unwrap();
         let err = merge_corpora(&dir.path().join("x.jsonl"), &[a, c.clone()]).unwrap_err();
         assert!(matches!(&err, RewardError::ShardsDiffer { other, .. } if *other == c), "{err}");
+    }
+
+    #[test]
+    fn a_larger_sample_grows_the_corpus_in_place_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let counted = |harmful: u64, seed: u64| {
+            let mut h = header(seed);
+            h.settings["harmful"] = serde_json::json!(harmful);
+            h
+        };
+        let mut w = CorpusWriter::open(&path, &counted(2, 1)).unwrap();
+        w.append(&sequence("a", 0, vec![1.5, -2.0])).unwrap();
+        drop(w);
+        let growth = Growth { counts: &["harmful", "extra"], sources: &["extra"] };
+        let with_extra = |harmful: u64, extra: Option<u64>| {
+            let mut h = counted(harmful, 1);
+            if let Some(n) = extra {
+                h.settings["extra"] = serde_json::json!(n);
+                h.prompt_files.insert("extra:file".into(), "cc".into());
+            }
+            h
+        };
+        // Fewer prompts, another seed, the same header, no file: untouched.
+        for other in [counted(1, 1), counted(3, 2), counted(2, 1)] {
+            assert_eq!(grow_corpus(&path, &other, &growth).unwrap(), None);
+        }
+        assert_eq!(grow_corpus(&dir.path().join("none.jsonl"), &counted(3, 1), &growth).unwrap(), None);
+        assert_eq!(read_corpus(&path).unwrap().header, counted(2, 1));
+        // A new source grows it, and then more of it; dropping it does not.
+        assert!(with_extra(2, Some(5)).grows(&counted(2, 1), &growth));
+        assert!(with_extra(2, Some(6)).grows(&with_extra(2, Some(5)), &growth));
+        assert!(!with_extra(2, Some(4)).grows(&with_extra(2, Some(5)), &growth));
+        assert!(!counted(2, 1).grows(&with_extra(2, Some(5)), &growth));
+        let mut changed = with_extra(2, Some(6));
+        changed.prompt_files.insert("extra:file".into(), "ee".into());
+        assert!(!changed.grows(&with_extra(2, Some(5)), &growth), "a source's file changed");
+        // More prompts: the header is the new one, the response kept, and
+        // the writer resumes it.
+        assert_eq!(grow_corpus(&path, &counted(3, 1), &growth).unwrap(), Some(counted(2, 1)));
+        let grown = read_corpus(&path).unwrap();
+        assert_eq!(grown.header, counted(3, 1));
+        assert_eq!(grown.sequences, vec![sequence("a", 0, vec![1.5, -2.0])]);
+        let w = CorpusWriter::open(&path, &counted(3, 1)).unwrap();
+        assert!(w.is_done("a", 0));
     }
 
     #[test]

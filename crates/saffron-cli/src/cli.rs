@@ -688,6 +688,12 @@ pub struct TrainMrmArgs {
     #[arg(long, default_value_t = 16, value_name = "R", value_parser = bounded::<1, 1024>)]
     pub rank: usize,
 
+    /// Add a non-linear token term of K hidden units on the state, each
+    /// shifted by the token (docs/mrm.md); without it the token terms are
+    /// a bias and the rank-R term.
+    #[arg(long, value_name = "K", value_parser = bounded::<1, 1024>)]
+    pub mlp: Option<usize>,
+
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = bounded::<1, 1000>)]
     pub epochs: usize,
 

@@ -45,7 +45,13 @@ pub fn run(home: &Path, args: &TrainMrmArgs) -> anyhow::Result<()> {
         (None, Some(g)) => g.source(args.guard_value)?,
         (None, None) => FeatureSource::Policy,
     };
-    let training = MrmTraining { rank: args.rank, epochs: args.epochs, seed: args.seed, ..MrmTraining::default() };
+    let training = MrmTraining {
+        rank: args.rank,
+        epochs: args.epochs,
+        seed: args.seed,
+        mlp_width: args.mlp,
+        ..MrmTraining::default()
+    };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let settings = FitSettings {
         held_out: args.held_out,

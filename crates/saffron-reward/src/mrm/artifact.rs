@@ -7,7 +7,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::head::{MrmHead, MrmTraining};
+use super::head::{MrmHead, MrmTraining, TokenMlp};
 use super::train::Fidelity;
 use crate::tensors::{parse_manifest, read_artifact, read_f32, read_u32, to_bytes_typed, write_artifact, Data};
 use crate::RewardError;
@@ -129,16 +129,27 @@ impl MrmManifest {
 /// Writes the head and manifest into `dir` (created if needed).
 pub fn save(dir: &Path, head: &MrmHead, manifest: &MrmManifest) -> Result<(), RewardError> {
     let (d, r, s) = (head.dim(), head.rank, head.seen.len());
-    let weights = to_bytes_typed(&[
+    let value_bias = [head.value_bias];
+    let mut tensors = vec![
         ("mean", vec![d], Data::F32(&head.mean)),
         ("scale", vec![d], Data::F32(&head.scale)),
         ("value_weight", vec![d], Data::F32(&head.value_weight)),
-        ("value_bias", vec![1], Data::F32(&[head.value_bias])),
+        ("value_bias", vec![1], Data::F32(&value_bias)),
         ("projection", vec![r, d], Data::F32(&head.projection)),
         ("seen_tokens", vec![s], Data::U32(&head.seen)),
         ("token_bias", vec![s], Data::F32(&head.token_bias)),
         ("token_embedding", vec![s, r], Data::F32(&head.token_embedding)),
-    ])?;
+    ];
+    if let Some(m) = &head.mlp {
+        let k = m.width();
+        tensors.extend([
+            ("mlp_input", vec![k, d], Data::F32(&m.input)),
+            ("mlp_bias", vec![k], Data::F32(&m.bias)),
+            ("mlp_token_shift", vec![s, k], Data::F32(&m.token_shift)),
+            ("mlp_output", vec![k], Data::F32(&m.output)),
+        ]);
+    }
+    let weights = to_bytes_typed(&tensors)?;
     write_artifact(dir, (MANIFEST_FILE, manifest), (WEIGHTS_FILE, &weights))
 }
 
@@ -172,6 +183,15 @@ pub fn parse(manifest: &str, weights: &[u8], dir: &Path) -> Result<(MrmHead, Mrm
         projection: read_f32(&tensors, "projection", &[r, d], &path)?,
         token_bias: read_f32(&tensors, "token_bias", &[s], &path)?,
         token_embedding: read_f32(&tensors, "token_embedding", &[s, r], &path)?,
+        mlp: match manifest.training.mlp_width {
+            Some(k) => Some(TokenMlp {
+                input: read_f32(&tensors, "mlp_input", &[k, d], &path)?,
+                bias: read_f32(&tensors, "mlp_bias", &[k], &path)?,
+                token_shift: read_f32(&tensors, "mlp_token_shift", &[s, k], &path)?,
+                output: read_f32(&tensors, "mlp_output", &[k], &path)?,
+            }),
+            None => None,
+        },
         seen,
         rank: r,
         vocab_size: manifest.vocab_size,
@@ -237,6 +257,20 @@ mod tests {
         assert_eq!(m, manifest);
         let unseen: Vec<u32> = (0..10).filter(|&t| h.is_unseen(t)).collect();
         assert_eq!(unseen, vec![0, 1, 2, 4, 5, 6, 9]);
+    }
+
+    #[test]
+    fn round_trips_a_head_with_the_non_linear_term() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut manifest) = sample(10);
+        manifest.training.mlp_width = Some(3);
+        let examples: Vec<Example> =
+            (0..30).map(|i| Example { hidden: vec![i as f32, 0.5, -1.0], token: [2, 5][i % 2], reward: 1.0 }).collect();
+        let head = train(&examples, 10, &manifest.training, ValueTerm::Learned);
+        assert_eq!(head.mlp.as_ref().map(TokenMlp::width), Some(3));
+        save(dir.path(), &head, &manifest).unwrap();
+        let (h, m) = load(dir.path()).unwrap();
+        assert_eq!((h, m), (head, manifest));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! M(s)[a] = w·x + c                 value: how safe the prefix is so far
 //!         + b[a]                    per-token bias: a token's context-free effect
 //!         + U[a] · (P x)            rank-r term: the token's effect in this context
+//!         + Σ_j v_j relu(Q_j·x + q_j + E[a]_j)   optional non-linear term
 //! ```
 //!
 //! Why this shape: the value term is a probe on the backbone's own
@@ -19,6 +20,11 @@
 //! is exactly the conservative mask, so the head stores the seen tokens and
 //! nothing else. One call costs `O(d·r + |seen|·r)`; on the policy's own
 //! hidden state no forward pass is added.
+//!
+//! The non-linear term (`train-mrm --mlp K`, [`TokenMlp`]) is K hidden units
+//! on the state that each token shifts by its own `E[a]`: a token can turn
+//! units on or off where the bilinear term only scales one direction. It
+//! adds `O(d·K + |seen|·K)` to a call.
 
 use std::collections::HashMap;
 
@@ -47,6 +53,46 @@ pub struct MrmHead {
     pub token_embedding: Vec<f32>,
     pub rank: usize,
     pub vocab_size: usize,
+    /// The optional non-linear token term.
+    pub mlp: Option<TokenMlp>,
+}
+
+/// `Σ_j v_j relu(Q_j·x + q_j + E[a]_j)`: K hidden units on the
+/// standardised state, shifted by each seen token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenMlp {
+    /// `K × dim`, row-major.
+    pub input: Vec<f32>,
+    pub bias: Vec<f32>,
+    /// `seen.len() × K`, row-major (same order as `MrmHead::seen`).
+    pub token_shift: Vec<f32>,
+    pub output: Vec<f32>,
+}
+
+impl TokenMlp {
+    pub fn width(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// `Q x + q`: the units' inputs before any token's shift.
+    pub fn units(&self, x: &[f32]) -> Vec<f32> {
+        self.input.chunks_exact(x.len()).zip(&self.bias).map(|(row, b)| dot(row, x) + b).collect()
+    }
+
+    /// The term for seen token `row`, given [`TokenMlp::units`].
+    pub fn term(&self, row: usize, units: &[f32]) -> f32 {
+        let k = self.width();
+        let shift = &self.token_shift[row * k..(row + 1) * k];
+        units.iter().zip(shift).zip(&self.output).map(|((u, e), v)| v * (u + e).max(0.0)).sum()
+    }
+}
+
+/// A node's context for scoring its next tokens: the value term, `P x`,
+/// and the non-linear units' inputs (empty without that term).
+pub struct NodeContext {
+    pub value: f32,
+    pub projected: Vec<f32>,
+    pub units: Vec<f32>,
 }
 
 /// Head sizes and training settings.
@@ -60,11 +106,14 @@ pub struct MrmTraining {
     /// L2 penalty on all weights but the value bias.
     pub l2: f32,
     pub seed: u64,
+    /// Hidden units of the non-linear token term; `None`: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp_width: Option<usize>,
 }
 
 impl Default for MrmTraining {
     fn default() -> Self {
-        MrmTraining { rank: 16, epochs: 10, batch_size: 64, learning_rate: 3e-3, l2: 1e-4, seed: 0 }
+        MrmTraining { rank: 16, epochs: 10, batch_size: 64, learning_rate: 3e-3, l2: 1e-4, seed: 0, mlp_width: None }
     }
 }
 
@@ -77,22 +126,30 @@ impl MrmHead {
         hidden.iter().zip(self.mean.iter().zip(&self.scale)).map(|(h, (m, s))| (h - m) / s).collect()
     }
 
-    /// `(w·x + c, P x)` for a standardised `x`.
-    pub fn context(&self, x: &[f32]) -> (f32, Vec<f32>) {
-        let value = self.value_bias + dot(&self.value_weight, x);
-        let z = self.projection.chunks_exact(self.dim()).map(|row| dot(row, x)).collect();
-        (value, z)
+    /// The value term, `P x` and the non-linear units for a standardised `x`.
+    pub fn context(&self, x: &[f32]) -> NodeContext {
+        NodeContext {
+            value: self.value_bias + dot(&self.value_weight, x),
+            projected: self.projection.chunks_exact(self.dim()).map(|row| dot(row, x)).collect(),
+            units: self.mlp.as_ref().map_or_else(Vec::new, |m| m.units(x)),
+        }
+    }
+
+    /// What seen token `row` adds to the value term at a node.
+    pub fn token_term(&self, row: usize, node: &NodeContext) -> f32 {
+        let u = &self.token_embedding[row * self.rank..(row + 1) * self.rank];
+        let mlp = self.mlp.as_ref().map_or(0.0, |m| m.term(row, &node.units));
+        self.token_bias[row] + dot(u, &node.projected) + mlp
     }
 
     /// Rewards for every token of the vocabulary at the node whose hidden
     /// state is `hidden`. Unseen tokens get the value term alone (their
     /// reward is meaningless; a conservative search masks them).
     pub fn rewards(&self, hidden: &[f32]) -> Vec<f32> {
-        let (value, z) = self.context(&self.standardise(hidden));
-        let mut out = vec![value; self.vocab_size];
+        let node = self.context(&self.standardise(hidden));
+        let mut out = vec![node.value; self.vocab_size];
         for (i, &token) in self.seen.iter().enumerate() {
-            out[token as usize] =
-                value + self.token_bias[i] + dot(&self.token_embedding[i * self.rank..(i + 1) * self.rank], &z);
+            out[token as usize] = node.value + self.token_term(i, &node);
         }
         out
     }

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use saffron_core::TokenId;
 use serde::{Deserialize, Serialize};
 
-use super::head::{dot, MrmHead, MrmTraining};
+use super::head::{MrmHead, MrmTraining, TokenMlp};
 use crate::probe::head::LinearHead;
 
 /// One supervised node.
@@ -73,9 +73,15 @@ pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining, va
         token_embedding: init(seen.len() * r, 0.1),
         mean,
         scale,
-        seen,
         rank: r,
         vocab_size,
+        mlp: training.mlp_width.map(|k| TokenMlp {
+            input: init(k * d, 1.0 / (d as f32).sqrt()),
+            bias: vec![0.0; k],
+            token_shift: init(seen.len() * k, 0.1),
+            output: init(k, 0.1 / (k as f32).sqrt()),
+        }),
+        seen,
     };
     let index = head.seen_index();
     let xs: Vec<Vec<f32>> = examples.iter().map(|e| head.standardise(&e.hidden)).collect();
@@ -89,9 +95,10 @@ pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining, va
             let scale = 2.0 / batch.len() as f32;
             for &i in batch {
                 let (x, row) = (&xs[i], rows[i]);
-                let (value, z) = head.context(x);
+                let node = head.context(x);
+                let z = &node.projected;
                 let u = &head.token_embedding[row * r..(row + 1) * r];
-                let error = value + head.token_bias[row] + dot(u, &z) - examples[i].reward;
+                let error = node.value + head.token_term(row, &node) - examples[i].reward;
                 let e = scale * error;
                 for (gw, xi) in g.value_weight.iter_mut().zip(x) {
                     *gw += e * xi;
@@ -104,6 +111,9 @@ pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining, va
                     for (gp, xi) in g.projection[k * d..(k + 1) * d].iter_mut().zip(x) {
                         *gp += uk * xi;
                     }
+                }
+                if let (Some(mlp), Some(gm)) = (&head.mlp, &mut g.mlp) {
+                    mlp_gradient(mlp, gm, x, row, &node.units, e);
                 }
             }
             g.add_l2(&head, training.l2);
@@ -118,17 +128,35 @@ pub fn train(examples: &[Example], vocab_size: usize, training: &MrmTraining, va
     head
 }
 
+/// Adds one example's gradient of the non-linear term (`e`: the scaled
+/// error) to `g`.
+fn mlp_gradient(mlp: &TokenMlp, g: &mut TokenMlp, x: &[f32], row: usize, units: &[f32], e: f32) {
+    let k = mlp.width();
+    let d = x.len();
+    for j in 0..k {
+        let pre = units[j] + mlp.token_shift[row * k + j];
+        if pre <= 0.0 {
+            continue;
+        }
+        g.output[j] += e * pre;
+        let back = e * mlp.output[j];
+        g.token_shift[row * k + j] += back;
+        g.bias[j] += back;
+        for (gq, xi) in g.input[j * d..(j + 1) * d].iter_mut().zip(x) {
+            *gq += back * xi;
+        }
+    }
+}
+
 /// Fidelity of `head` on `examples`.
 pub fn fidelity(head: &MrmHead, examples: &[Example]) -> Fidelity {
     let index = head.seen_index();
     let pairs: Vec<(f64, f64)> = examples
         .iter()
         .map(|e| {
-            let (value, z) = head.context(&head.standardise(&e.hidden));
-            let token = index.get(&e.token).map_or(0.0, |&row| {
-                head.token_bias[row] + dot(&head.token_embedding[row * head.rank..(row + 1) * head.rank], &z)
-            });
-            ((value + token) as f64, e.reward as f64)
+            let node = head.context(&head.standardise(&e.hidden));
+            let token = index.get(&e.token).map_or(0.0, |&row| head.token_term(row, &node));
+            ((node.value + token) as f64, e.reward as f64)
         })
         .collect();
     Fidelity::of(&pairs)
@@ -175,38 +203,51 @@ struct Gradients {
     projection: Vec<f32>,
     token_bias: Vec<f32>,
     token_embedding: Vec<f32>,
+    mlp: Option<TokenMlp>,
 }
 
 impl Gradients {
     fn zeros(head: &MrmHead) -> Gradients {
+        let zeros = |v: &Vec<f32>| vec![0.0; v.len()];
         Gradients {
-            value_weight: vec![0.0; head.value_weight.len()],
+            value_weight: zeros(&head.value_weight),
             value_bias: 0.0,
-            projection: vec![0.0; head.projection.len()],
-            token_bias: vec![0.0; head.token_bias.len()],
-            token_embedding: vec![0.0; head.token_embedding.len()],
+            projection: zeros(&head.projection),
+            token_bias: zeros(&head.token_bias),
+            token_embedding: zeros(&head.token_embedding),
+            mlp: head.mlp.as_ref().map(|m| TokenMlp {
+                input: zeros(&m.input),
+                bias: zeros(&m.bias),
+                token_shift: zeros(&m.token_shift),
+                output: zeros(&m.output),
+            }),
         }
     }
 
     fn add_l2(&mut self, head: &MrmHead, l2: f32) {
-        let pairs = [
+        let mut pairs = vec![
             (&mut self.value_weight, &head.value_weight),
             (&mut self.projection, &head.projection),
             (&mut self.token_bias, &head.token_bias),
             (&mut self.token_embedding, &head.token_embedding),
         ];
+        if let (Some(g), Some(m)) = (&mut self.mlp, &head.mlp) {
+            pairs.extend([(&mut g.input, &m.input), (&mut g.token_shift, &m.token_shift), (&mut g.output, &m.output)]);
+        }
         for (g, p) in pairs {
             g.iter_mut().zip(p.iter()).for_each(|(g, p)| *g += 2.0 * l2 * p);
         }
     }
 
     fn flat(&self) -> impl Iterator<Item = f32> + '_ {
+        let mlp = self.mlp.iter().flat_map(|m| m.input.iter().chain(&m.bias).chain(&m.token_shift).chain(&m.output));
         self.value_weight
             .iter()
             .chain(std::iter::once(&self.value_bias))
             .chain(&self.projection)
             .chain(&self.token_bias)
             .chain(&self.token_embedding)
+            .chain(mlp)
             .copied()
     }
 }
@@ -221,8 +262,7 @@ struct Adam {
 
 impl Adam {
     fn new(head: &MrmHead, learning_rate: f32) -> Adam {
-        let n =
-            head.value_weight.len() + 1 + head.projection.len() + head.token_bias.len() + head.token_embedding.len();
+        let n = Gradients::zeros(head).flat().count();
         Adam { m: vec![0.0; n], v: vec![0.0; n], step: 0, learning_rate }
     }
 
@@ -232,13 +272,17 @@ impl Adam {
         self.step += 1;
         let (c1, c2) = (1.0 - B1.powi(self.step), 1.0 - B2.powi(self.step));
         let mut bias = [head.value_bias];
+        let mlp = head.mlp.iter_mut().flat_map(|m| {
+            m.input.iter_mut().chain(m.bias.iter_mut()).chain(m.token_shift.iter_mut()).chain(m.output.iter_mut())
+        });
         let params = head
             .value_weight
             .iter_mut()
             .chain(bias.iter_mut())
             .chain(head.projection.iter_mut())
             .chain(head.token_bias.iter_mut())
-            .chain(head.token_embedding.iter_mut());
+            .chain(head.token_embedding.iter_mut())
+            .chain(mlp);
         for (((p, g), m), v) in params.zip(g.flat()).zip(&mut self.m).zip(&mut self.v) {
             *m = B1 * *m + (1.0 - B1) * g;
             *v = B2 * *v + (1.0 - B2) * g * g;
@@ -275,7 +319,8 @@ mod tests {
 
     #[test]
     fn recovers_a_known_reward_function_and_masks_exactly_the_unsupervised_tokens() {
-        let training = MrmTraining { rank: 4, epochs: 40, batch_size: 32, learning_rate: 1e-2, l2: 0.0, seed: 1 };
+        let training =
+            MrmTraining { rank: 4, epochs: 40, batch_size: 32, learning_rate: 1e-2, l2: 0.0, seed: 1, mlp_width: None };
         let head = train(&known(2000, 2), 16, &training, ValueTerm::Learned);
         let f = fidelity(&head, &known(500, 3));
         assert!(f.within_one > 0.97 && f.correlation > 0.97, "{f:?}");
@@ -287,5 +332,32 @@ mod tests {
         let rewards = head.rewards(&[0.0; 6]);
         assert_eq!(rewards.len(), 16);
         assert!(rewards[5] > rewards[7] + 2.0 && rewards[7] > rewards[9] + 3.0, "{rewards:?}");
+    }
+
+    /// A token whose effect is not linear in the state, `3·|x2|`: the
+    /// bilinear terms cannot hold it, the non-linear term can.
+    #[test]
+    fn the_non_linear_term_learns_an_effect_the_bilinear_one_cannot() {
+        let fold = |examples: Vec<Example>| -> Vec<Example> {
+            examples
+                .into_iter()
+                .map(|mut e| {
+                    if e.token == 11 {
+                        e.reward += 3.0 * e.hidden[2].abs() - 2.0 * e.hidden[2];
+                    }
+                    e
+                })
+                .collect()
+        };
+        let (train_set, held) = (fold(known(3000, 4)), fold(known(600, 5)));
+        let bilinear =
+            MrmTraining { rank: 4, epochs: 40, batch_size: 32, learning_rate: 1e-2, l2: 0.0, seed: 1, mlp_width: None };
+        let mlp = MrmTraining { mlp_width: Some(16), ..bilinear };
+        let only_11 = |e: &&Example| e.token == 11;
+        let held_11: Vec<Example> = held.iter().filter(only_11).cloned().collect();
+        let without = fidelity(&train(&train_set, 16, &bilinear, ValueTerm::Learned), &held_11);
+        let with = fidelity(&train(&train_set, 16, &mlp, ValueTerm::Learned), &held_11);
+        assert!(with.mean_abs_error < 0.5 * without.mean_abs_error, "with {with:?}, without {without:?}");
+        assert!(with.within_one > 0.95, "{with:?}");
     }
 }

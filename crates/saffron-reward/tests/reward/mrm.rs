@@ -220,7 +220,7 @@ fn an_mrm_on_a_guards_own_state_has_the_guards_reward_as_its_value_and_learns_on
     let head = train(&flat, policy.vocab_size(), &training, ValueTerm::Guard { head: probe, threshold });
     // The value stayed the guard's: M(s) − (token terms) = R(s) at every node.
     for example in &flat {
-        let (value, _) = head.context(&head.standardise(&example.hidden));
+        let value = head.context(&head.standardise(&example.hidden)).value;
         assert!((value - (threshold - probe.unsafe_logit(&example.hidden))).abs() < 1e-3);
     }
     let fit = saffron_reward::mrm::train::fidelity(&head, &flat);

@@ -36,7 +36,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use saffron_core::{ModelCost, ModelError, Policy, SequenceOutputs, TokenId, WantedOutputs};
-use saffron_engine::{ChatPrompt, HiddenStates, Model, PrefixTree, SpecialText, TreeOptions, TreeStats};
+use saffron_engine::{
+    ChatPrompt, EngineError, HiddenStates, Model, PrefixTree, SpecialText, TreeOptions, TreeStats, PATHS_PER_CHUNK,
+};
 use saffron_reward::LoadedModel;
 
 use crate::backend::{PolicyBackend, PolicySession};
@@ -146,12 +148,24 @@ impl BatchedPolicy {
     fn scheduler(&self, hidden: HiddenStates) -> Result<SchedulerHandle, DefenceError> {
         let slot = &self.schedulers[hidden as usize];
         let mut slot = slot.lock().expect("scheduler lock");
-        if slot.is_none() {
-            let model = self.model.model();
-            let max_cells = self.options.tree.max_cells.min(model.train_context());
-            let options = TreeOptions { max_cells, hidden, ..self.options.tree };
-            *slot = Some(Scheduler::start(model, options, self.options)?);
-        }
+        // A scheduler whose thread ended (a panic) is replaced; its totals
+        // carry on, its cached prefixes are lost.
+        let stats = match slot.take() {
+            Some(dead) if dead.thread.is_finished() => {
+                tracing::error!("the shared prefix tree's scheduler ({hidden:?}) stopped; starting a new one");
+                dead.stats
+            }
+            Some(running) => {
+                let handle = SchedulerHandle { jobs: running.jobs.clone(), open: running.open.clone() };
+                *slot = Some(running);
+                return Ok(handle);
+            }
+            None => Arc::new(Mutex::new(BatchStats::default())),
+        };
+        let model = self.model.model();
+        let max_cells = self.options.tree.max_cells.min(model.train_context());
+        let options = TreeOptions { max_cells, hidden, ..self.options.tree };
+        *slot = Some(Scheduler::start(model, options, self.options, stats)?);
         let s = slot.as_ref().expect("started above");
         Ok(SchedulerHandle { jobs: s.jobs.clone(), open: s.open.clone() })
     }
@@ -213,7 +227,7 @@ impl PolicyBackend for BatchedPolicy {
 /// What a session sends its scheduler.
 enum Job {
     /// One policy call of a search.
-    Outputs { paths: Vec<Vec<TokenId>>, wanted: WantedOutputs, reply: Sender<Result<Answered, String>> },
+    Outputs { paths: Vec<Vec<TokenId>>, wanted: WantedOutputs, reply: Sender<Result<Answered, Refused>> },
     /// A search ended (the scheduler stops counting it as open); the first
     /// path it asked for (its context), if any, and everything below it
     /// may go.
@@ -227,7 +241,15 @@ enum Job {
 struct Call {
     paths: Vec<Vec<TokenId>>,
     wanted: WantedOutputs,
-    reply: Sender<Result<Answered, String>>,
+    reply: Sender<Result<Answered, Refused>>,
+}
+
+/// Why a call got no outputs.
+enum Refused {
+    /// Its new nodes do not fit in the tree even alone, beside the other
+    /// searches' locked nodes.
+    Full(String),
+    Failed(String),
 }
 
 /// What a call gets back: its outputs, what its paths cost, and how many
@@ -243,7 +265,7 @@ struct Scheduler {
     jobs: Sender<Job>,
     open: Arc<AtomicUsize>,
     stats: Arc<Mutex<BatchStats>>,
-    _thread: JoinHandle<()>,
+    thread: JoinHandle<()>,
 }
 
 struct SchedulerHandle {
@@ -254,10 +276,14 @@ struct SchedulerHandle {
 impl Scheduler {
     /// Creates the tree on its own thread (llama.cpp contexts stay on the
     /// thread that made them) and waits until it exists.
-    fn start(model: &Model, options: TreeOptions, batch: BatchOptions) -> Result<Scheduler, DefenceError> {
+    fn start(
+        model: &Model,
+        options: TreeOptions,
+        batch: BatchOptions,
+        stats: Arc<Mutex<BatchStats>>,
+    ) -> Result<Scheduler, DefenceError> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let open = Arc::new(AtomicUsize::new(0));
-        let stats = Arc::new(Mutex::new(BatchStats::default()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let model = model.clone();
         let (thread_open, thread_stats) = (open.clone(), stats.clone());
@@ -274,7 +300,7 @@ impl Scheduler {
             })
             .map_err(DefenceError::SchedulerThread)?;
         ready_rx.recv().map_err(|_| DefenceError::SchedulerGone)??;
-        Ok(Scheduler { jobs, open, stats, _thread: thread })
+        Ok(Scheduler { jobs, open, stats, thread })
     }
 }
 
@@ -324,13 +350,34 @@ fn serve(mut tree: PrefixTree, rx: &Receiver<Job>, open: &AtomicUsize, stats: &M
     }
 }
 
-/// One joint tree request for every job of `batch`.
+/// One joint tree request for every job of `batch`. When their new nodes
+/// do not fit in the tree's cells (or sequence ids) together, the batch is
+/// split in halves, each run on its own, down to single calls: a call is
+/// refused for want of room only when it does not fit alone. A batch of
+/// more paths than the tree takes in one chunk is split first, so that a
+/// request that fails to make room has run nothing (and charged nothing).
 fn run_batch(tree: &mut PrefixTree, batch: Vec<Call>, stats: &Mutex<BatchStats>) {
+    let split = |tree: &mut PrefixTree, mut batch: Vec<Call>| {
+        let second = batch.split_off(batch.len() / 2);
+        run_batch(tree, batch, stats);
+        run_batch(tree, second, stats);
+    };
+    let rows: usize = batch.iter().map(|c| c.paths.len()).sum();
+    if rows > PATHS_PER_CHUNK && batch.len() > 1 {
+        return split(tree, batch);
+    }
     let wanted = batch.iter().fold(WantedOutputs::Logits, |w, j| union(w, j.wanted));
     let paths: Vec<&[TokenId]> = batch.iter().flat_map(|j| j.paths.iter().map(|p| p.as_slice())).collect();
     let before = tree.cost();
     let started = Instant::now();
     let result = tree.outputs_paid(&paths, wanted);
+    drop(paths);
+    if let Err(EngineError::OutOfCells { .. } | EngineError::OutOfSequences { .. }) = &result {
+        if batch.len() > 1 {
+            // Making room failed before anything ran: the tree is as it was.
+            return split(tree, batch);
+        }
+    }
     {
         let mut s = stats.lock().expect("stats lock");
         s.run_seconds += started.elapsed().as_secs_f64();
@@ -355,8 +402,10 @@ fn run_batch(tree: &mut PrefixTree, batch: Vec<Call>, stats: &Mutex<BatchStats>)
             }
         }
         Err(e) => {
+            let full = matches!(e, EngineError::OutOfCells { .. } | EngineError::OutOfSequences { .. });
             for job in batch {
-                let _ = job.reply.send(Err(format!("shared prefix tree: {e}")));
+                let message = format!("shared prefix tree: {e}");
+                let _ = job.reply.send(Err(if full { Refused::Full(message) } else { Refused::Failed(message) }));
             }
         }
     }
@@ -423,10 +472,11 @@ impl Policy for SharedSession<'_> {
         }
         let job = Job::Outputs { paths: sequences.iter().map(|s| s.to_vec()).collect(), wanted, reply };
         self.handle.jobs.send(job).map_err(|_| ModelError::new(DefenceError::SchedulerGone))?;
-        let Answered { outputs, cost, first_path_served } = answer
-            .recv()
-            .map_err(|_| ModelError::new(DefenceError::SchedulerGone))?
-            .map_err(|e| ModelError::new(DefenceError::Shared(e)))?;
+        let Answered { outputs, cost, first_path_served } =
+            answer.recv().map_err(|_| ModelError::new(DefenceError::SchedulerGone))?.map_err(|e| match e {
+                Refused::Full(m) => ModelError::new(DefenceError::SharedTreeFull(m)),
+                Refused::Failed(m) => ModelError::new(DefenceError::Shared(m)),
+            })?;
         self.first_call_cached.get_or_insert(first_path_served);
         self.cost += cost;
         self.engine += started.elapsed();
@@ -450,5 +500,44 @@ impl PolicySession for SharedSession<'_> {
 
     fn first_call_cached(&self) -> u64 {
         self.first_call_cached.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use saffron_core::Policy;
+    use saffron_reward::Loader;
+    use saffron_test_support::{real_home, smollm2_f32};
+
+    use super::*;
+
+    #[test]
+    fn a_scheduler_that_stopped_is_replaced_and_its_totals_carry_on() {
+        let path = smollm2_f32().path().to_string_lossy().into_owned();
+        let model = Loader::new(&real_home()).model(&path).unwrap();
+        let policy = BatchedPolicy::new(model, BatchOptions::default());
+        let tokens = policy.tokenize("Hello there");
+        let call = |policy: &BatchedPolicy| {
+            let mut session = policy.open(TreeOptions::default()).unwrap();
+            session.outputs(&[&tokens], WantedOutputs::Logits).map(|o| o.len())
+        };
+        assert_eq!(call(&policy).unwrap(), 1);
+        let steps = policy.stats().steps;
+        assert!(steps >= 1);
+        // What a panic in the scheduler leaves: a thread that has ended and
+        // a channel nobody reads.
+        {
+            let mut slot = policy.schedulers[HiddenStates::Discard as usize].lock().unwrap();
+            let stats = slot.take().unwrap().stats;
+            let (jobs, gone) = mpsc::channel();
+            drop(gone);
+            let thread = std::thread::spawn(|| {});
+            while !thread.is_finished() {
+                std::thread::yield_now();
+            }
+            *slot = Some(Scheduler { jobs, open: Arc::new(AtomicUsize::new(0)), stats, thread });
+        }
+        assert_eq!(call(&policy).unwrap(), 1, "a new scheduler answers");
+        assert!(policy.stats().steps > steps, "the totals carry on from {steps}");
     }
 }

@@ -41,4 +41,46 @@ pub enum DefenceError {
 
     #[error("{0}")]
     Shared(String),
+
+    /// A call of this search does not fit in the shared tree's KV cells
+    /// beside the other running searches' nodes: a matter of load, not of
+    /// the request.
+    #[error("{0}")]
+    SharedTreeFull(String),
+}
+
+impl DefenceError {
+    /// Whether `e`, or an error it wraps (a model error of a search among
+    /// them), is [`DefenceError::SharedTreeFull`].
+    pub fn is_tree_full(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            let own = e.downcast_ref::<DefenceError>().or_else(|| {
+                e.downcast_ref::<saffron_core::ModelError>().and_then(|m| m.inner().downcast_ref::<DefenceError>())
+            });
+            if matches!(own, Some(DefenceError::SharedTreeFull(_))) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use saffron_core::ModelRole;
+
+    use super::*;
+
+    #[test]
+    fn a_full_tree_is_found_inside_a_search_error_and_nothing_else_is_taken_for_one() {
+        let wrapped = |e: DefenceError| {
+            DefenceError::Search(SearchError::Model { role: ModelRole::Policy, source: ModelError::new(e) })
+        };
+        assert!(DefenceError::is_tree_full(&wrapped(DefenceError::SharedTreeFull("no room".into()))));
+        assert!(DefenceError::is_tree_full(&DefenceError::SharedTreeFull("no room".into())));
+        assert!(!DefenceError::is_tree_full(&wrapped(DefenceError::Shared("decode failed".into()))));
+        assert!(!DefenceError::is_tree_full(&DefenceError::SchedulerGone));
+    }
 }

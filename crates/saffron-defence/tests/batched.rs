@@ -16,13 +16,17 @@ const PROMPTS: [&str; 4] =
     ["How do I bake bread?", "Name three rivers.", "What is a prime number?", "Write a haiku about rain."];
 
 fn models(batched: bool) -> DefenceModels {
+    models_with_cells(batched, TreeOptions::default().max_cells)
+}
+
+fn models_with_cells(batched: bool, max_cells: u32) -> DefenceModels {
     let path = smollm2_f32().path().to_string_lossy().into_owned();
     let policy = Loader::new(&real_home()).model(&path).unwrap();
     let mrm = Some(Box::new(LoadedMrm::policy_logits()) as Box<dyn MrmBackend>);
     let options = TreeOptions { threads: Some(2), ..TreeOptions::default() };
     let backend: Box<dyn saffron_defence::PolicyBackend> = if batched {
         let batch = BatchOptions {
-            tree: TreeOptions { max_output_bytes: 256 << 20, ..options },
+            tree: TreeOptions { max_output_bytes: 256 << 20, max_cells, ..options },
             gather: Duration::from_millis(200),
             ..BatchOptions::default()
         };
@@ -83,4 +87,44 @@ fn concurrent_searches_on_one_shared_tree_answer_as_alone_and_split_the_cost_exa
     assert!(after.cached_nodes < contexts, "{} nodes cached after the searches ended", after.cached_nodes);
     let alone_computed: u64 = expected.iter().map(|a| a.cost.policy.tokens_computed).sum();
     assert!(computed < alone_computed, "{computed} tokens computed shared vs {alone_computed} alone");
+}
+
+/// Four long prompts whose contexts do not fit in the shared tree's cells
+/// together (each fits alone): the scheduler splits the joint step, and
+/// every search answers as it does alone.
+#[test]
+fn searches_whose_joint_step_overflows_the_cells_are_split_and_answer_as_alone() {
+    let long: Vec<String> = PROMPTS
+        .iter()
+        .map(|p| format!("{p} Please answer in plain words, and think about the reader: {}", "very ".repeat(80)))
+        .collect();
+    let alone = models(false);
+    let expected: Vec<_> = long
+        .iter()
+        .map(|p| alone.defence(config()).unwrap().answer(p, &ChatPrompt::user(p.as_str()), &mut NoTrace).unwrap())
+        .collect();
+    let context = expected[0].prompt_tokens;
+    // Room for one context and its branches, not for four contexts at once.
+    let cells = 256;
+    assert!(context + 64 < cells as usize && 4 * (context - 40) > cells as usize, "{context}-token contexts");
+    let shared = models_with_cells(true, cells);
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = long
+            .iter()
+            .map(|p| {
+                let shared = &shared;
+                s.spawn(move || {
+                    shared.defence(config()).unwrap().answer(p, &ChatPrompt::user(p.as_str()), &mut NoTrace)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (got, want) in answers.iter().zip(&expected) {
+        let got = got.as_ref().expect("no search fails for want of cells");
+        assert_eq!(got.tokens, want.tokens, "{:?} vs {:?}", got.text, want.text);
+    }
+    let stats = shared.policy().shared_stats().unwrap();
+    let computed: u64 = answers.iter().map(|a| a.as_ref().unwrap().cost.policy.tokens_computed).sum();
+    assert_eq!(computed, stats.cost.tokens_computed, "each split step charged exactly");
 }

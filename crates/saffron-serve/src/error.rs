@@ -148,6 +148,18 @@ impl ApiError {
         }
     }
 
+    /// The shared prefix tree has no room for the request's next step
+    /// beside the others': a 503 to retry, not the client's fault.
+    pub fn tree_full(detail: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "server_error",
+            message: format!("the server's KV cache is full with other requests; retry later ({detail})"),
+            param: None,
+            retry_after: Some(5),
+        }
+    }
+
     pub fn timeout(seconds: f64) -> ApiError {
         ApiError {
             status: StatusCode::GATEWAY_TIMEOUT,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use saffron_defence::local::LocalPolicy;
-use saffron_defence::{BatchOptions, BatchedPolicy, DefenceModels, MrmBackend};
+use saffron_defence::{Answer, BatchOptions, BatchedPolicy, DefenceError, DefenceModels, MrmBackend};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{LoadedMrm, Loader};
 use saffron_search::{NoTrace, SearchConfig, StrategyKind};
@@ -45,27 +45,27 @@ fn config() -> SearchConfig {
     c
 }
 
+fn answer(models: &DefenceModels, prompt: &str) -> Result<Answer, DefenceError> {
+    models.defence(config())?.answer(prompt, &ChatPrompt::user(prompt), &mut NoTrace)
+}
+
+fn one_at_a_time(models: &DefenceModels, prompts: &[&str]) -> Vec<Answer> {
+    prompts.iter().map(|p| answer(models, p).unwrap()).collect()
+}
+
+/// Each prompt answered on its own thread, all at once.
+fn all_at_once(models: &DefenceModels, prompts: &[&str]) -> Vec<Result<Answer, DefenceError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = prompts.iter().map(|p| s.spawn(move || answer(models, p))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn concurrent_searches_on_one_shared_tree_answer_as_alone_and_split_the_cost_exactly() {
-    let alone = models(false);
-    let expected: Vec<_> = PROMPTS
-        .iter()
-        .map(|p| alone.defence(config()).unwrap().answer(p, &ChatPrompt::user(*p), &mut NoTrace).unwrap())
-        .collect();
-
+    let expected = one_at_a_time(&models(false), &PROMPTS);
     let shared = models(true);
-    let answers: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = PROMPTS
-            .iter()
-            .map(|p| {
-                let shared = &shared;
-                s.spawn(move || {
-                    shared.defence(config()).unwrap().answer(p, &ChatPrompt::user(*p), &mut NoTrace).unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answers: Vec<Answer> = all_at_once(&shared, &PROMPTS).into_iter().map(Result::unwrap).collect();
     for ((p, got), want) in PROMPTS.iter().zip(&answers).zip(&expected) {
         assert_eq!(got.tokens, want.tokens, "{p}: {:?} vs {:?}", got.text, want.text);
     }
@@ -98,28 +98,14 @@ fn searches_whose_joint_step_overflows_the_cells_are_split_and_answer_as_alone()
         .iter()
         .map(|p| format!("{p} Please answer in plain words, and think about the reader: {}", "very ".repeat(80)))
         .collect();
-    let alone = models(false);
-    let expected: Vec<_> = long
-        .iter()
-        .map(|p| alone.defence(config()).unwrap().answer(p, &ChatPrompt::user(p.as_str()), &mut NoTrace).unwrap())
-        .collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let expected = one_at_a_time(&models(false), &long);
     let context = expected[0].prompt_tokens;
     // Room for one context and its branches, not for four contexts at once.
     let cells = 256;
     assert!(context + 64 < cells as usize && 4 * (context - 40) > cells as usize, "{context}-token contexts");
     let shared = models_with_cells(true, cells);
-    let answers: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = long
-            .iter()
-            .map(|p| {
-                let shared = &shared;
-                s.spawn(move || {
-                    shared.defence(config()).unwrap().answer(p, &ChatPrompt::user(p.as_str()), &mut NoTrace)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answers = all_at_once(&shared, &long);
     for (got, want) in answers.iter().zip(&expected) {
         let got = got.as_ref().expect("no search fails for want of cells");
         assert_eq!(got.tokens, want.tokens, "{:?} vs {:?}", got.text, want.text);

@@ -409,6 +409,10 @@ pub struct StrategySpec {
     /// another grid. Left out of `run.json` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fluency_weight: Option<f32>,
+    /// Saffron only: the reward cap of its ranking (docs/search.md); one
+    /// per grid, as the fluency weight. Left out of `run.json` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_cap: Option<f32>,
 }
 
 /// One combination of the grid.
@@ -435,6 +439,9 @@ impl Cell {
         if let Strategy::Saffron(c) = &self.search.strategy {
             if c.fluency_weight > 0.0 {
                 width.push_str(&format!("|fluency{}", c.fluency_weight));
+            }
+            if let Some(cap) = c.reward_cap {
+                width.push_str(&format!("|cap{cap}"));
             }
         }
         let monitored = grid.reasoning.as_ref().is_some_and(|r| r.monitor.is_some());
@@ -505,22 +512,30 @@ impl Grid {
         Ok(out)
     }
 
+    /// Refuses Saffron listed with different values of one setting of its
+    /// ranking (or with and without it): reports compare a strategy across
+    /// its widths, so another value is another grid.
+    fn one_per_grid(&self, what: &str, setting: impl Fn(&StrategySpec) -> Option<f32>) -> Result<(), EvalError> {
+        let saffron = self.strategies.iter().filter(|s| s.name == StrategyKind::Saffron);
+        let values: std::collections::BTreeSet<String> =
+            saffron.map(|s| setting(s).map_or("unset".into(), |v| v.to_string())).collect();
+        if values.len() > 1 {
+            return Err(EvalError::Grid(format!(
+                "saffron is listed with different {what}: reports compare a strategy across its widths, \
+                 so run one per grid"
+            )));
+        }
+        Ok(())
+    }
+
     /// Every cell, in the order they run (dataset, attack, strategy, width,
     /// seed).
     pub fn cells(&self) -> Result<Vec<Cell>, EvalError> {
         if self.datasets.is_empty() || self.strategies.is_empty() || self.attacks.is_empty() || self.seeds.is_empty() {
             return Err(EvalError::Grid("a grid needs at least one dataset, attack, strategy and seed".into()));
         }
-        let weights: std::collections::BTreeSet<String> =
-            self.strategies.iter().filter_map(|s| s.fluency_weight).map(|w| w.to_string()).collect();
-        let unweighted = self.strategies.iter().any(|s| s.name == StrategyKind::Saffron && s.fluency_weight.is_none());
-        if weights.len() > 1 || (!weights.is_empty() && unweighted) {
-            return Err(EvalError::Grid(
-                "saffron is listed with different fluency weights: reports compare a strategy across its widths, \
-                 so run one weight per grid"
-                    .into(),
-            ));
-        }
+        self.one_per_grid("fluency weights", |s| s.fluency_weight)?;
+        self.one_per_grid("reward caps", |s| s.reward_cap)?;
         let mut cells = Vec::new();
         for dataset in 0..self.datasets.len() {
             // Benign sets measure over-refusal: asked plainly, never attacked.
@@ -543,12 +558,15 @@ impl Grid {
                         if let Some(w) = width {
                             strategy.set_width(w).map_err(|e| EvalError::Grid(format!("{}: {e}", spec.name)))?;
                         }
-                        match (&mut strategy, spec.fluency_weight) {
-                            (_, None) => {}
-                            (Strategy::Saffron(c), Some(weight)) => c.fluency_weight = weight,
-                            (_, Some(_)) => {
+                        match (&mut strategy, spec.fluency_weight, spec.reward_cap) {
+                            (_, None, None) => {}
+                            (Strategy::Saffron(c), weight, cap) => {
+                                c.fluency_weight = weight.unwrap_or(c.fluency_weight);
+                                c.reward_cap = cap.or(c.reward_cap);
+                            }
+                            _ => {
                                 return Err(EvalError::Grid(format!(
-                                    "{}: fluency_weight is Saffron's (its fluency-aware ranking); remove it here",
+                                    "{}: fluency_weight and reward_cap are Saffron's (its ranking); remove them here",
                                     spec.name
                                 )))
                             }
@@ -669,12 +687,32 @@ widths = [4, 8]
         assert!(!toml::to_string(&GridFile::from(Grid::from_toml(GRID).unwrap())).unwrap().contains("fluency"));
         // Saffron's only, one weight per grid, and never negative.
         let err = Grid::from_toml(&GRID.replace("widths = [4, 8]", "widths = [4, 8]\nfluency_weight = 1.0"));
-        assert!(err.unwrap_err().to_string().contains("fluency_weight is Saffron's"));
+        assert!(err.unwrap_err().to_string().contains("fluency_weight and reward_cap are Saffron's"));
         let other = "[[strategies]]\nname = \"saffron\"\nwidths = [8]\n";
         let err = Grid::from_toml(&format!("{GRID}{saffron}{other}")).unwrap_err().to_string();
-        assert!(err.contains("one weight per grid"), "{err}");
+        assert!(err.contains("different fluency weights") && err.contains("one per grid"), "{err}");
         let err = Grid::from_toml(&format!("{GRID}{}", saffron.replace("0.5", "-1.0"))).unwrap_err().to_string();
         assert!(err.contains("fluency_weight must be >= 0"), "{err}");
+    }
+
+    #[test]
+    fn a_reward_cap_caps_saffron_cells_and_is_named_in_their_keys() {
+        let saffron = "[[strategies]]\nname = \"saffron\"\nwidths = [2]\nfluency_weight = 4.0\nreward_cap = 0.0\n";
+        let grid = Grid::from_toml(&format!("{GRID}{saffron}")).unwrap();
+        let cells = grid.cells().unwrap();
+        let capped: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| matches!(c.search.strategy, Strategy::Saffron(s) if s.reward_cap == Some(0.0)))
+            .collect();
+        assert_eq!(capped.len(), 2, "1 width × 2 seeds");
+        assert_eq!(capped[0].key(&grid), "advbench|prefill-10|saffron@2|fluency4|cap0|seed0");
+        let again = Grid::from_toml(&toml::to_string(&GridFile::from(grid.clone())).unwrap()).unwrap();
+        assert_eq!(again, grid);
+        let uncapped = "[[strategies]]\nname = \"saffron\"\nwidths = [8]\nfluency_weight = 4.0\n";
+        let err = Grid::from_toml(&format!("{GRID}{saffron}{uncapped}")).unwrap_err().to_string();
+        assert!(err.contains("different reward caps"), "{err}");
+        let err = Grid::from_toml(&GRID.replace("widths = [4, 8]", "widths = [4, 8]\nreward_cap = 1.0"));
+        assert!(err.unwrap_err().to_string().contains("are Saffron's"));
     }
 
     /// Every way a grid could list one cell twice is refused, naming it.

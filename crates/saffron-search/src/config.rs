@@ -199,10 +199,13 @@ impl Strategy {
                 if !(c.fluency_weight.is_finite() && c.fluency_weight >= 0.0) {
                     return Err(format!("strategy.fluency_weight must be >= 0 (got {})", c.fluency_weight));
                 }
-                if c.variant == SaffronVariant::Reference && c.fluency_weight > 0.0 {
+                if c.variant == SaffronVariant::Reference && (c.fluency_weight > 0.0 || c.reward_cap.is_some()) {
                     return Err("the reference variant ranks by reward alone, as the released code; \
-                                use variant = \"default\" with fluency_weight"
+                                use variant = \"default\" with fluency_weight or reward_cap"
                         .into());
+                }
+                if c.reward_cap.is_some_and(|cap| !cap.is_finite()) {
+                    return Err(format!("strategy.reward_cap must be a finite number (got {:?})", c.reward_cap));
                 }
                 Ok(())
             }
@@ -407,6 +410,15 @@ pub struct SaffronConfig {
     /// its place. 0 (the default) is the paper's ranking by reward alone.
     #[serde(skip_serializing_if = "is_zero")]
     pub fluency_weight: f32,
+    /// Safe enough is enough: a candidate's reward counts as at most this
+    /// (on the PRM's scale, where 0 is its safe/unsafe threshold), so that
+    /// among candidates the MRM finds safe enough the fluency term decides,
+    /// and a refusal earns nothing over a safe answer. Against
+    /// over-refusal; with `fluency_weight` > 0 (at 0, capped candidates tie
+    /// and keep pooled order). `None` (the default): rewards uncapped, the
+    /// paper's ranking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_cap: Option<f32>,
 }
 
 fn is_zero(value: &f32) -> bool {
@@ -422,6 +434,7 @@ impl Default for SaffronConfig {
             final_pick: FinalPick::Mrm,
             variant: SaffronVariant::Default,
             fluency_weight: 0.0,
+            reward_cap: None,
         }
     }
 }

@@ -44,7 +44,8 @@ struct Candidate {
     reward: f32,
     /// The policy's log-probability of the parent's tokens and this one.
     logprob: f32,
-    /// What it is ranked by: the reward, plus the fluency term if asked.
+    /// What it is ranked by: the reward (capped if asked), plus the fluency
+    /// term if asked.
     rank: f32,
 }
 
@@ -135,21 +136,23 @@ fn candidates(run: &mut Run, config: &SaffronConfig, active: &[Branch]) -> Resul
                 _ => reward[c.token as usize],
             };
             let logprob = branch.logprob + (logits[c.token as usize] - normaliser);
-            let rank = fluency_rank(value, logprob, branch.tokens.len() + 1, config.fluency_weight);
+            let rank = rank(value, logprob, branch.tokens.len() + 1, config);
             pooled.push(Candidate { parent, token: c.token, reward: value, logprob, rank });
         }
     }
     Ok(pooled)
 }
 
-/// A candidate's rank: its reward, plus `weight` × the mean log-probability
-/// per token of the `len` tokens of the answer it makes (weight 0: the
-/// reward alone, the paper's ranking).
-fn fluency_rank(reward: f32, logprob: f32, len: usize, weight: f32) -> f32 {
-    if weight == 0.0 {
+/// A candidate's rank: its reward (capped at `reward_cap`, if set), plus
+/// `fluency_weight` × the mean log-probability per token of the `len`
+/// tokens of the answer it makes (no cap and weight 0: the reward alone,
+/// the paper's ranking).
+fn rank(reward: f32, logprob: f32, len: usize, config: &SaffronConfig) -> f32 {
+    let reward = config.reward_cap.map_or(reward, |cap| reward.min(cap));
+    if config.fluency_weight == 0.0 {
         return reward;
     }
-    reward + weight * logprob / len as f32
+    reward + config.fluency_weight * logprob / len as f32
 }
 
 /// `ln Σ exp(x)`, stable.

@@ -181,6 +181,12 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
 
+    /// KV cells of the prefix tree: room for the prompt, any thinking and
+    /// the answer [default: 8192; at most the model's training context].
+    /// A reasoning budget of 8K needs more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(256..=1 << 20))]
+    pub max_cells: Option<u32>,
+
     /// The user turn.
     #[arg(long)]
     pub prompt: String,

@@ -23,7 +23,8 @@ pub enum DefenceError {
 
     #[error(
         "the prompt is {prompt_tokens} tokens and the answer may take {max_new_tokens} more, but the policy's \
-         context holds {limit}"
+         context holds {limit} (its prefix tree's KV cells, at most its training context: raise them with \
+         `max_cells` in a grid or `generate --max-cells`)"
     )]
     PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, limit: usize },
 

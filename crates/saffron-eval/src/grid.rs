@@ -38,6 +38,10 @@ pub struct Grid {
     /// Whether the grid may read prompts its artifacts were trained on (the
     /// report then says so at the top).
     pub allow_overlap: bool,
+    /// KV cells of each prefix tree (default 8,192, and never more than the
+    /// policy's training context): room for the prompt, the thinking and
+    /// the answer; an 8K reasoning budget needs more than the default.
+    pub max_cells: Option<u32>,
 }
 
 /// The reasoning axis of a grid: `[reasoning]` with `budgets` (reasoning
@@ -191,7 +195,15 @@ pub struct GridFile {
     /// `run.json` when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_overlap: bool,
+    /// KV cells of each prefix tree, 256 to 1,048,576 [default: 8,192; at
+    /// most the policy's training context]. Left out of `run.json` when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cells: Option<u32>,
 }
+
+/// The range `max_cells` (a grid's, or `generate --max-cells`) may take.
+pub const MAX_CELLS_RANGE: std::ops::RangeInclusive<u32> = 256..=1 << 20;
 
 fn default_guard() -> String {
     GuardSpec::BuiltIn.to_string()
@@ -229,7 +241,15 @@ impl TryFrom<GridFile> for Grid {
             length: file.length,
             reasoning: file.reasoning,
             allow_overlap: file.allow_overlap,
+            max_cells: file.max_cells,
         };
+        if let Some(cells) = grid.max_cells.filter(|c| !MAX_CELLS_RANGE.contains(c)) {
+            return Err(EvalError::Grid(format!(
+                "max_cells = {cells}: give {} to {} KV cells",
+                MAX_CELLS_RANGE.start(),
+                MAX_CELLS_RANGE.end()
+            )));
+        }
         if grid.reasoning.as_ref().is_some_and(|r| r.budgets.is_empty()) {
             return Err(EvalError::Grid(
                 "reasoning.budgets is empty: list at least one budget (0 = no thinking)".into(),
@@ -280,6 +300,7 @@ impl From<Grid> for GridFile {
             length: grid.length,
             reasoning: grid.reasoning,
             allow_overlap: grid.allow_overlap,
+            max_cells: grid.max_cells,
         }
     }
 }
@@ -693,6 +714,17 @@ widths = [4, 8]
         assert!(err.contains("different fluency weights") && err.contains("one per grid"), "{err}");
         let err = Grid::from_toml(&format!("{GRID}{}", saffron.replace("0.5", "-1.0"))).unwrap_err().to_string();
         assert!(err.contains("fluency_weight must be >= 0"), "{err}");
+    }
+
+    #[test]
+    fn max_cells_is_kept_in_run_json_and_checked() {
+        let grid = Grid::from_toml(&format!("max_cells = 16384\n{GRID}")).unwrap();
+        assert_eq!(grid.max_cells, Some(16384));
+        let again = Grid::from_toml(&toml::to_string(&GridFile::from(grid.clone())).unwrap()).unwrap();
+        assert_eq!(again, grid);
+        assert!(!toml::to_string(&GridFile::from(Grid::from_toml(GRID).unwrap())).unwrap().contains("max_cells"));
+        let err = Grid::from_toml(&format!("max_cells = 100\n{GRID}")).unwrap_err().to_string();
+        assert!(err.contains("max_cells = 100: give 256 to 1048576"), "{err}");
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         eprintln!("allow_overlap = true: the report will say that these results are not all held out");
     }
     let jobs = args.jobs.max(1);
-    let options = TreeOptions { threads: threads_per_job(args.threads, jobs), ..TreeOptions::default() };
+    let max_cells = plan.grid.max_cells.unwrap_or(TreeOptions::default().max_cells);
+    let options = TreeOptions { threads: threads_per_job(args.threads, jobs), max_cells, ..TreeOptions::default() };
     let mut models = RunModels::load(&plan, &Loader::new(home), options)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(args.grid.file_stem().map_or("grid".into(), |s| s.to_string_lossy().into_owned()))

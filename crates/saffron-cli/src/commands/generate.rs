@@ -29,7 +29,8 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     };
     let loader = Loader::new(home);
     let policy = loader.model(&spec.policy)?;
-    let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
+    let max_cells = args.max_cells.unwrap_or(TreeOptions::default().max_cells);
+    let options = TreeOptions { threads: args.model.threads, max_cells, ..TreeOptions::default() };
     let models = DefenceModels::load(&spec, &loader, options)?;
     let chat =
         ChatPrompt { system: args.system.clone(), prefill: args.prefill.clone(), ..ChatPrompt::user(&args.prompt) };

@@ -66,6 +66,22 @@ fn budget_zero_is_an_empty_thinking_section_and_bad_budgets_are_refused() {
     assert!(!out.status.success(), "--reasoning-min needs --reasoning-budget");
 }
 
+#[test]
+fn a_budget_beyond_the_cells_is_refused_naming_the_flag_that_makes_room() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smollm2_path();
+    let args = ["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--max-tokens", "4"];
+    let with = |extra: &[&str]| saffron(home.path(), &[&args[..], extra].concat());
+    // 300 thinking tokens and the prompt do not fit in 256 cells ...
+    crate::assert_clean_failure(&with(&["--reasoning-budget", "300", "--max-cells", "256"]), "--max-cells");
+    // ... and do in 512.
+    let out = with(&["--reasoning-budget", "300", "--max-cells", "512", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reasoning"]["tokens"], 300);
+    assert!(!with(&["--max-cells", "100"]).status.success(), "fewer than 256 cells is refused");
+}
+
 /// Writes `grid.toml` in `dir` from `text`, with SMOLLM2 standing for the
 /// model's quoted path.
 fn write_grid(dir: &std::path::Path, text: &str) -> std::path::PathBuf {

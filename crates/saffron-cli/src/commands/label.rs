@@ -99,23 +99,13 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     };
     let mut conversations: Vec<Written> = conversations.iter().map(|c| c.written()).collect();
     if let Some(n) = args.sharegpt {
-        let (file, sha) = sharegpt::load(home)
-            .context("reading ShareGPT for --sharegpt (an optional source: `saffron fetch --only sharegpt`)")?;
-        let (train, left_out) = file.train(&universe, n, args.seed);
-        eprintln!(
-            "ShareGPT: {} complete conversations ({} skipped{}); {} sampled from the train split, {left_out} are in other splits",
-            file.conversations.len(),
-            file.skipped,
-            if file.truncated { ", the file cut off mid-record" } else { "" },
-            train.len()
-        );
+        let (train, sha) = read_sharegpt(home, &universe, n, args.seed)?;
         files.insert(format!("{}:{}", sharegpt::DATASET, sharegpt::MEMBER), sha);
         recipe["sharegpt"] = json!(n);
-        let train = match shard {
+        conversations.extend(match shard {
             Some((i, n)) => every_nth(train, i, n),
             None => train,
-        };
-        conversations.extend(train.iter().map(|c| c.written()));
+        });
     }
     // A verdict guard's format decides its labels; left out when it is the
     // default, so that corpora made before it was recorded resume.
@@ -126,20 +116,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         CorpusHeader::new((&args.policy, &models.policy().identity()?), (&guard_name, &guard_identity), files, recipe);
     let out = args.out.clone().unwrap_or_else(|| home.join("corpus").join(format!("{}.jsonl", args.policy)));
     if let Some(old) = grow_corpus(&out, &header, &GROWING)? {
-        let was = |key: &str| old.settings.get(key).map_or("none".to_owned(), |v| v.to_string());
-        eprintln!(
-            "growing {}: {} harmful prompts per set (was {}), {} benign (was {}), {} ShareGPT conversations (was {}), \
-             HH-RLHF {} (was {}); its responses are kept",
-            out.display(),
-            args.harmful,
-            was("harmful"),
-            args.benign,
-            was("benign"),
-            args.sharegpt.map_or("none".to_owned(), |n| n.to_string()),
-            was("sharegpt"),
-            if args.hh_rlhf.is_some() { "read" } else { "not read" },
-            if old.settings.get("hh_rlhf").is_some() { "read" } else { "not read" },
-        );
+        say_grown(&out, &old, args);
     }
     let mut writer = CorpusWriter::open(&out, &header)?;
     // With --keep-states: the guard again (its backbone shared through the
@@ -179,6 +156,42 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         );
     }
     print_corpus(&out)
+}
+
+/// A seeded sample of `n` of the fetched ShareGPT conversations whose
+/// request is in the train split, and the sha256 of the file; says what
+/// the file held.
+fn read_sharegpt(home: &Path, universe: &Universe, n: usize, seed: u64) -> anyhow::Result<(Vec<Written>, String)> {
+    let (file, sha) = sharegpt::load(home)
+        .context("reading ShareGPT for --sharegpt (an optional source: `saffron fetch --only sharegpt`)")?;
+    let (train, left_out) = file.train(universe, n, seed);
+    eprintln!(
+        "ShareGPT: {} complete conversations ({} skipped{}); {} sampled from the train split, {left_out} are in other splits",
+        file.conversations.len(),
+        file.skipped,
+        if file.truncated { ", the file cut off mid-record" } else { "" },
+        train.len()
+    );
+    Ok((train.iter().map(|c| c.written()).collect(), sha))
+}
+
+/// Says how the corpus at `out` grew from the command that made `old`.
+fn say_grown(out: &Path, old: &CorpusHeader, args: &LabelArgs) {
+    let was = |key: &str| old.settings.get(key).map_or("none".to_owned(), |v| v.to_string());
+    let read = |yes: bool| if yes { "read" } else { "not read" };
+    eprintln!(
+        "growing {}: {} harmful prompts per set (was {}), {} benign (was {}), {} ShareGPT conversations (was {}), \
+         HH-RLHF {} (was {}); its responses are kept",
+        out.display(),
+        args.harmful,
+        was("harmful"),
+        args.benign,
+        was("benign"),
+        args.sharegpt.map_or("none".to_owned(), |n| n.to_string()),
+        was("sharegpt"),
+        read(args.hh_rlhf.is_some()),
+        read(old.settings.get("hh_rlhf").is_some()),
+    );
 }
 
 /// How a corpus may grow in place: larger `--harmful`, `--benign` or

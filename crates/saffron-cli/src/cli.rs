@@ -591,8 +591,9 @@ pub struct LabelArgs {
 
     /// The corpus file [default: $SAFFRON_HOME/corpus/<policy>.jsonl]. An
     /// existing file made with the same settings is resumed; one made with
-    /// the same settings but smaller --harmful or --benign grows in place
-    /// (its responses kept, the new prompts labelled).
+    /// the same settings but a smaller --harmful, --benign or --sharegpt,
+    /// or without --hh-rlhf or --sharegpt, grows in place (its responses
+    /// kept, the new prompts labelled).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 

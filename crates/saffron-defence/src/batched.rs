@@ -76,6 +76,9 @@ pub struct BatchStats {
     pub steps: u64,
     /// Policy calls of the searches, answered by those steps.
     pub calls: u64,
+    /// Joint steps split in two because their new nodes did not fit in the
+    /// tree's cells together.
+    pub splits: u64,
     pub cost: ModelCost,
     pub tree: Option<TreeStats>,
     /// Time spent waiting for the other searches' calls once one was
@@ -127,6 +130,7 @@ impl BatchedPolicy {
                 let stats = *stats.lock().expect("stats lock");
                 total.steps += stats.steps;
                 total.calls += stats.calls;
+                total.splits += stats.splits;
                 total.cost += stats.cost;
                 total.gather_seconds += stats.gather_seconds;
                 total.run_seconds += stats.run_seconds;
@@ -153,7 +157,9 @@ impl BatchedPolicy {
         let stats = match slot.take() {
             Some(dead) if dead.thread.is_finished() => {
                 tracing::error!("the shared prefix tree's scheduler ({hidden:?}) stopped; starting a new one");
-                dead.stats
+                // It may have stopped holding the lock: keep the totals all the same.
+                let totals = *dead.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Arc::new(Mutex::new(totals))
             }
             Some(running) => {
                 let handle = SchedulerHandle { jobs: running.jobs.clone(), open: running.open.clone() };
@@ -246,8 +252,7 @@ struct Call {
 
 /// Why a call got no outputs.
 enum Refused {
-    /// Its new nodes do not fit in the tree even alone, beside the other
-    /// searches' locked nodes.
+    /// Its new nodes do not fit in the tree even alone.
     Full(String),
     Failed(String),
 }
@@ -374,7 +379,9 @@ fn run_batch(tree: &mut PrefixTree, batch: Vec<Call>, stats: &Mutex<BatchStats>)
     drop(paths);
     if let Err(EngineError::OutOfCells { .. } | EngineError::OutOfSequences { .. }) = &result {
         if batch.len() > 1 {
-            // Making room failed before anything ran: the tree is as it was.
+            // Making room failed before evicting or running anything: the
+            // tree is as it was.
+            stats.lock().expect("stats lock").splits += 1;
             return split(tree, batch);
         }
     }

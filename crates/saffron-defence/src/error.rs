@@ -23,8 +23,8 @@ pub enum DefenceError {
 
     #[error(
         "the prompt is {prompt_tokens} tokens and the answer may take {max_new_tokens} more, but the policy's \
-         context holds {limit} (its prefix tree's KV cells, at most its training context: raise them with \
-         `max_cells` in a grid or `generate --max-cells`)"
+         context holds {limit} (its prefix tree's KV cells, at most its training context; they are set by \
+         `max_cells` in a grid, `generate --max-cells` and `models.max_cells` in a server's configuration)"
     )]
     PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, limit: usize },
 
@@ -44,8 +44,8 @@ pub enum DefenceError {
     Shared(String),
 
     /// A call of this search does not fit in the shared tree's KV cells
-    /// beside the other running searches' nodes: a matter of load, not of
-    /// the request.
+    /// even alone (every other search's nodes can be evicted between calls):
+    /// the search is too wide or too long for the tree.
     #[error("{0}")]
     SharedTreeFull(String),
 }

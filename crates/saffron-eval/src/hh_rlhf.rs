@@ -14,7 +14,7 @@ use saffron_core::Split;
 use saffron_engine::{ChatPrompt, Role, Turn};
 use serde::Deserialize;
 
-use crate::label::Written;
+use crate::label::WrittenAnswers;
 use crate::splits::Universe;
 use crate::EvalError;
 
@@ -77,8 +77,8 @@ impl HhConversation {
 
     /// Both answers for the policy to read, after the conversation.
     /// harmless-base's conversations are red-teaming: harmful requests.
-    pub fn written(&self) -> Written {
-        Written {
+    pub fn written(&self) -> WrittenAnswers {
+        WrittenAnswers {
             chat: self.chat(),
             requests: self.requests().into_iter().map(str::to_owned).collect(),
             answers: self.answers().map(|(which, text)| (self.id(which), text.to_owned())).to_vec(),

@@ -64,6 +64,17 @@ pub fn planned(prompts: &[EvalPrompt], settings: &LabelSettings) -> usize {
     prompts.iter().map(applicable).sum::<usize>() * settings.samples as usize
 }
 
+/// The (corpus id, sample) of every response [`label`] would write for
+/// `sources`, labelled or not.
+pub fn planned_keys(sources: &LabelSources, settings: &LabelSettings) -> std::collections::HashSet<(String, u32)> {
+    let prompts = sources.prompts.iter().flat_map(|p| {
+        let ids = settings.attacks.iter().filter(|a| applies(a, p)).map(move |a| format!("{}#{}", p.id, a.name()));
+        ids.flat_map(|id| (0..settings.samples).map(move |s| (id.clone(), s)))
+    });
+    let written = sources.conversations.iter().flat_map(|c| c.answers.iter().map(|(id, _)| (id.clone(), 0)));
+    prompts.chain(written).collect()
+}
+
 fn applies(attack: &Attack, prompt: &EvalPrompt) -> bool {
     !matches!(attack, Attack::Prefill { .. }) || prompt.reference.is_some()
 }
@@ -214,13 +225,13 @@ pub struct LabelSources<'a> {
     /// Prompts the policy answers: every (prompt, attack, sample).
     pub prompts: &'a [EvalPrompt],
     /// Conversations whose written answers the policy reads.
-    pub conversations: &'a [Written],
+    pub conversations: &'a [WrittenAnswers],
 }
 
 /// A conversation with answers written for it (HH-RLHF's people, ShareGPT's
 /// ChatGPT), for the policy to read as written (teacher forcing).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Written {
+pub struct WrittenAnswers {
     /// The policy's context: the conversation up to the answer.
     pub chat: ChatPrompt,
     /// The person's requests, oldest first: the last is the one answered.
@@ -302,7 +313,7 @@ fn label_prompts(
 /// the answer. Records the conversation's requests with each.
 fn label_conversations(
     labelling: &mut Labelling,
-    conversations: &[Written],
+    conversations: &[WrittenAnswers],
     settings: &LabelSettings,
     writer: &mut CorpusWriter,
     progress: &mut dyn FnMut(LabelProgress),

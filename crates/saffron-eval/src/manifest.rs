@@ -1,4 +1,4 @@
-//! `run.json`: what a run directory was made with. Written when a run
+//! `run.json`: what a run directory was made with. WrittenAnswers when a run
 //! starts, compared when it resumes (a run of another configuration is
 //! refused), read by the report, `saffron fluency` and `saffron merge`.
 

@@ -13,7 +13,7 @@ use saffron_core::Split;
 use saffron_engine::ChatPrompt;
 use serde::Deserialize;
 
-use crate::label::Written;
+use crate::label::WrittenAnswers;
 use crate::splits::Universe;
 use crate::EvalError;
 
@@ -43,8 +43,8 @@ impl ShareGptConversation {
     }
 
     /// The answer for the policy to read, after the request.
-    pub fn written(&self) -> Written {
-        Written {
+    pub fn written(&self) -> WrittenAnswers {
+        WrittenAnswers {
             chat: ChatPrompt::user(&self.request),
             requests: vec![self.request.clone()],
             answers: vec![(self.corpus_id(), self.answer.clone())],
@@ -57,8 +57,9 @@ impl ShareGptConversation {
 #[derive(Debug, Clone, Default)]
 pub struct ShareGptFile {
     pub conversations: Vec<ShareGptConversation>,
-    /// Records that do not start with a request and its answer, or whose
-    /// request is empty or longer than [`MAX_REQUEST_CHARS`].
+    /// Records that do not start with a request and its answer, whose
+    /// request is empty or longer than [`MAX_REQUEST_CHARS`], or whose id
+    /// an earlier record had.
     pub skipped: usize,
     /// Whether the file ends in the middle of a record (the wheel's does).
     pub truncated: bool,
@@ -111,6 +112,7 @@ pub fn parse(text: &str, file: &str) -> Result<ShareGptFile, EvalError> {
     }
     at += 1;
     let mut out = ShareGptFile::default();
+    let mut ids = std::collections::HashSet::new();
     loop {
         at = skip_space(text, at);
         if text[at..].starts_with(']') {
@@ -124,8 +126,8 @@ pub fn parse(text: &str, file: &str) -> Result<ShareGptFile, EvalError> {
         match values.next() {
             Some(Ok(value)) => {
                 match serde_json::from_value::<Record>(value).ok().and_then(first_exchange) {
-                    Some(c) => out.conversations.push(c),
-                    None => out.skipped += 1,
+                    Some(c) if ids.insert(c.id.clone()) => out.conversations.push(c),
+                    _ => out.skipped += 1,
                 }
                 at += values.byte_offset();
             }
@@ -191,18 +193,19 @@ mod tests {
             record("c_0", &[("human", &long), ("gpt", "Long.")]),
             r#"{"id": 7, "conversations": []}"#.to_string(),
             record("d_1", &[("human", " Name a colour. "), ("gpt", "Blue.")]),
+            record("a_0", &[("human", "The same id again"), ("gpt", "Skipped.")]),
         ];
         let whole = format!("[\n  {}\n]\n", records.join(",\n  "));
         let file = parse(&whole, "t.json").unwrap();
         assert!(!file.truncated);
-        assert_eq!(file.skipped, 3, "opens with an answer, too long, not a record");
+        assert_eq!(file.skipped, 4, "opens with an answer, too long, not a record, an id again");
         let ids: Vec<&str> = file.conversations.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a_0", "d_1"]);
         assert_eq!(file.conversations[1].request, "Name a colour.");
         let written = file.conversations[0].written();
         assert_eq!(written.answers, vec![("sharegpt/a_0".to_string(), "Mix flour, water, yeast.".to_string())]);
         assert!(!written.harmful);
-        // Cut in the middle of the last record, as the wheel's file is.
+        // Cut in the middle of a record, as the wheel's file is.
         let cut = &whole[..whole.find("Name a").unwrap()];
         let file = parse(cut, "t.json").unwrap();
         assert!(file.truncated);

@@ -27,7 +27,7 @@ pub enum RewardError {
     #[error("the prefix tree returned no hidden state; create it with `HiddenStates::Keep` (Guard::tree_options)")]
     MissingHidden,
 
-    #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over (only larger --harmful or --benign grow it in place)")]
+    #[error("{path} was labelled with other settings (policy, PRM, prompts or decoding); pass another --out or delete it to start over (a larger --harmful, --benign or --sharegpt, or an added --hh-rlhf or --sharegpt, grows it in place; nothing else)")]
     CorpusMismatch { path: std::path::PathBuf },
 
     #[error("{path} holds the states of another guard or input format; pass the guard it was labelled with, or delete it to start over")]

@@ -207,6 +207,11 @@ impl Strategy {
                 if c.reward_cap.is_some_and(|cap| !cap.is_finite()) {
                     return Err(format!("strategy.reward_cap must be a finite number (got {:?})", c.reward_cap));
                 }
+                if c.reward_cap.is_some() && c.fluency_weight == 0.0 {
+                    return Err("strategy.reward_cap needs fluency_weight > 0: without it the capped candidates \
+                                all tie and keep pooled order"
+                        .into());
+                }
                 Ok(())
             }
         }
@@ -414,9 +419,9 @@ pub struct SaffronConfig {
     /// (on the PRM's scale, where 0 is its safe/unsafe threshold), so that
     /// among candidates the MRM finds safe enough the fluency term decides,
     /// and a refusal earns nothing over a safe answer. Against
-    /// over-refusal; with `fluency_weight` > 0 (at 0, capped candidates tie
-    /// and keep pooled order). `None` (the default): rewards uncapped, the
-    /// paper's ranking.
+    /// over-refusal; needs `fluency_weight` > 0 (at 0 the capped candidates
+    /// would all tie). `None` (the default): rewards uncapped, the paper's
+    /// ranking.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_cap: Option<f32>,
 }

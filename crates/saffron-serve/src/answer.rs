@@ -117,7 +117,7 @@ pub fn run(
         saffron_defence::DefenceError::PromptTooLong { .. } => {
             ApiError::invalid(Some("messages".into()), e.to_string())
         }
-        other if saffron_defence::DefenceError::is_tree_full(&other) => ApiError::tree_full(&error_chain(&other)),
+        other if saffron_defence::DefenceError::is_tree_full(&other) => ApiError::step_too_large(&error_chain(&other)),
         other => ApiError::internal(error_chain(&other)),
     })?;
     if progress.timed_out {

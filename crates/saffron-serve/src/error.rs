@@ -148,16 +148,17 @@ impl ApiError {
         }
     }
 
-    /// The shared prefix tree has no room for the request's next step
-    /// beside the others': a 503 to retry, not the client's fault.
-    pub fn tree_full(detail: &str) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "server_error",
-            message: format!("the server's KV cache is full with other requests; retry later ({detail})"),
-            param: None,
-            retry_after: Some(5),
-        }
+    /// The request's search needs more KV cells at one step than the
+    /// server's prefix tree has, even with every other request's nodes
+    /// evicted: its width and length, not the load (a 400 naming the cap).
+    pub fn step_too_large(detail: &str) -> ApiError {
+        ApiError::invalid(
+            None,
+            format!(
+                "one step of this request's search needs more KV cells than the server has (`models.max_cells`): \
+                 ask for a smaller width or fewer tokens ({detail})"
+            ),
+        )
     }
 
     pub fn timeout(seconds: f64) -> ApiError {

@@ -6,7 +6,7 @@ use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::hh_rlhf::{self, HhFile};
-use saffron_eval::label::{label, planned, LabelSettings, LabelSources, Labeller, Written};
+use saffron_eval::label::{label, planned, planned_keys, LabelSettings, LabelSources, Labeller, WrittenAnswers};
 use saffron_eval::sharegpt;
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
@@ -97,7 +97,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
-    let mut conversations: Vec<Written> = conversations.iter().map(|c| c.written()).collect();
+    let mut conversations: Vec<WrittenAnswers> = conversations.iter().map(|c| c.written()).collect();
     if let Some(n) = args.sharegpt {
         let (train, sha) = read_sharegpt(home, &universe, n, args.seed)?;
         files.insert(format!("{}:{}", sharegpt::DATASET, sharegpt::MEMBER), sha);
@@ -129,6 +129,8 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         Some((guard, states)) => Labeller::KeepStates(guard, states),
         None => labeller,
     };
+    let sources = LabelSources { prompts: &prompts, conversations: &conversations };
+    refuse_foreign(&writer, &sources, &settings, &out)?;
     let total = planned(&prompts, &settings) + conversations.iter().map(|c| c.answers.len()).sum::<usize>();
     eprintln!(
         "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
@@ -139,7 +141,6 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let bar = count_bar("label", total as u64);
     let start = writer.done() as u64;
     bar.set_position(start);
-    let sources = LabelSources { prompts: &prompts, conversations: &conversations };
     let done = label(&models, labeller, &sources, &settings, &mut writer, &mut |p| {
         bar.set_position(start + p.sequences as u64);
         bar.set_message(format!("{} labels", p.labels));
@@ -158,10 +159,41 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     print_corpus(&out)
 }
 
+/// Refuses a corpus holding responses this command would not label:
+/// another command's with the same header, or a shard made when shards
+/// took every N-th prompt across all sets rather than within each.
+fn refuse_foreign(
+    writer: &CorpusWriter,
+    sources: &LabelSources,
+    settings: &LabelSettings,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let planned = planned_keys(sources, settings);
+    let mut foreign: Vec<&(String, u32)> = writer.done_keys().filter(|k| !planned.contains(*k)).collect();
+    foreign.sort();
+    if let Some(first) = foreign.first() {
+        anyhow::bail!(
+            "{} holds {} responses this command would not label (e.g. `{}` sample {}): it was made by another \
+             command, or is a shard from before shards were taken within each prompt set; label into a new --out \
+             (and `saffron merge-corpus` the old and new shards)",
+            out.display(),
+            foreign.len(),
+            first.0,
+            first.1
+        );
+    }
+    Ok(())
+}
+
 /// A seeded sample of `n` of the fetched ShareGPT conversations whose
 /// request is in the train split, and the sha256 of the file; says what
 /// the file held.
-fn read_sharegpt(home: &Path, universe: &Universe, n: usize, seed: u64) -> anyhow::Result<(Vec<Written>, String)> {
+fn read_sharegpt(
+    home: &Path,
+    universe: &Universe,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<(Vec<WrittenAnswers>, String)> {
     let (file, sha) = sharegpt::load(home)
         .context("reading ShareGPT for --sharegpt (an optional source: `saffron fetch --only sharegpt`)")?;
     let (train, left_out) = file.train(universe, n, seed);
@@ -197,7 +229,10 @@ fn say_grown(out: &Path, old: &CorpusHeader, args: &LabelArgs) {
 /// How a corpus may grow in place: larger `--harmful`, `--benign` or
 /// `--sharegpt`, or a source it was labelled without (`--hh-rlhf`,
 /// `--sharegpt`).
-const GROWING: Growth = Growth { counts: &["harmful", "benign", "sharegpt"], sources: &["hh_rlhf", "sharegpt"] };
+const GROWING: Growth = Growth {
+    counts: &["harmful", "benign", "sharegpt"],
+    sources: &[("hh_rlhf", "hh-rlhf:"), ("sharegpt", "sharegpt:")],
+};
 
 /// The probe guard of `spec` and the writer of its states beside `corpus`;
 /// refused for a guard that is not a probe on its last state.

@@ -17,10 +17,19 @@ impl PrefixTree {
     }
 
     /// Evicts least recently used unlocked leaves until the plan's new cells
-    /// and sequence ids fit.
+    /// and sequence ids fit. When the cells cannot fit even with every
+    /// unlocked node gone, fails before evicting anything, so a caller that
+    /// tries a smaller request next (the server's scheduler) finds the other
+    /// searches' nodes still cached.
     pub(super) fn make_room(&mut self, plan: &Plan) -> Result<(), EngineError> {
         let cells_needed = plan.pending.len() + plan.recompute.len();
         let limit = self.kv.cells() as usize;
+        if self.cached + cells_needed > limit {
+            let pinned = self.pinned_cells();
+            if pinned + cells_needed > limit {
+                return Err(EngineError::OutOfCells { needed: cells_needed, free: limit - pinned });
+            }
+        }
         loop {
             let cells_ok = self.cached + cells_needed <= limit;
             let seqs_ok = self.seqs.available() >= self.seqs_needed(plan);
@@ -35,6 +44,19 @@ impl PrefixTree {
                 None => return Err(EngineError::OutOfSequences { limit: MAX_SEQUENCES }),
             }
         }
+    }
+
+    /// Cached nodes no eviction can remove: the locked ones and their
+    /// ancestors (a node goes only once it has no children).
+    fn pinned_cells(&self) -> usize {
+        let mut pinned = std::collections::HashSet::new();
+        for id in self.nodes.ids().filter(|&id| self.nodes.get(id).locks > 0) {
+            let mut node = id;
+            while node != ROOT && pinned.insert(node) {
+                node = self.nodes.get(node).parent;
+            }
+        }
+        pinned.iter().filter(|&&id| self.nodes.get(id).cached).count()
     }
 
     /// The cached, unlocked leaf used longest ago (ties: the lowest id):

@@ -122,6 +122,11 @@ impl Arena {
         (node, path.len())
     }
 
+    /// Every live node, the root included.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.slots.iter().enumerate().filter(|(_, n)| n.is_some()).map(|(i, _)| NodeId(i as u32))
+    }
+
     /// Forgets every node but the root.
     pub fn clear(&mut self) {
         *self = Arena::new();

@@ -216,6 +216,14 @@ fn a_cache_too_small_for_the_request_is_a_clear_error() {
     // The tree is still usable afterwards.
     tree.outputs(&[&a], WantedOutputs::Logits).unwrap();
     assert_eq!(tree.stats().cached_nodes, 20);
+    // A request that cannot fit even with `a` evicted fails without
+    // evicting it.
+    let c: Vec<TokenId> = (0..20).map(|i| 900 + i).collect();
+    let err = tree.outputs(&[&b, &c], WantedOutputs::Logits).unwrap_err();
+    assert!(matches!(err, EngineError::OutOfCells { needed: 40, free: 32 }), "{err}");
+    let before = tree.cost();
+    tree.outputs(&[&a], WantedOutputs::Logits).unwrap();
+    assert_eq!(tree.cost().since(&before).tokens_computed, 0, "a failed request evicted `a`");
 }
 
 #[test]

@@ -268,6 +268,10 @@ mod tests {
             (0..30).map(|i| Example { hidden: vec![i as f32, 0.5, -1.0], token: [2, 5][i % 2], reward: 1.0 }).collect();
         let head = train(&examples, 10, &manifest.training, ValueTerm::Learned);
         assert_eq!(head.mlp.as_ref().map(TokenMlp::width), Some(3));
+        // Its cost: the bilinear head's, plus 3 units on 3 dimensions and 3
+        // shifted units (an add and a multiply-add) for each of 2 seen tokens.
+        let bilinear = MrmHead { mlp: None, ..head.clone() };
+        assert_eq!(head.flops_per_call() - bilinear.flops_per_call(), 2.0 * (3.0 * 3.0 + 2.0 * 2.0 * 3.0));
         save(dir.path(), &head, &manifest).unwrap();
         let (h, m) = load(dir.path()).unwrap();
         assert_eq!((h, m), (head, manifest));

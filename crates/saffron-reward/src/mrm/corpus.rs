@@ -139,6 +139,11 @@ impl CorpusWriter {
         self.done.len()
     }
 
+    /// The (prompt id, sample) of every response in the file.
+    pub fn done_keys(&self) -> impl Iterator<Item = &(String, u32)> {
+        self.done.iter()
+    }
+
     /// Appends one response and flushes it to disk.
     pub fn append(&mut self, sequence: &LabelledSequence) -> Result<(), RewardError> {
         let mut line = serde_json::to_string(sequence)
@@ -195,23 +200,31 @@ impl CorpusHeader {
     /// in place, since a larger seeded sample starts with the smaller one.
     pub fn grows(&self, old: &CorpusHeader, growth: &Growth) -> bool {
         let setting = |h: &CorpusHeader, key: &str| h.settings.get(key).cloned();
+        let is_source = |key: &str| growth.sources.iter().any(|(source, _)| *source == key);
         let counts_grow = growth.counts.iter().all(|key| match (setting(self, key), setting(old, key)) {
             (Some(new), Some(was)) => matches!((new.as_u64(), was.as_u64()), (Some(n), Some(w)) if n >= w),
             (None, None) => true,
-            (Some(_), None) => growth.sources.contains(key),
+            (Some(_), None) => is_source(key),
             (None, Some(_)) => false,
         });
+        let added: Vec<&str> = growth
+            .sources
+            .iter()
+            .filter(|(key, _)| setting(self, key).is_some() && setting(old, key).is_none())
+            .map(|(_, files)| *files)
+            .collect();
         let (mut new, mut was) = (self.clone(), old.clone());
-        for key in growth.counts.iter().chain(growth.sources) {
-            let added = setting(old, key).is_none();
+        let dropped = growth.counts.iter().chain(growth.sources.iter().map(|(key, _)| key));
+        for key in dropped {
             if let (Some(n), Some(w)) = (new.settings.as_object_mut(), was.settings.as_object_mut()) {
-                if growth.counts.contains(key) || added {
+                if growth.counts.contains(key) || setting(old, key).is_none() {
                     n.remove(*key);
                     w.remove(*key);
                 }
             }
         }
-        new.prompt_files.retain(|file, _| old.prompt_files.contains_key(file));
+        // A new source brings its own files, and only those are new.
+        new.prompt_files.retain(|file, _| !added.iter().any(|prefix| file.starts_with(prefix)));
         counts_grow && self != old && new == was
     }
 }
@@ -222,8 +235,9 @@ impl CorpusHeader {
 pub struct Growth {
     /// Numbers that may become larger (prompts sampled from each set).
     pub counts: &'static [&'static str],
-    /// Sources that may be added (their settings absent from the old header).
-    pub sources: &'static [&'static str],
+    /// Sources that may be added: the setting that records each (absent
+    /// from the old header) and how its prompt files' names start.
+    pub sources: &'static [(&'static str, &'static str)],
 }
 
 /// Grows the corpus at `path` in place when `header` asks for more of the
@@ -390,7 +404,7 @@ mod tests {
         let mut w = CorpusWriter::open(&path, &counted(2, 1)).unwrap();
         w.append(&sequence("a", 0, vec![1.5, -2.0])).unwrap();
         drop(w);
-        let growth = Growth { counts: &["harmful", "extra"], sources: &["extra"] };
+        let growth = Growth { counts: &["harmful", "extra"], sources: &[("extra", "extra:"), ("whole", "whole:")] };
         let with_extra = |harmful: u64, extra: Option<u64>| {
             let mut h = counted(harmful, 1);
             if let Some(n) = extra {
@@ -413,6 +427,17 @@ mod tests {
         let mut changed = with_extra(2, Some(6));
         changed.prompt_files.insert("extra:file".into(), "ee".into());
         assert!(!changed.grows(&with_extra(2, Some(5)), &growth), "a source's file changed");
+        let mut stray = with_extra(2, Some(5));
+        stray.prompt_files.insert("harmful:new-file".into(), "dd".into());
+        assert!(!stray.grows(&counted(2, 1), &growth), "a new file that is not the new source's");
+        // A source that is not a count (an object of its own) may be added.
+        let mut whole = counted(2, 1);
+        whole.settings["whole"] = serde_json::json!({ "sha256": "ff", "conversations": 9 });
+        whole.prompt_files.insert("whole:file.gz".into(), "ff".into());
+        assert!(whole.grows(&counted(2, 1), &growth));
+        let mut other = whole.clone();
+        other.settings["whole"]["conversations"] = serde_json::json!(10);
+        assert!(!other.grows(&whole, &growth), "an added source must then stay as it was");
         // More prompts: the header is the new one, the response kept, and
         // the writer resumes it.
         assert_eq!(grow_corpus(&path, &counted(3, 1), &growth).unwrap(), Some(counted(2, 1)));

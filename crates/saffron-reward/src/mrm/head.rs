@@ -103,7 +103,8 @@ pub struct MrmTraining {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f32,
-    /// L2 penalty on all weights but the value bias.
+    /// L2 penalty on all weights but the value bias and the non-linear
+    /// term's unit biases.
     pub l2: f32,
     pub seed: u64,
     /// Hidden units of the non-linear token term; `None`: no such term.
@@ -152,6 +153,18 @@ impl MrmHead {
             out[token as usize] = node.value + self.token_term(i, &node);
         }
         out
+    }
+
+    /// FLOPs of one call (multiply-adds count 2): standardise, value,
+    /// projection and the seen tokens' rank-r terms, and with the
+    /// non-linear term its units and every seen token's shifted units.
+    pub fn flops_per_call(&self) -> f64 {
+        let (d, r, s) = (self.dim() as f64, self.rank as f64, self.seen.len() as f64);
+        let mlp = self.mlp.as_ref().map_or(0.0, |m| {
+            let k = m.width() as f64;
+            d * k + 2.0 * s * k
+        });
+        2.0 * (2.0 * d + r * d + s * (r + 1.0) + mlp)
     }
 
     /// Index of each seen token in `seen`.

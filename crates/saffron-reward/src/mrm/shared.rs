@@ -44,11 +44,9 @@ impl SharedMrm {
         &self.manifest
     }
 
-    /// Multiply-adds of one call: standardise, value, projection, and the
-    /// seen tokens' rank-r terms (counted as 2 FLOPs each).
+    /// FLOPs of one call of the head ([`MrmHead::flops_per_call`]).
     pub fn flops_per_call(&self) -> f64 {
-        let (d, r, s) = (self.head.dim() as f64, self.head.rank as f64, self.head.seen.len() as f64);
-        2.0 * (2.0 * d + r * d + s * (r + 1.0))
+        self.head.flops_per_call()
     }
 }
 

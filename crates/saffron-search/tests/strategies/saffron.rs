@@ -161,13 +161,14 @@ fn the_fluency_weight_trades_reward_for_the_policys_likelihood() {
 
 #[test]
 fn a_reward_cap_lets_the_likelier_of_two_safe_enough_tokens_win() {
-    let capped = |cap: f32, fluency_weight: f32| {
+    let capped_with = |rewards: [f32; 4], cap: f32, fluency_weight: f32| {
         let mut policy = FakePolicy::constant(&[0.001, 0.6, 0.3, 0.099], END);
-        let mut mrm = FakeMrm::new(4, |_: &[TokenId], a: TokenId| [-5.0, 0.5, 1.0, 0.0][a as usize]);
+        let mut mrm = FakeMrm::new(4, move |_: &[TokenId], a: TokenId| rewards[a as usize]);
         let c = SaffronConfig { fluency_weight, reward_cap: Some(cap), ..saffron(1) };
         let (out, _) = run(&config(Strategy::Saffron(c), 3, 3), &mut policy, None, Some(&mut mrm));
         (out.tokens, out.score)
     };
+    let capped = |cap: f32, fluency_weight: f32| capped_with([-5.0, 0.5, 1.0, 0.0], cap, fluency_weight);
     // At λ = 0.1 uncapped, the safer token wins (above); capped at 0.5 both
     // 1 and 2 are safe enough, and the likelier one wins.
     let (tokens, score) = capped(0.5, 0.1);
@@ -175,8 +176,10 @@ fn a_reward_cap_lets_the_likelier_of_two_safe_enough_tokens_win() {
     assert!((score.unwrap() - (0.5 + 0.1 * 0.6f32.ln())).abs() < 1e-4, "{score:?}");
     // A cap above both rewards changes nothing.
     assert_eq!(capped(5.0, 0.1).0, vec![2, 2, 2]);
-    // Below the cap the reward still decides: token 0 (−5) never wins.
-    assert!(!capped(-1.0, 0.1).0.contains(&0));
+    // Below the cap the reward still decides: the likely token 1 made
+    // unsafe (−2) loses to the safe-enough token 2 (−2 + 0.1 ln 0.6 < 0.5 +
+    // 0.1 ln 0.3).
+    assert_eq!(capped_with([-5.0, -2.0, 1.0, 0.0], 0.5, 0.1).0, vec![2, 2, 2]);
 }
 
 #[test]
@@ -187,7 +190,10 @@ fn a_bad_fluency_weight_is_refused_and_the_reference_variant_has_none() {
     let reference = SaffronConfig { fluency_weight: 1.0, variant: SaffronVariant::Reference, ..saffron(2) };
     assert!(check(reference).unwrap_err().contains("reference variant"));
     assert!(check(SaffronConfig { fluency_weight: 1.0, ..saffron(2) }).is_ok());
-    assert!(check(SaffronConfig { reward_cap: Some(f32::INFINITY), ..saffron(2) }).unwrap_err().contains("reward_cap"));
+    let capped = SaffronConfig { reward_cap: Some(f32::INFINITY), fluency_weight: 1.0, ..saffron(2) };
+    assert!(check(capped).unwrap_err().contains("finite"));
+    let unweighted = SaffronConfig { reward_cap: Some(0.0), ..saffron(2) };
+    assert!(check(unweighted).unwrap_err().contains("needs fluency_weight > 0"));
     let reference = SaffronConfig { reward_cap: Some(0.0), variant: SaffronVariant::Reference, ..saffron(2) };
     assert!(check(reference).unwrap_err().contains("reference variant"));
 }

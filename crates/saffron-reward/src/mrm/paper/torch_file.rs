@@ -13,7 +13,7 @@
 //! The pickle is interpreted by a small stack machine that knows only those
 //! calls (and `collections.OrderedDict`); anything else is refused, and no
 //! code is ever executed. The root may be the tensor itself (the released
-//! files) or a dictionary holding exactly one tensor. Written by hand
+//! files) or a dictionary holding exactly one tensor. WrittenAnswers by hand
 //! because the Rust PyTorch readers we know of accept only a dictionary at
 //! the root.
 

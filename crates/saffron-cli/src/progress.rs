@@ -46,16 +46,26 @@ impl saffron_fetch::Progress for FetchBar {
 
 /// A bar counting items of long work (labelling, training, judging).
 pub fn count_bar(what: &str, total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
+    resumed_bar(what, total, 0)
+}
+
+/// [`count_bar`] for work of which an earlier run did `done`: it starts
+/// there, and its rate and ETA count only this run's progress.
+pub fn resumed_bar(what: &str, total: u64, done: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     bar.set_style(
         ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     bar.set_prefix(what.to_owned());
-    if !io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::every(LOG_EVERY)), 1));
-    }
+    bar.set_position(done);
+    bar.reset_eta();
+    bar.set_draw_target(if io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::every(LOG_EVERY)), 1)
+    });
     bar
 }
 

@@ -10,7 +10,7 @@ use saffron_eval::store::{Duplicates, IfDifferent, RunStore, StoreOptions};
 use saffron_reward::Loader;
 
 use crate::cli::EvalArgs;
-use crate::progress::count_bar;
+use crate::progress::resumed_bar;
 
 pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.grid).with_context(|| format!("reading {}", args.grid.display()))?;
@@ -65,8 +65,7 @@ pub fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         let threads = options.threads.map_or("default".into(), |t| t.to_string());
         eprintln!("{jobs} jobs, {threads} llama.cpp threads each");
     }
-    let bar = count_bar("eval", total as u64);
-    bar.set_position(done.len() as u64);
+    let bar = resumed_bar("eval", total as u64, done.len() as u64);
     let headline = plan.grid.judges.first().map(ToString::to_string).unwrap_or_default();
     run_grid(&plan, &models, jobs, &mut store, &mut |p| {
         bar.set_position((done.len() + p.done) as u64);

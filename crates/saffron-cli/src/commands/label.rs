@@ -20,7 +20,7 @@ use saffron_search::LengthLimits;
 use serde_json::json;
 
 use crate::cli::LabelArgs;
-use crate::progress::count_bar;
+use crate::progress::resumed_bar;
 
 pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
     let mut universe = Universe::load(home)?;
@@ -138,9 +138,8 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         writer.done(),
         out.display()
     );
-    let bar = count_bar("label", total as u64);
     let start = writer.done() as u64;
-    bar.set_position(start);
+    let bar = resumed_bar("label", total as u64, start);
     let done = label(&models, labeller, &sources, &settings, &mut writer, &mut |p| {
         bar.set_position(start + p.sequences as u64);
         bar.set_message(format!("{} labels", p.labels));

@@ -58,12 +58,6 @@ pub struct LabelProgress {
     pub prm_tokens: u64,
 }
 
-/// The jobs for `prompts`: (prompt, attack, sample) triples that apply.
-pub fn planned(prompts: &[EvalPrompt], settings: &LabelSettings) -> usize {
-    let applicable = |p: &EvalPrompt| settings.attacks.iter().filter(|a| applies(a, p)).count();
-    prompts.iter().map(applicable).sum::<usize>() * settings.samples as usize
-}
-
 /// The (corpus id, sample) of every response [`label`] would write for
 /// `sources`, labelled or not.
 pub fn planned_keys(sources: &LabelSources, settings: &LabelSettings) -> std::collections::HashSet<(String, u32)> {

@@ -1,4 +1,5 @@
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::Context;
@@ -6,7 +7,7 @@ use saffron_core::Split;
 use saffron_defence::{DefenceModels, DefenceSpec};
 use saffron_engine::TreeOptions;
 use saffron_eval::hh_rlhf::{self, HhFile};
-use saffron_eval::label::{label, planned, planned_keys, LabelSettings, LabelSources, Labeller, WrittenAnswers};
+use saffron_eval::label::{label, planned_keys, LabelSettings, LabelSources, Labeller, WrittenAnswers};
 use saffron_eval::sharegpt;
 use saffron_eval::splits::Universe;
 use saffron_eval::{load_prompts, PromptSet, Selection};
@@ -130,8 +131,9 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         None => labeller,
     };
     let sources = LabelSources { prompts: &prompts, conversations: &conversations };
-    refuse_foreign(&writer, &sources, &settings, &out)?;
-    let total = planned(&prompts, &settings) + conversations.iter().map(|c| c.answers.len()).sum::<usize>();
+    let planned = planned_keys(&sources, &settings);
+    refuse_foreign(&writer, &planned, &out)?;
+    let total = planned.len();
     eprintln!(
         "labelling {total} responses of {} with guard {guard_name}; {} already in {}",
         args.policy,
@@ -161,13 +163,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
 /// Refuses a corpus holding responses this command would not label:
 /// another command's with the same header, or a shard made when shards
 /// took every N-th prompt across all sets rather than within each.
-fn refuse_foreign(
-    writer: &CorpusWriter,
-    sources: &LabelSources,
-    settings: &LabelSettings,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let planned = planned_keys(sources, settings);
+fn refuse_foreign(writer: &CorpusWriter, planned: &HashSet<(String, u32)>, out: &Path) -> anyhow::Result<()> {
     let mut foreign: Vec<&(String, u32)> = writer.done_keys().filter(|k| !planned.contains(*k)).collect();
     foreign.sort();
     if let Some(first) = foreign.first() {

@@ -512,7 +512,6 @@ impl PolicySession for SharedSession<'_> {
 
 #[cfg(test)]
 mod tests {
-    use saffron_core::Policy;
     use saffron_reward::Loader;
     use saffron_test_support::{real_home, smollm2_f32};
 

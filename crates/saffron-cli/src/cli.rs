@@ -141,6 +141,40 @@ pub struct ModelArgs {
     pub threads: Option<u32>,
 }
 
+/// A policy served by a remote engine.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Run the policy on an OpenAI-compatible server (vLLM, SGLang,
+    /// llama.cpp's llama-server): `openai+http://HOST:PORT/v1#MODEL`. The
+    /// --model GGUF must be the weights the server runs: its vocabulary,
+    /// chat template and shape are read here (not its weights).
+    /// docs/scale.md.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<saffron_defence::RemoteSpec>,
+
+    /// Next tokens asked for per step (the most a nucleus can hold; vLLM
+    /// allows 20 unless started with --max-logprobs).
+    #[arg(long, value_name = "K", default_value_t = 20, requires = "remote",
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub remote_top_k: u16,
+
+    /// Requests in flight at once per search step (the server needs as
+    /// many slots: llama-server --parallel).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "remote",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub remote_concurrency: u16,
+}
+
+impl RemoteArgs {
+    pub fn table(&self) -> Option<saffron_defence::RemoteTable> {
+        self.remote.clone().map(|url| saffron_defence::RemoteTable {
+            url,
+            top_k: self.remote_top_k.into(),
+            concurrency: self.remote_concurrency.into(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The server's TOML configuration (docs/serve.md); flags override it.
@@ -150,6 +184,12 @@ pub struct ServeArgs {
     /// The policy: a model name or a GGUF path [default: qwen].
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
+
+    /// Run the policy on an OpenAI-compatible server
+    /// (`openai+http://HOST:PORT/v1#MODEL`, docs/scale.md); --model names
+    /// the GGUF it serves. Sets `[models.remote] url`.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<saffron_defence::RemoteSpec>,
 
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long)]
@@ -180,6 +220,9 @@ pub struct ServeArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     /// KV cells of the prefix tree: room for the prompt, any thinking and
     /// the answer [default: 8192; at most the model's training context].
@@ -311,6 +354,10 @@ pub struct GenerateArgs {
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+
+    /// With --strategy: the policy runs on this server (docs/scale.md).
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     /// Repetitions of each measurement; the best is reported.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = bounded::<1, 100>)]

@@ -52,6 +52,11 @@ pub trait PolicyBackend: Send + Sync {
         false
     }
 
+    /// Where the policy is served, for a remote one.
+    fn remote(&self) -> Option<&crate::remote::RemoteSpec> {
+        None
+    }
+
     /// Most tokens one search may hold: its context and its answer.
     fn context_limit(&self) -> usize;
 
@@ -77,6 +82,18 @@ pub trait PolicySession: Policy {
     fn first_call_cached(&self) -> u64 {
         0
     }
+
+    /// For a policy that returns only its top-k next tokens (a remote
+    /// engine): the probability mass those held, per distribution read.
+    fn top_k_masses(&self) -> Option<&[f32]> {
+        None
+    }
+
+    /// Tells a policy that returns only its top-k next tokens the
+    /// probability mass its search draws candidates from
+    /// ([`saffron_search::SearchConfig::nucleus_mass`]), so it can tell a
+    /// distribution it holds whole from one it must cut.
+    fn set_nucleus(&mut self, _mass: f32) {}
 }
 
 /// A process reward model (a guard): bound to one request, it scores

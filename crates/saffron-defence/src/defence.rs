@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend};
 use crate::local::LocalPolicy;
 use crate::reasoning::{Reasoning, ThinkingPrompt, MONITOR_REFUSAL};
+use crate::remote::{NucleusCuts, RemoteError, RemotePolicy, RemoteTable};
 use crate::DefenceError;
 
 /// The models of a defence, as specs: the policy (a catalog name or a GGUF
@@ -21,7 +22,12 @@ use crate::DefenceError;
 /// Saffron. Either reward model may be absent if no search uses it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DefenceSpec {
+    /// With `remote`, the GGUF the server runs: read for its vocabulary,
+    /// chat template and shape only.
     pub policy: String,
+    /// A server that runs the policy (see [`crate::remote`]); `None` runs
+    /// it here.
+    pub remote: Option<RemoteTable>,
     pub prm: Option<GuardSpec>,
     pub mrm: Option<MrmSpec>,
 }
@@ -56,11 +62,23 @@ impl DefenceModels {
     /// on the policy's backbone shares its weights); every search builds
     /// its prefix trees with `options`.
     pub fn load(spec: &DefenceSpec, loader: &Loader, options: TreeOptions) -> Result<DefenceModels, DefenceError> {
-        let policy = loader.model(&spec.policy)?;
+        let (policy, backend): (_, Box<dyn PolicyBackend>) = match &spec.remote {
+            None => {
+                let policy = loader.model(&spec.policy)?;
+                (policy.clone(), Box::new(LocalPolicy::new(policy)))
+            }
+            Some(remote) => {
+                let (vocabulary, backend) = RemotePolicy::load(loader, &spec.policy, remote)?;
+                (vocabulary, Box::new(backend))
+            }
+        };
         let prm = spec.prm.as_ref().map(|g| loader.guard(g)).transpose()?;
         let mrm = spec.mrm.as_ref().map(|m| loader.mrm(m, &policy)).transpose()?;
+        if spec.remote.is_some() && mrm.as_ref().is_some_and(|m| m.reads_policy_hidden()) {
+            return Err(RemoteError::NoHiddenStates.into());
+        }
         Ok(DefenceModels::new(
-            Box::new(LocalPolicy::new(policy)),
+            backend,
             prm.map(|p| Box::new(p) as Box<dyn PrmBackend>),
             mrm.map(|m| Box::new(m) as Box<dyn MrmBackend>),
             options,
@@ -122,7 +140,7 @@ impl DefenceModels {
         if search.strategy.needs_mrm() && self.mrm.is_none() {
             return Err(SearchError::MissingModel { strategy, role: ModelRole::Mrm }.into());
         }
-        Ok(Defence { models: self, search, logprobs: None })
+        Ok(Defence { models: self, search, logprobs: None, alternatives: usize::MAX })
     }
 }
 
@@ -133,6 +151,8 @@ pub struct Defence<'m> {
     /// With `Some(k)`, answers carry each token's log-probability and the
     /// `k` most likely tokens at its position.
     logprobs: Option<usize>,
+    /// Most runners-up an answer keeps (all unless told).
+    alternatives: usize,
 }
 
 /// The policy's log-probability of one answer token (its own distribution:
@@ -176,10 +196,22 @@ pub struct Answer {
     /// is inside `cost`, and `text`/`tokens` are the answer alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Reasoning>,
+    /// Over a remote policy: where it ran, and how often the top-k tokens
+    /// it returned held less than the search's nucleus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRun>,
     /// The answers the search ranked below this one, best first (Best-of-N's
     /// other samples; empty for strategies that end with one answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<Alternative>,
+}
+
+/// How a search over a remote policy went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteRun {
+    /// The server (`openai+http://…`).
+    pub url: String,
+    pub nucleus: NucleusCuts,
 }
 
 /// An answer the search ranked below the winner.
@@ -190,15 +222,24 @@ pub struct Alternative {
     #[serde(rename = "finish_reason")]
     pub finish: FinishReason,
     pub score: Option<f32>,
+    /// Per token, when asked for ([`Defence::with_logprobs`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
 impl Defence<'_> {
-    /// Answers then carry each token's log-probability under the policy and
-    /// the `top` most likely tokens at its place. The logits come from the
-    /// search's own tree (cached, so mostly free) after the search; their
-    /// cost is not part of the answer's.
+    /// Answers (and the alternatives they keep) then carry each token's
+    /// log-probability under the policy and the `top` most likely tokens at
+    /// its place. The logits come from the search's own tree (cached, so
+    /// mostly free) after the search; their cost is not part of the answer's.
     pub fn with_logprobs(mut self, top: usize) -> Self {
         self.logprobs = Some(top);
+        self
+    }
+
+    /// Answers keep at most `most` of the search's runners-up (best first).
+    pub fn with_alternatives(mut self, most: usize) -> Self {
+        self.alternatives = most;
         self
     }
 
@@ -269,6 +310,7 @@ impl Defence<'_> {
             HiddenStates::Discard
         };
         let mut tree = policy.open(TreeOptions { hidden, ..options })?;
+        tree.set_nucleus(self.search.nucleus_mass());
         let clock = Instant::now();
         let mut monitor_cost = saffron_core::ModelCost::default();
         let (context, reasoning) = match opening {
@@ -305,10 +347,28 @@ impl Defence<'_> {
             };
             search(&self.search, &mut search_models, &context, observer)?
         };
+        let remote = policy.remote().map(|spec| RemoteRun {
+            url: spec.to_string(),
+            nucleus: NucleusCuts::count(tree.top_k_masses().unwrap_or_default(), self.search.nucleus_mass()),
+        });
         let logprobs = match self.logprobs {
             Some(top) => Some(token_logprobs(&mut *tree, &context, &outcome.tokens, top)?),
             None => None,
         };
+        let mut alternatives = Vec::new();
+        for r in outcome.runners_up.into_iter().take(self.alternatives) {
+            let logprobs = match self.logprobs {
+                Some(top) => Some(token_logprobs(&mut *tree, &context, &r.tokens, top)?),
+                None => None,
+            };
+            alternatives.push(Alternative {
+                text: policy.detokenize(&r.tokens),
+                tokens: r.tokens,
+                finish: r.finish,
+                score: r.score,
+                logprobs,
+            });
+        }
         let cached_prompt_tokens = (tree.first_call_cached() as usize).min(prompt_tokens);
         let engine = tree.engine_time() + prm.as_ref().map(|p| p.engine_time()).unwrap_or_default();
         let mut cost = outcome.cost;
@@ -330,16 +390,8 @@ impl Defence<'_> {
             engine_seconds: engine.as_secs_f64(),
             logprobs,
             reasoning,
-            alternatives: outcome
-                .runners_up
-                .into_iter()
-                .map(|r| Alternative {
-                    text: policy.detokenize(&r.tokens),
-                    tokens: r.tokens,
-                    finish: r.finish,
-                    score: r.score,
-                })
-                .collect(),
+            remote,
+            alternatives,
         })
     }
 }
@@ -374,6 +426,7 @@ impl Defence<'_> {
             engine_seconds: 0.0,
             logprobs: None,
             reasoning: Some(reasoning),
+            remote: None,
             alternatives: Vec::new(),
         }
     }

@@ -21,6 +21,9 @@ pub enum DefenceError {
     #[error(transparent)]
     Model(#[from] ModelError),
 
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
+
     #[error(
         "the prompt is {prompt_tokens} tokens and the answer may take {max_new_tokens} more, but the policy's \
          context holds {limit} (its prefix tree's KV cells, at most its training context; they are set by \

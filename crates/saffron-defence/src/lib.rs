@@ -27,11 +27,13 @@ mod error;
 pub mod fake;
 pub mod local;
 pub mod reasoning;
+pub mod remote;
 
 pub use backend::{MrmBackend, PolicyBackend, PolicySession, PrmBackend, PrmSession};
 pub use batched::{BatchOptions, BatchStats, BatchedPolicy};
-pub use defence::{Alternative, Answer, Defence, DefenceModels, DefenceSpec, RewardBinding, TokenLogprob};
+pub use defence::{Alternative, Answer, Defence, DefenceModels, DefenceSpec, RemoteRun, RewardBinding, TokenLogprob};
 pub use error::DefenceError;
 pub use reasoning::{Reasoning, ResolvedFormat};
+pub use remote::{NucleusCuts, RemoteOptions, RemotePolicy, RemoteSpec, RemoteTable};
 pub use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 pub use saffron_search::{SearchConfig, StrategyKind};

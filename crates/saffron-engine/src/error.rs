@@ -18,6 +18,9 @@ pub enum EngineError {
     #[error("llama.cpp could not load {path}: the GGUF is corrupt, truncated or of an unsupported architecture (re-fetch it, or check the file's sha256)")]
     ModelLoad { path: PathBuf },
 
+    #[error("{path} was loaded for its vocabulary only (a remote engine runs its weights): it cannot run locally")]
+    NoWeights { path: PathBuf },
+
     #[error("llama.cpp could not apply the LoRA adapter {adapter} to {model}: the adapter was made for another base model (architecture or tensor shapes differ) or is corrupt; llama.cpp's log names the tensor at fault")]
     LoraLoad { adapter: PathBuf, model: PathBuf },
 

@@ -12,7 +12,7 @@ use llama_cpp_2::token::LlamaToken;
 use saffron_core::TokenId;
 
 use crate::backend::backend;
-use crate::{EngineError, Model};
+use crate::{EngineError, Model, Weights};
 
 /// llama.cpp's hard limit on sequence ids in one context (`LLAMA_MAX_SEQ`).
 pub(crate) const MAX_SEQUENCES: u32 = 256;
@@ -55,6 +55,9 @@ impl KvContext {
         hidden: bool,
         flash_attention: bool,
     ) -> Result<Self, EngineError> {
+        if model.weights() == Weights::VocabularyOnly {
+            return Err(EngineError::NoWeights { path: model.path().to_path_buf() });
+        }
         let llama = Arc::clone(model.llama());
         // llama.cpp sizes its output buffer by `n_seq_max` and asserts that
         // it fits `n_batch`, itself capped by `n_ctx`: both must be at least

@@ -21,6 +21,6 @@ mod shape;
 
 pub use chat::{ChatMessage, ChatPrompt, ChatTemplate, Role, Turn, THINK_CLOSE, THINK_OPEN};
 pub use error::EngineError;
-pub use model::{Model, SpecialText};
+pub use model::{Model, SpecialText, Weights};
 pub use prefix_tree::{HiddenStates, PrefixTree, TreeOptions, TreeStats, PATHS_PER_CHUNK};
 pub use shape::ModelShape;

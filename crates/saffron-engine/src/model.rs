@@ -35,11 +35,22 @@ struct ModelInner {
     llama: Arc<LlamaModel>,
     path: PathBuf,
     shape: ModelShape,
+    train_context: u32,
     template: ChatTemplate,
     end_of_generation: Vec<TokenId>,
     name: String,
     arch: String,
     lora: Option<Lora>,
+    weights: Weights,
+}
+
+/// Whether a model's tensors were loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    Loaded,
+    /// Vocabulary, chat template and hyper-parameters only (a remote
+    /// engine runs the weights): no context can be made from it.
+    VocabularyOnly,
 }
 
 /// A LoRA adapter every context of the model runs with.
@@ -52,12 +63,24 @@ pub(crate) struct Lora {
 impl Model {
     /// Loads a GGUF file after checking that it exists and is a GGUF.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        let path = path.as_ref().to_path_buf();
+        Self::load_with(path.as_ref(), Weights::Loaded)
+    }
+
+    /// The vocabulary, chat template and hyper-parameters of a GGUF without
+    /// its tensors: what a client of a remote engine serving these weights
+    /// needs to tokenise, render chats and count FLOPs. Loads in a fraction
+    /// of a second whatever the model's size.
+    pub fn load_vocabulary(path: impl AsRef<Path>) -> Result<Self, EngineError> {
+        Self::load_with(path.as_ref(), Weights::VocabularyOnly)
+    }
+
+    fn load_with(path: &Path, weights: Weights) -> Result<Self, EngineError> {
+        let path = path.to_path_buf();
         check_gguf_magic(&path)?;
-        let params = LlamaModelParams::default();
+        let params = LlamaModelParams::default().with_vocab_only(weights == Weights::VocabularyOnly);
         let llama = LlamaModel::load_from_file(backend()?, &path, &params)
             .map_err(|_| EngineError::ModelLoad { path: path.clone() })?;
-        let shape = read_shape(&llama, &path)?;
+        let (shape, train_context) = read_shape(&llama, &path, weights)?;
         let template = read_template(&llama, &path)?;
         let vocab = llama.vocab();
         let end_of_generation =
@@ -66,8 +89,19 @@ impl Model {
             .meta_val_str("general.name")
             .unwrap_or_else(|_| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         let arch = llama.meta_val_str("general.architecture").unwrap_or_default();
-        let inner =
-            ModelInner { llama: Arc::new(llama), path, shape, template, end_of_generation, name, arch, lora: None };
+        let llama = Arc::new(llama);
+        let inner = ModelInner {
+            llama,
+            path,
+            shape,
+            train_context,
+            template,
+            end_of_generation,
+            name,
+            arch,
+            lora: None,
+            weights,
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -90,6 +124,10 @@ impl Model {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub fn weights(&self) -> Weights {
+        self.inner.weights
     }
 
     /// `general.name` from the GGUF, or the file stem.
@@ -145,7 +183,7 @@ impl Model {
 
     /// Context length the model was trained with.
     pub fn train_context(&self) -> u32 {
-        self.inner.llama.n_ctx_train()
+        self.inner.train_context
     }
 
     /// Tokens that end a generation (EOS, end-of-turn, ...), as llama.cpp's
@@ -234,7 +272,7 @@ fn check_gguf_magic(path: &Path) -> Result<(), EngineError> {
     }
 }
 
-fn read_shape(llama: &LlamaModel, path: &Path) -> Result<ModelShape, EngineError> {
+fn read_shape(llama: &LlamaModel, path: &Path, weights: Weights) -> Result<(ModelShape, u32), EngineError> {
     let meta = |key: String| -> Result<u64, EngineError> {
         llama.meta_val_str(&key).ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
             EngineError::MissingMetadata { path: path.to_path_buf(), key, purpose: "count forward FLOPs" }
@@ -245,18 +283,38 @@ fn read_shape(llama: &LlamaModel, path: &Path) -> Result<ModelShape, EngineError
         key: "general.architecture".into(),
         purpose: "read the model's hyper-parameters",
     })?;
-    let d_model = llama.n_embd() as u64;
-    let n_head = llama.n_head() as u64;
+    // llama.cpp reads its hyper-parameters only with the tensors; without
+    // them, the GGUF's own keys.
+    let (n_layer, d_model, n_head, n_head_kv, context) = match weights {
+        Weights::Loaded => (
+            llama.n_layer() as u64,
+            llama.n_embd() as u64,
+            llama.n_head() as u64,
+            llama.n_head_kv() as u64,
+            llama.n_ctx_train(),
+        ),
+        Weights::VocabularyOnly => {
+            let n_head = meta(format!("{arch}.attention.head_count"))?;
+            (
+                meta(format!("{arch}.block_count"))?,
+                meta(format!("{arch}.embedding_length"))?,
+                n_head,
+                meta(format!("{arch}.attention.head_count_kv")).unwrap_or(n_head),
+                meta(format!("{arch}.context_length"))? as u32,
+            )
+        }
+    };
     let head_dim = meta(format!("{arch}.attention.key_length")).unwrap_or(d_model / n_head.max(1));
-    Ok(ModelShape {
-        n_layer: llama.n_layer() as u64,
+    let shape = ModelShape {
+        n_layer,
         d_model,
         n_head,
-        n_head_kv: llama.n_head_kv() as u64,
+        n_head_kv,
         head_dim,
         d_ffn: meta(format!("{arch}.feed_forward_length"))?,
         n_vocab: llama.n_vocab() as u64,
-    })
+    };
+    Ok((shape, context))
 }
 
 fn read_template(llama: &LlamaModel, path: &Path) -> Result<ChatTemplate, EngineError> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use saffron_core::Cost;
-use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend, ResolvedFormat};
+use saffron_defence::{Defence, DefenceError, DefenceModels, DefenceSpec, PolicyBackend, RemoteRun, ResolvedFormat};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{JudgeSpec, LoadedJudge, Loader};
 use saffron_search::{FinishReason, MonitorAction, MonitorReading, NoTrace, StrategyKind, ThinkingEnd};
@@ -51,6 +51,10 @@ pub struct Record {
     /// The thinking before the answer, in a grid with a reasoning axis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<RecordReasoning>,
+    /// Over a remote policy (`[remote]`): its server, and how often the
+    /// top-k tokens it returned held less than the search's nucleus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRun>,
 }
 
 /// A record's reasoning trace, judged apart from its answer.
@@ -244,6 +248,7 @@ impl RunModels {
         let needs_prm = plan.cells.iter().any(Cell::needs_prm);
         let spec = DefenceSpec {
             policy: grid.policy.clone(),
+            remote: grid.remote.clone(),
             prm: needs_prm.then(|| grid.guard.clone()),
             mrm: grid.mrm.clone(),
         };
@@ -414,6 +419,7 @@ fn answer(
         verdicts: BTreeMap::new(),
         fluency: None,
         reasoning: None,
+        remote: None,
     };
     let answer = match defence.answer(&prompt.prompt, chat, &mut NoTrace) {
         Err(DefenceError::PromptTooLong { .. }) => return Ok(record(Finish::TooLong)),
@@ -447,6 +453,7 @@ fn answer(
     };
     Ok(Record {
         reasoning,
+        remote: answer.remote,
         new_tokens: answer.tokens.len(),
         finish: answer.finish.into(),
         tflop: answer.cost.tflop(),
@@ -482,6 +489,7 @@ pub(crate) fn test_record(cell: &str, prompt_id: &str, harmful: bool) -> Record 
         verdicts: BTreeMap::new(),
         fluency: None,
         reasoning: None,
+        remote: None,
     }
 }
 

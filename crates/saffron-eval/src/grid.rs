@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use saffron_core::Split;
+use saffron_defence::RemoteTable;
 use saffron_reward::{GuardSpec, JudgeSpec, MrmSpec, VerdictFormat};
 use saffron_search::{
     LengthLimits, MonitorAction, MonitorConfig, ReasoningConfig, SearchConfig, Strategy, StrategyKind, ThinkingFormat,
@@ -42,6 +43,8 @@ pub struct Grid {
     /// policy's training context): room for the prompt, the thinking and
     /// the answer; an 8K reasoning budget needs more than the default.
     pub max_cells: Option<u32>,
+    /// A server that runs the policy (`[remote]`); `None` runs it here.
+    pub remote: Option<RemoteTable>,
 }
 
 /// The reasoning axis of a grid: `[reasoning]` with `budgets` (reasoning
@@ -200,6 +203,9 @@ pub struct GridFile {
     /// unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cells: Option<u32>,
+    /// The policy's server. Left out of `run.json` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteTable>,
 }
 
 /// The range `max_cells` (a grid's, or `generate --max-cells`) may take.
@@ -242,7 +248,14 @@ impl TryFrom<GridFile> for Grid {
             reasoning: file.reasoning,
             allow_overlap: file.allow_overlap,
             max_cells: file.max_cells,
+            remote: file.remote,
         };
+        if let Some(remote) = grid.remote.as_ref().filter(|r| r.top_k == 0 || r.concurrency == 0) {
+            return Err(EvalError::Grid(format!(
+                "remote.top_k = {} and remote.concurrency = {}: both must be at least 1",
+                remote.top_k, remote.concurrency
+            )));
+        }
         if let Some(cells) = grid.max_cells.filter(|c| !MAX_CELLS_RANGE.contains(c)) {
             return Err(EvalError::Grid(format!(
                 "max_cells = {cells}: give {} to {} KV cells",
@@ -301,6 +314,7 @@ impl From<Grid> for GridFile {
             reasoning: grid.reasoning,
             allow_overlap: grid.allow_overlap,
             max_cells: grid.max_cells,
+            remote: grid.remote,
         }
     }
 }

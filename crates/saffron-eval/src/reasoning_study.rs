@@ -468,6 +468,7 @@ mod tests {
             wall_seconds: 0.0,
             verdicts: verdict(unsafe_),
             fluency: None,
+            remote: None,
             reasoning: Some(RecordReasoning {
                 budget,
                 format: ResolvedFormat::Prompted,

@@ -84,14 +84,7 @@ impl Loader {
     /// The model `spec` names (a catalog name or a GGUF path), loaded on
     /// first use.
     pub fn model(&self, spec: &str) -> Result<LoadedModel, RewardError> {
-        let reference = saffron_fetch::resolve_model(spec, &self.home)?;
-        let path = reference.path().to_path_buf();
-        if path.is_dir() {
-            return Err(RewardError::ModelIsDirectory { path });
-        }
-        if !path.exists() {
-            return Err(saffron_engine::EngineError::ModelMissing { path }.into());
-        }
+        let (reference, path) = self.locate(spec)?;
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = models.get(&path) {
             return Ok(loaded.clone());
@@ -104,6 +97,33 @@ impl Loader {
         let loaded = LoadedModel { model, source: Arc::new(source) };
         models.insert(path, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The file `spec` names, which must exist.
+    fn locate(&self, spec: &str) -> Result<(ModelRef, PathBuf), RewardError> {
+        let reference = saffron_fetch::resolve_model(spec, &self.home)?;
+        let path = reference.path().to_path_buf();
+        if path.is_dir() {
+            return Err(RewardError::ModelIsDirectory { path });
+        }
+        if !path.exists() {
+            return Err(saffron_engine::EngineError::ModelMissing { path }.into());
+        }
+        Ok((reference, path))
+    }
+
+    /// The vocabulary, chat template and shape of the model `spec` names,
+    /// without its weights ([`Model::load_vocabulary`]): for a policy a
+    /// remote engine runs. Verified like [`Loader::model`], never cached
+    /// beside full loads (a guard on the same file needs its weights).
+    pub fn vocabulary(&self, spec: &str) -> Result<LoadedModel, RewardError> {
+        let (reference, path) = self.locate(spec)?;
+        let sha256 = verified_sha256(&reference, &self.home)?;
+        let model = Model::load_vocabulary(&path).map_err(|e| RewardError::Load {
+            what: format!("the vocabulary of `{spec}`"),
+            source: Box::new(e.into()),
+        })?;
+        Ok(LoadedModel { model, source: Arc::new(Source { spec: spec.to_owned(), sha256 }) })
     }
 
     /// The guard `spec` names; a probe guard also loads the backbone its
@@ -288,6 +308,12 @@ impl LoadedMrm {
     /// What identifies the MRM's training in a run's provenance.
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// Whether it reads the policy's hidden states (the shared-backbone
+    /// head), which only a local policy gives.
+    pub fn reads_policy_hidden(&self) -> bool {
+        matches!(self.kind, MrmKind::Shared(_))
     }
 
     /// In words: "shared backbone", "on smollm2", "paper form (LoRA)".

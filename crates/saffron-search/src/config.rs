@@ -44,6 +44,19 @@ impl SearchConfig {
         }
     }
 
+    /// The probability mass (at temperature 1) a search draws its
+    /// candidate tokens from at each node: Saffron's nucleus, or the
+    /// decoding's for the others; 0 for greedy decoding, which needs only
+    /// the top token. What a policy that returns only its top-k tokens must
+    /// hold for the candidates to be exact.
+    pub fn nucleus_mass(&self) -> f32 {
+        match (&self.strategy, self.decoding) {
+            (Strategy::Saffron(c), _) => c.top_p,
+            (_, Decoding::Greedy) => 0.0,
+            (_, Decoding::Sample { top_p, .. }) => top_p,
+        }
+    }
+
     /// Rejects settings that have no meaning or no bound, naming the field
     /// and the bound.
     pub fn validate(&self) -> Result<(), String> {

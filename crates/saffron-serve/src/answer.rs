@@ -20,9 +20,27 @@ use crate::request::{Input, Job};
 use crate::state::{Loaded, OutputJudge};
 use crate::ApiError;
 
-/// A finished request: the text to send and what it cost.
+/// A finished request: the choices to send and what they cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
+    /// Best first: the search's answer, then (with `n > 1`) the answers it
+    /// ranked below it (Best-of-N's runners-up, the rest of a final beam),
+    /// each cut and checked as the first. Never empty.
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+    pub report: Report,
+}
+
+impl Reply {
+    /// The output check blocked the answer (the first choice).
+    pub fn blocked(&self) -> bool {
+        self.choices.first().is_some_and(|c| c.refusal.is_some())
+    }
+}
+
+/// One answer of a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
     /// The answer (cut at a stop sequence); `None` when blocked.
     pub content: Option<String>,
     /// The refusal text that replaces a blocked answer.
@@ -30,19 +48,6 @@ pub struct Reply {
     /// Per token of `content`, when asked for: its text, log-probability
     /// and alternatives (text, log-probability).
     pub logprobs: Option<Vec<Logprob>>,
-    pub finish: Finish,
-    /// With `n > 1`: the choices after the first, best first (Best-of-N's
-    /// runners-up), each cut and checked as the first.
-    pub more: Vec<Choice>,
-    pub usage: Usage,
-    pub report: Report,
-}
-
-/// A choice after the first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Choice {
-    pub content: Option<String>,
-    pub refusal: Option<String>,
     pub finish: Finish,
 }
 
@@ -91,7 +96,10 @@ pub fn run(
 ) -> Result<Reply, ApiError> {
     let RunLimits { deadline, timeout_seconds, max_prompt_tokens } = limits;
     let models = &loaded.models;
-    let mut defence = models.defence(job.search.clone()).map_err(|e| ApiError::invalid(None, format!("{e}")))?;
+    let mut defence = models
+        .defence(job.search.clone())
+        .map_err(|e| ApiError::invalid(None, format!("{e}")))?
+        .with_alternatives(job.n.saturating_sub(1));
     if let Some(top) = job.logprobs {
         defence = defence.with_logprobs(top);
     }
@@ -128,29 +136,30 @@ pub fn run(
         Some(output) => Some(Checker::new(output, loaded.models.options())?),
         None => None,
     };
-    let (first, check) = choice(checker.as_mut(), job, &answer.text, answer.finish)?;
-    let logprobs = match (&answer.logprobs, &first.content) {
-        (Some(l), Some(text)) => Some(logprob_texts(models.policy(), l, text.len())),
-        _ => None,
-    };
-    let mut more = Vec::new();
+    let policy = models.policy();
+    let (first, check) =
+        choice(checker.as_mut(), job, policy, &answer.text, answer.finish, answer.logprobs.as_deref())?;
+    let mut choices = vec![first];
     let mut completion_tokens = answer.tokens.len();
-    for alternative in answer.alternatives.iter().take(job.n.saturating_sub(1)) {
-        more.push(choice(checker.as_mut(), job, &alternative.text, alternative.finish)?.0);
-        completion_tokens += alternative.tokens.len();
+    for a in answer.alternatives.iter().take(job.n.saturating_sub(1)) {
+        choices.push(choice(checker.as_mut(), job, policy, &a.text, a.finish, a.logprobs.as_deref())?.0);
+        completion_tokens += a.tokens.len();
     }
     let usage = usage(&answer, completion_tokens);
     let report = report(&job.search, &answer.cost, &answer, check);
-    Ok(Reply { content: first.content, refusal: first.refusal, logprobs, finish: first.finish, more, usage, report })
+    Ok(Reply { choices, usage, report })
 }
 
 /// One answer as a choice: cut at the first stop sequence, then read by the
-/// output check (when there is one), which may block it.
+/// output check (when there is one), which may block it; its tokens'
+/// log-probabilities as text, up to the cut.
 fn choice(
     checker: Option<&mut Checker>,
     job: &Job,
+    policy: &dyn PolicyBackend,
     answer: &str,
     search_finish: FinishReason,
+    logprobs: Option<&[TokenLogprob]>,
 ) -> Result<(Choice, Option<CheckReport>), ApiError> {
     let (text, cut) = cut_at_stop(answer, &job.stop);
     let refusal_text = checker.as_ref().map(|c| c.output.refusal.clone());
@@ -165,7 +174,8 @@ fn choice(
         (false, false, _) => Finish::Length,
     };
     let refusal = refusal_text.filter(|_| blocked);
-    Ok((Choice { content: (!blocked).then_some(text), refusal, finish }, check))
+    let logprobs = logprobs.filter(|_| !blocked).map(|l| logprob_texts(policy, l, text.len()));
+    Ok((Choice { content: (!blocked).then_some(text), refusal, logprobs, finish }, check))
 }
 
 /// One answer token with its log-probability, as text.

@@ -259,6 +259,9 @@ pub struct ChunkChoice {
     pub index: usize,
     pub delta: Delta,
     pub finish_reason: Option<Finish>,
+    /// The log-probabilities of the tokens of this chunk's `delta`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<ChatLogprobs>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -290,6 +293,9 @@ pub struct CompletionChunkChoice {
     pub index: usize,
     pub text: String,
     pub finish_reason: Option<Finish>,
+    /// The log-probabilities of the tokens of this chunk's `text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<CompletionLogprobs>,
 }
 
 /// `GET /v1/models`.

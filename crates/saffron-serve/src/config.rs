@@ -158,6 +158,11 @@ pub struct ModelsSection {
     /// prompt) cached: llama.cpp attends over every cell in use, so a
     /// larger idle cache slows every step of later requests.
     pub idle_cells: usize,
+    /// `[models.remote]`: the policy runs on an OpenAI-compatible server
+    /// (`url`, `top_k`, `concurrency`; docs/scale.md) and `policy` names
+    /// the GGUF it serves. Requests are then not batched here (the remote
+    /// server batches them), and `max_cells` / `idle_cells` bound nothing.
+    pub remote: Option<saffron_defence::RemoteTable>,
 }
 
 impl Default for ModelsSection {
@@ -169,6 +174,7 @@ impl Default for ModelsSection {
             threads: None,
             max_cells: 16384,
             idle_cells: 2048,
+            remote: None,
         }
     }
 }

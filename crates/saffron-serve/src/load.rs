@@ -1,11 +1,13 @@
 //! Loading the configured models: the policy behind one shared prefix tree
-//! ([`BatchedPolicy`]), the reward models, the output check's judge.
+//! ([`BatchedPolicy`]) or on a remote server ([`RemotePolicy`]), the reward
+//! models, the output check's judge.
 
 use std::path::Path;
 use std::time::Duration;
 
-use saffron_defence::MrmBackend;
+use saffron_defence::remote::RemoteError;
 use saffron_defence::{BatchOptions, BatchedPolicy, DefenceModels, GuardSpec, JudgeSpec, MrmSpec, PrmBackend};
+use saffron_defence::{MrmBackend, PolicyBackend, RemotePolicy};
 use saffron_engine::TreeOptions;
 use saffron_reward::{LoadedMrm, Loader};
 
@@ -24,7 +26,14 @@ pub fn load(home: &Path, config: &ServeConfig) -> Result<Loaded, String> {
     let m = &config.models;
     let loader = Loader::new(home);
     let tree = TreeOptions { threads: m.threads, max_cells: m.max_cells, ..BatchOptions::default().tree };
-    let policy = loader.model(&m.policy).map_err(|e| format!("policy `{}`: {}", m.policy, error_chain(&e)))?;
+    let policy_error = |e: &dyn std::error::Error| format!("policy `{}`: {}", m.policy, error_chain(e));
+    let (policy, remote) = match &m.remote {
+        Some(table) => {
+            let (vocabulary, remote) = RemotePolicy::load(&loader, &m.policy, table).map_err(|e| policy_error(&e))?;
+            (vocabulary, Some(remote))
+        }
+        None => (loader.model(&m.policy).map_err(|e| policy_error(&e))?, None),
+    };
     let prm = match m.prm.as_deref().filter(|s| *s != NONE) {
         Some(spec) => {
             let guard = GuardSpec::parse(spec, None)
@@ -40,6 +49,9 @@ pub fn load(home: &Path, config: &ServeConfig) -> Result<Loaded, String> {
             let mrm = MrmSpec::parse(spec, None)
                 .and_then(|s| loader.mrm(&s, &policy))
                 .map_err(|e| format!("mrm `{spec}`: {}", error_chain(&e)))?;
+            if remote.is_some() && mrm.reads_policy_hidden() {
+                return Err(format!("mrm `{spec}`: {}", RemoteError::NoHiddenStates));
+            }
             Some(Box::new(mrm) as Box<dyn MrmBackend>)
         }
         None => None,
@@ -55,7 +67,10 @@ pub fn load(home: &Path, config: &ServeConfig) -> Result<Loaded, String> {
     };
     let options =
         BatchOptions { tree, gather: Duration::from_millis(config.server.gather_ms), idle_cells: m.idle_cells };
-    let batched = BatchedPolicy::new(policy, options);
-    let models = DefenceModels::new(Box::new(batched), prm, mrm, tree);
+    let backend: Box<dyn PolicyBackend> = match remote {
+        Some(remote) => Box::new(remote),
+        None => Box::new(BatchedPolicy::new(policy, options)),
+    };
+    let models = DefenceModels::new(backend, prm, mrm, tree);
     Ok(Loaded { models, check })
 }

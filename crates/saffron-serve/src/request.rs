@@ -128,7 +128,7 @@ pub fn job(
         (a, b) => a.or(b),
     };
     let search = search_config(&common, max_tokens, defaults, limits)?;
-    let n = choices(common.n, &search, common.stream, logprobs.is_some())?;
+    let n = choices(common.n, &search)?;
     let include_usage = common.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let stop = common.stop.map(|s| s.into_vec()).unwrap_or_default();
     if stop.iter().any(|s| s.is_empty()) {
@@ -146,7 +146,7 @@ pub fn job(
 /// `n`, checked: several choices come from one search that ends with
 /// several ranked answers (Best-of-N's samples; the final beam of beam,
 /// lookahead and Saffron; Rebase's nodes), never from extra searches.
-fn choices(n: Option<usize>, search: &SearchConfig, stream: bool, logprobs: bool) -> Result<usize, ApiError> {
+fn choices(n: Option<usize>, search: &SearchConfig) -> Result<usize, ApiError> {
     let n = n.unwrap_or(1);
     let refuse = |why: String| Err(ApiError::invalid(Some("n".into()), why));
     if n == 0 {
@@ -164,12 +164,6 @@ fn choices(n: Option<usize>, search: &SearchConfig, stream: bool, logprobs: bool
     };
     if n > width {
         return refuse(format!("n ({n}) must not exceed {strategy}'s width ({width})"));
-    }
-    if stream {
-        return refuse("n > 1 is not streamed: ask without stream".into());
-    }
-    if logprobs {
-        return refuse("n > 1 with logprobs is not supported: ask for one of them".into());
     }
     Ok(n)
 }
@@ -201,9 +195,6 @@ fn logprobs(common: &Common) -> Result<Option<usize>, ApiError> {
     };
     if top > MAX_TOP_LOGPROBS {
         return Err(ApiError::invalid(Some("top_logprobs".into()), format!("at most {MAX_TOP_LOGPROBS} alternatives")));
-    }
-    if common.stream {
-        return Err(ApiError::invalid(param(), "logprobs with stream are not supported yet"));
     }
     Ok(Some(top))
 }

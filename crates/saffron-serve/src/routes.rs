@@ -98,20 +98,17 @@ async fn chat(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejec
         return Ok(stream::respond(state, loaded, job, Endpoint::Chat, place, arrived));
     }
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
-    let logprobs = reply.logprobs.as_deref().map(chat_logprobs);
-    let (content, refusal) = (reply.content, reply.refusal);
-    let mut choices = vec![ChatChoice {
-        index: 0,
-        message: AssistantMessage { role: "assistant", content, refusal },
-        finish_reason: reply.finish,
-        logprobs,
-    }];
-    choices.extend(reply.more.into_iter().enumerate().map(|(i, c)| ChatChoice {
-        index: i + 1,
-        message: AssistantMessage { role: "assistant", content: c.content, refusal: c.refusal },
-        finish_reason: c.finish,
-        logprobs: None,
-    }));
+    let choices = reply
+        .choices
+        .into_iter()
+        .enumerate()
+        .map(|(index, c)| ChatChoice {
+            index,
+            logprobs: c.logprobs.as_deref().map(chat_logprobs),
+            message: AssistantMessage { role: "assistant", content: c.content, refusal: c.refusal },
+            finish_reason: c.finish,
+        })
+        .collect();
     Ok(Json(ChatResponse {
         id: state.new_id("chatcmpl"),
         object: "chat.completion",
@@ -140,15 +137,17 @@ async fn completions(
         return Ok(stream::respond(state, loaded, job, Endpoint::Completion, place, arrived));
     }
     let reply = finish(&state, &job, answer(&state, loaded, &job, place, arrived).await, arrived)?;
-    let logprobs = reply.logprobs.as_deref().map(completion_logprobs);
-    let text = reply.content.or(reply.refusal).unwrap_or_default();
-    let mut choices = vec![CompletionChoice { index: 0, text, finish_reason: reply.finish, logprobs }];
-    choices.extend(reply.more.into_iter().enumerate().map(|(i, c)| CompletionChoice {
-        index: i + 1,
-        text: c.content.or(c.refusal).unwrap_or_default(),
-        finish_reason: c.finish,
-        logprobs: None,
-    }));
+    let choices = reply
+        .choices
+        .into_iter()
+        .enumerate()
+        .map(|(index, c)| CompletionChoice {
+            index,
+            logprobs: c.logprobs.as_deref().map(completion_logprobs),
+            text: c.content.or(c.refusal).unwrap_or_default(),
+            finish_reason: c.finish,
+        })
+        .collect();
     Ok(Json(CompletionResponse {
         id: state.new_id("cmpl"),
         object: "text_completion",
@@ -162,7 +161,7 @@ async fn completions(
 }
 
 /// The chat shape of an answer's log-probabilities.
-fn chat_logprobs(tokens: &[Logprob]) -> ChatLogprobs {
+pub(crate) fn chat_logprobs(tokens: &[Logprob]) -> ChatLogprobs {
     let entry = |text: &str, logprob: f64| TokenEntry {
         token: text.to_owned(),
         logprob,
@@ -181,7 +180,7 @@ fn chat_logprobs(tokens: &[Logprob]) -> ChatLogprobs {
 }
 
 /// The legacy completions shape.
-fn completion_logprobs(tokens: &[Logprob]) -> CompletionLogprobs {
+pub(crate) fn completion_logprobs(tokens: &[Logprob]) -> CompletionLogprobs {
     let mut offset = 0;
     let mut text_offset = Vec::with_capacity(tokens.len());
     for t in tokens {
@@ -247,8 +246,8 @@ pub(crate) fn finish(
     let m = &state.metrics;
     match &reply {
         Ok(r) => {
-            m.outcome(if r.refusal.is_some() { "blocked" } else { "ok" });
-            if r.refusal.is_some() {
+            m.outcome(if r.blocked() { "blocked" } else { "ok" });
+            if r.blocked() {
                 m.blocked.inc();
             }
             if !job.stream {

@@ -6,8 +6,12 @@
 //! it, so Saffron and beam stream the longest common prefix of their nodes
 //! as it grows; Best-of-N's samples share little, so most of its answer
 //! comes at the end, when the PRM has picked. With an output check the whole
-//! answer waits for its verdict. Stop sequences are held back until it is
-//! clear they are not one.
+//! answer waits for its verdict, and with `logprobs` it waits for the end and
+//! comes in one chunk with the log-probabilities of its tokens (they are read
+//! from the tree after the search). Stop sequences are held back until it is
+//! clear they are not one. With `n > 1` every choice gets the shared text as
+//! it becomes final (the choices are nodes of the same search, so they all
+//! begin with it), then its own rest and finish at the end.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,10 +23,10 @@ use saffron_core::TokenId;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::answer::{self, Cancel, Reply};
+use crate::answer::{self, Cancel, Logprob, Reply};
 use crate::api::{ChatChunk, ChunkChoice, CompletionChunk, CompletionChunkChoice, Delta, Finish, Report, Usage};
 use crate::request::Job;
-use crate::routes::finish;
+use crate::routes::{chat_logprobs, completion_logprobs, finish};
 use crate::state::{now, AppState, Loaded, Place};
 use crate::ApiError;
 
@@ -59,12 +63,16 @@ struct Chunks {
 /// What a chunk carries.
 #[derive(Default)]
 struct Piece {
+    /// The choice it belongs to.
+    index: usize,
     role: bool,
     content: Option<String>,
     refusal: Option<String>,
     finish: Option<Finish>,
     usage: Option<Usage>,
     report: Option<Report>,
+    /// The log-probabilities of the tokens of `content`.
+    logprobs: Option<Vec<Logprob>>,
     /// A usage-only chunk has no choices.
     no_choices: bool,
 }
@@ -81,9 +89,10 @@ impl Chunks {
                     vec![]
                 } else {
                     vec![ChunkChoice {
-                        index: 0,
+                        index: p.index,
                         delta: Delta { role: p.role.then_some("assistant"), content: p.content, refusal: p.refusal },
                         finish_reason: p.finish,
+                        logprobs: p.logprobs.as_deref().map(chat_logprobs),
                     }]
                 },
                 usage: p.usage,
@@ -98,9 +107,10 @@ impl Chunks {
                     vec![]
                 } else {
                     vec![CompletionChunkChoice {
-                        index: 0,
+                        index: p.index,
                         text: p.content.or(p.refusal).unwrap_or_default(),
                         finish_reason: p.finish,
+                        logprobs: p.logprobs.as_deref().map(completion_logprobs),
                     }]
                 },
                 usage: p.usage,
@@ -125,7 +135,7 @@ async fn drive(
     let limits = state.run_limits(arrived);
     let cancel = Cancel::default();
     let (tokens_tx, mut tokens_rx) = mpsc::unbounded_channel::<Vec<TokenId>>();
-    let streams_early = loaded.check.is_none();
+    let streams_early = loaded.check.is_none() && job.logprobs.is_none();
     let worker = {
         let (loaded, job, cancel) = (loaded.clone(), job.clone(), cancel.clone());
         let tokens = streams_early.then_some(tokens_tx);
@@ -135,7 +145,12 @@ async fn drive(
         let tx = tx.clone();
         async move { tx.send(Ok(event)).await.is_ok() }
     };
-    let mut gone = endpoint == Endpoint::Chat && !send(chunks.event(Piece { role: true, ..Piece::default() })).await;
+    let mut gone = false;
+    if endpoint == Endpoint::Chat {
+        for index in 0..job.n {
+            gone = gone || !send(chunks.event(Piece { index, role: true, ..Piece::default() })).await;
+        }
+    }
     let mut text = TextOut::new(&job.stop);
     let mut final_tokens = Vec::new();
     let mut first_sent = false;
@@ -162,7 +177,10 @@ async fn drive(
                             state.metrics.time_to_first_token.observe(arrived.elapsed().as_secs_f64());
                             first_sent = true;
                         }
-                        gone = !send(chunks.event(Piece { content: Some(delta), ..Piece::default() })).await;
+                        for index in 0..job.n {
+                            let piece = Piece { index, content: Some(delta.clone()), ..Piece::default() };
+                            gone = gone || !send(chunks.event(piece)).await;
+                        }
                         if gone {
                             cancel.cancel();
                         }
@@ -187,12 +205,17 @@ async fn drive(
             if !first_sent {
                 state.metrics.time_to_first_token.observe(arrived.elapsed().as_secs_f64());
             }
-            let Reply { content, refusal, finish, usage, report, .. } = reply;
-            let rest = content.map(|c| text.rest(&c)).filter(|r| !r.is_empty());
-            if rest.is_some() || refusal.is_some() {
-                send(chunks.event(Piece { content: rest, refusal, ..Piece::default() })).await;
+            let Reply { choices, usage, report } = reply;
+            for (index, choice) in choices.into_iter().enumerate() {
+                let rest = choice.content.map(|c| text.rest(&c)).filter(|r| !r.is_empty());
+                if rest.is_some() || choice.refusal.is_some() {
+                    let (refusal, logprobs) = (choice.refusal, choice.logprobs);
+                    send(chunks.event(Piece { index, content: rest, refusal, logprobs, ..Piece::default() })).await;
+                }
+                let last =
+                    Piece { index, finish: Some(choice.finish), report: Some(report.clone()), ..Piece::default() };
+                send(chunks.event(last)).await;
             }
-            send(chunks.event(Piece { finish: Some(finish), report: Some(report), ..Piece::default() })).await;
             if job.include_usage {
                 send(chunks.event(Piece { usage: Some(usage), no_choices: true, ..Piece::default() })).await;
             }

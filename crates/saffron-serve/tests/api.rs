@@ -115,7 +115,6 @@ async fn unsupported_fields_and_other_models_are_refused_by_name() {
     let state = ready(config(), false);
     for (extra, param) in [
         (json!({"n": 2, "saffron": {"strategy": "sample"}}), "n"),
-        (json!({"logprobs": true, "stream": true}), "logprobs"),
         (json!({"logprobs": true, "top_logprobs": 21}), "top_logprobs"),
         (json!({"top_logprobs": 2}), "top_logprobs"),
         (json!({"tools": [{"type": "function"}]}), "tools"),
@@ -441,12 +440,10 @@ async fn n_choices_are_best_of_ns_samples_best_first_each_checked() {
     assert_eq!(status, StatusCode::OK, "{text}");
     let completion: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(completion["choices"].as_array().unwrap().len(), 2);
-    // Refused, by name: more than the width, another strategy, a stream, logprobs, zero.
+    // Refused, by name: more than the width, another strategy, zero.
     for (extra, why) in [
         (json!({"n": 5}), "must not exceed best-of-n's width (4)"),
         (json!({"n": 2, "saffron": {"strategy": "sample"}}), "sample ends with one"),
-        (json!({"n": 2, "stream": true}), "not streamed"),
-        (json!({"n": 2, "logprobs": true}), "logprobs"),
         (json!({"n": 0}), "at least 1"),
     ] {
         let mut body = ask(best_of_4.clone());
@@ -455,5 +452,103 @@ async fn n_choices_are_best_of_ns_samples_best_first_each_checked() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {reply}");
         assert_eq!(reply["error"]["param"], "n", "{extra}: {reply}");
         assert!(reply["error"]["message"].as_str().unwrap().contains(why), "{extra}: {reply}");
+    }
+}
+
+/// The chunks of a streamed reply (without `[DONE]`).
+fn chunks(text: &str) -> Vec<Value> {
+    let data = events(text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
+    data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+/// Of a chat stream's chunks, choice `index`'s joined content and its
+/// tokens' log-probability entries in order.
+fn streamed_choice(chunks: &[Value], index: u64) -> (String, Vec<Value>) {
+    let mut content = String::new();
+    let mut logprobs = Vec::new();
+    for choice in chunks.iter().flat_map(|c| c["choices"].as_array().unwrap()) {
+        if choice["index"] != index {
+            continue;
+        }
+        content.push_str(choice["delta"]["content"].as_str().unwrap_or_default());
+        if let Some(entries) = choice["logprobs"]["content"].as_array() {
+            logprobs.extend(entries.iter().cloned());
+        }
+    }
+    (content, logprobs)
+}
+
+#[tokio::test]
+async fn a_streamed_answer_with_logprobs_carries_the_same_logprobs_as_not_streamed() {
+    let state = ready(config(), false);
+    let asked = json!({"seed": 2, "logprobs": true, "top_logprobs": 2});
+    let (_, whole) = chat(&state, ask(asked.clone())).await;
+    let mut body = ask(asked);
+    body["stream"] = json!(true);
+    let (status, text) = call(&state, "POST", "/v1/chat/completions", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (content, logprobs) = streamed_choice(&chunks(&text), 0);
+    assert_eq!(content, whole["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(Value::Array(logprobs), whole["choices"][0]["logprobs"]["content"], "{text}");
+    // Every chunk with logprobs holds exactly the tokens of its own text.
+    for c in chunks(&text) {
+        let choice = &c["choices"][0];
+        if let Some(entries) = choice["logprobs"]["content"].as_array() {
+            let joined: String = entries.iter().map(|e| e["token"].as_str().unwrap()).collect();
+            assert_eq!(joined, choice["delta"]["content"].as_str().unwrap(), "{c}");
+        }
+    }
+    // The completions endpoint: the legacy shape, cut at the stop sequence.
+    let body = json!({"prompt": "How do I bake bread?", "logprobs": 1, "stop": ["."], "stream": true, "seed": 2});
+    let (status, text) = call(&state, "POST", "/v1/completions", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let mut whole_body = body;
+    whole_body["stream"] = json!(false);
+    let whole: Value =
+        serde_json::from_str(&call(&state, "POST", "/v1/completions", Some(whole_body)).await.1).unwrap();
+    let streamed = chunks(&text);
+    let with_tokens: Vec<&Value> = streamed.iter().filter(|c| !c["choices"][0]["logprobs"].is_null()).collect();
+    assert_eq!(with_tokens.len(), 1, "{text}");
+    assert_eq!(with_tokens[0]["choices"][0]["logprobs"], whole["choices"][0]["logprobs"]);
+    assert_eq!(with_tokens[0]["choices"][0]["text"], whole["choices"][0]["text"]);
+}
+
+#[tokio::test]
+async fn n_choices_stream_each_as_not_streamed_with_their_logprobs() {
+    let state = ready(config(), false);
+    for (strategy, n) in [("best-of-n", 3), ("saffron", 2)] {
+        let asked = json!({"seed": 5, "n": n, "max_tokens": 24, "saffron": {"strategy": strategy, "width": 4}});
+        let (status, whole) = chat(&state, ask(asked.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{whole}");
+        let mut body = ask(asked.clone());
+        body["stream"] = json!(true);
+        let (status, text) = call(&state, "POST", "/v1/chat/completions", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let streamed = chunks(&text);
+        for (i, choice) in whole["choices"].as_array().unwrap().iter().enumerate() {
+            let (content, _) = streamed_choice(&streamed, i as u64);
+            assert_eq!(content, choice["message"]["content"].as_str().unwrap(), "{strategy} choice {i}: {text}");
+            let finish = streamed
+                .iter()
+                .flat_map(|c| c["choices"].as_array().unwrap())
+                .find(|c| c["index"] == i as u64 && !c["finish_reason"].is_null());
+            assert_eq!(finish.unwrap()["finish_reason"], choice["finish_reason"], "{strategy} choice {i}");
+        }
+        // Logprobs for every choice: one entry per token of its own text.
+        let mut body = ask(asked);
+        body["logprobs"] = json!(true);
+        let (status, reply) = chat(&state, body).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(reply["choices"].as_array().unwrap().len(), whole["choices"].as_array().unwrap().len());
+        for choice in reply["choices"].as_array().unwrap() {
+            let joined: String = choice["logprobs"]["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["token"].as_str().unwrap())
+                .collect();
+            assert_eq!(joined, choice["message"]["content"].as_str().unwrap(), "{strategy}: {choice}");
+        }
     }
 }

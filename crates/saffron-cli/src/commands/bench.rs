@@ -10,6 +10,9 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     if !args.strategy.is_empty() {
         return super::bench_search::run(home, args);
     }
+    if args.remote.remote.is_some() {
+        anyhow::bail!("--remote benchmarks searches: add --strategy (the engine benchmark runs llama.cpp here)");
+    }
     let loaded = saffron_reward::Loader::new(home).model(&args.model.model)?;
     let model = loaded.model();
     eprintln!("benchmarking {} ({})", model.name(), model.path().display());

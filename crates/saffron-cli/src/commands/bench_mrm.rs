@@ -22,6 +22,7 @@ pub fn run(home: &Path, args: &BenchArgs, mrm: &str) -> anyhow::Result<()> {
     };
     let spec = DefenceSpec {
         policy: args.model.model.clone(),
+        remote: None,
         prm: Some(guard.clone()),
         mrm: super::mrm_spec(Some(mrm), args.mrm_base.as_deref())?,
     };

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::bail;
 use saffron_defence::bench::{search_cost, SearchCost};
 use saffron_defence::local::LocalPolicy;
-use saffron_defence::DefenceModels;
+use saffron_defence::{DefenceModels, PolicyBackend, RemotePolicy};
 use saffron_engine::{ChatPrompt, TreeOptions};
 use saffron_reward::{GuardSpec, LoadedMrm, Loader};
 use saffron_search::{SearchConfig, StrategyKind};
@@ -41,18 +41,23 @@ pub fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--prompts must be between 1 and {}", PROMPTS.len());
     }
     let loader = Loader::new(home);
-    let policy = loader.model(&args.model.model)?;
+    let (policy, backend): (_, Box<dyn PolicyBackend>) = match args.remote.table() {
+        Some(table) => {
+            let (vocabulary, remote) = RemotePolicy::load(&loader, &args.model.model, &table)?;
+            (vocabulary, Box::new(remote))
+        }
+        None => {
+            let policy = loader.model(&args.model.model)?;
+            (policy.clone(), Box::new(LocalPolicy::new(policy)))
+        }
+    };
     let path = policy.model().path().display().to_string();
     let guard = GuardSpec::parse(args.guard.as_deref().unwrap_or(&path), args.guard_format)?;
-    eprintln!("benchmarking strategies on {} ({path}), guard {guard}", policy.model().name());
+    let at = args.remote.remote.as_ref().map_or(String::new(), |url| format!(" served at {url}"));
+    eprintln!("benchmarking strategies on {} ({path}){at}, guard {guard}", policy.model().name());
     let options = TreeOptions { threads: args.model.threads, ..TreeOptions::default() };
     let prm = loader.guard(&guard)?;
-    let models = DefenceModels::new(
-        Box::new(LocalPolicy::new(policy)),
-        Some(Box::new(prm)),
-        Some(Box::new(LoadedMrm::policy_logits())),
-        options,
-    );
+    let models = DefenceModels::new(backend, Some(Box::new(prm)), Some(Box::new(LoadedMrm::policy_logits())), options);
     let prompts: Vec<(&str, ChatPrompt)> = PROMPTS[..args.prompts]
         .iter()
         .map(|&p| (p, ChatPrompt { prefill: Some(PREFILL.into()), ..ChatPrompt::user(p) }))

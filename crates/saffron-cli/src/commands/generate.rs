@@ -18,6 +18,7 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let spec = DefenceSpec {
         policy: args.model.model.clone(),
+        remote: args.remote.table(),
         // The monitor reads the trace with the guard: the built-in one unless named.
         prm: args
             .guard
@@ -28,7 +29,10 @@ pub fn run(home: &Path, args: &GenerateArgs) -> anyhow::Result<()> {
         mrm: super::mrm_spec(args.mrm.as_deref(), args.mrm_base.as_deref())?,
     };
     let loader = Loader::new(home);
-    let policy = loader.model(&spec.policy)?;
+    let policy = match spec.remote {
+        Some(_) => loader.vocabulary(&spec.policy)?,
+        None => loader.model(&spec.policy)?,
+    };
     let max_cells = args.max_cells.unwrap_or(TreeOptions::default().max_cells);
     let options = TreeOptions { threads: args.model.threads, max_cells, ..TreeOptions::default() };
     let models = DefenceModels::load(&spec, &loader, options)?;

@@ -50,7 +50,7 @@ pub fn run(home: &Path, args: &LabelArgs) -> anyhow::Result<()> {
         None => Some(GuardSpec::parse(&args.guard, args.guard_format)?),
         Some(_) => None,
     };
-    let spec = DefenceSpec { policy: args.policy.clone(), prm, mrm: None };
+    let spec = DefenceSpec { policy: args.policy.clone(), remote: None, prm, mrm: None };
     let options = TreeOptions { threads: args.threads, ..TreeOptions::default() };
     let models = DefenceModels::load(&spec, &loader, options)?;
     let (guard_name, guard_identity, labeller) = match (&stream, &args.stream) {

@@ -13,6 +13,15 @@ pub fn run(home: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(model) = &args.model {
         config.models.policy = model.clone();
     }
+    if let Some(url) = &args.remote {
+        let table = config.models.remote.take();
+        let defaults = saffron_defence::RemoteOptions::default();
+        config.models.remote = Some(saffron_defence::RemoteTable {
+            url: url.clone(),
+            top_k: table.as_ref().map_or(defaults.top_k, |t| t.top_k),
+            concurrency: table.as_ref().map_or(defaults.concurrency, |t| t.concurrency),
+        });
+    }
     if let Some(host) = &args.host {
         config.server.host = host.clone();
     }

@@ -51,6 +51,7 @@ fn write_run(dir: &Path) {
                     ]),
                     fluency: None,
                     reasoning: None,
+                    remote: None,
                 };
                 lines.push_str(&serde_json::to_string(&record).unwrap());
                 lines.push('\n');

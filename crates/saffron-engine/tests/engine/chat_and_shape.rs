@@ -90,3 +90,19 @@ fn smollm2_token_flops_by_hand() {
     assert_eq!(s.token_flops(100, false), 2.0 * 106_168_320.0 + 6_912_000.0);
     assert_eq!(s.token_flops(100, true) - s.token_flops(100, false), 2.0 * 576.0 * 49_152.0);
 }
+
+#[test]
+fn a_vocabulary_only_load_reads_what_a_full_load_does_and_cannot_run() {
+    for full in [smollm2(), qwen()] {
+        let vocab = saffron_engine::Model::load_vocabulary(full.path()).unwrap();
+        assert_eq!(vocab.weights(), saffron_engine::Weights::VocabularyOnly);
+        assert_eq!(vocab.shape(), full.shape(), "{}", full.name());
+        assert_eq!(vocab.train_context(), full.train_context());
+        assert_eq!(vocab.end_of_generation(), full.end_of_generation());
+        assert_eq!(vocab.encode_chat(&attack()).unwrap(), full.encode_chat(&attack()).unwrap());
+        let tokens = full.tokenize("Hello, world!", SpecialText::Literal);
+        assert_eq!(vocab.detokenize(&tokens), "Hello, world!");
+        let e = saffron_engine::PrefixTree::new(&vocab, saffron_engine::TreeOptions::default()).err().unwrap();
+        assert!(e.to_string().contains("vocabulary only"), "{e}");
+    }
+}

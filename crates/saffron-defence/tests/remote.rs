@@ -184,11 +184,30 @@ fn a_server_that_is_not_there_is_named_in_the_error() {
 #[test]
 fn a_remote_policy_refuses_hidden_states_saying_which_mrm_needs_them() {
     let vocabulary = Loader::new(&real_home()).vocabulary(&smollm2()).unwrap();
-    let client =
-        saffron_defence::remote::Client::new("openai+http://127.0.0.1:9/v1".parse().unwrap(), RemoteOptions::default())
-            .unwrap();
+    let url = "openai+http://127.0.0.1:9/v1".parse().unwrap();
+    let client = saffron_defence::remote::Client::new(url, RemoteOptions::default(), &[]).unwrap();
     let mut session = saffron_defence::remote::RemoteSession::new(&client, vocabulary.model(), 1);
     use saffron_core::Policy;
     let e = session.outputs(&[&[1, 2, 3]], WantedOutputs::Hidden).unwrap_err().to_string();
     assert!(e.contains("hidden states") && e.contains("--backbone"), "{e}");
+}
+
+#[test]
+fn the_tokens_held_back_as_part_of_a_character_are_those_that_end_inside_one() {
+    let vocabulary = Loader::new(&real_home()).vocabulary(&smollm2()).unwrap();
+    let model = vocabulary.model();
+    let partial = saffron_defence::remote::partial_tokens(model);
+    assert!(!partial.is_empty(), "a byte-level vocabulary has tokens that are part of a character");
+    // SmolLM2 splits these characters over tokens: the first piece of
+    // each ends inside one (held back), the last begins inside one (not).
+    let tokens = model.tokenize("naïve café 日本", saffron_engine::SpecialText::Literal);
+    let ends_inside = |t: u32| std::str::from_utf8(&model.token_bytes(t)).is_err_and(|e| e.error_len().is_none());
+    assert!(tokens.iter().any(|&t| ends_inside(t)), "{tokens:?}");
+    for &token in &tokens {
+        assert_eq!(partial.contains(&token), ends_inside(token), "token {token}");
+    }
+    for &token in &partial {
+        let bytes = model.token_bytes(token);
+        assert!(std::str::from_utf8(&bytes).unwrap_err().error_len().is_none(), "{token}: {bytes:?}");
+    }
 }

@@ -215,6 +215,12 @@ impl Model {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// The bytes of one token's text (special tokens rendered), which may
+    /// be part of a character only (byte-level vocabularies).
+    pub fn token_bytes(&self, token: TokenId) -> Vec<u8> {
+        self.inner.llama.vocab().detokenize(&[LlamaToken(token as i32)], false, true)
+    }
+
     /// The chat template applied to a prompt, prefill included.
     pub fn render_chat(&self, prompt: &ChatPrompt) -> Result<String, EngineError> {
         self.inner

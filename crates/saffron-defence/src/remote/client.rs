@@ -14,17 +14,43 @@ use super::{RemoteError, RemoteOptions, RemoteSpec};
 /// The longest body quoted in an error.
 const QUOTED_BODY: usize = 400;
 
+/// Every token of `vocabulary` whose text ends inside a multi-byte
+/// character.
+pub fn partial_tokens(vocabulary: &saffron_engine::Model) -> Vec<TokenId> {
+    (0..vocabulary.vocab_size() as TokenId)
+        .filter(|&t| {
+            let bytes = vocabulary.token_bytes(t);
+            std::str::from_utf8(&bytes).is_err_and(|e| e.error_len().is_none())
+        })
+        .collect()
+}
+
+/// Cuts `body` to what an error quotes.
+fn quote(body: &mut String) {
+    if body.len() > QUOTED_BODY {
+        body.truncate(body.floor_char_boundary(QUOTED_BODY));
+        body.push('…');
+    }
+}
+
 /// A client of one server (shared by the searches over it).
 pub struct Client {
     http: Http,
     spec: RemoteSpec,
     options: RemoteOptions,
+    /// `logit_bias` against every token whose text ends inside a
+    /// character: llama-server holds such a token back as incomplete text,
+    /// and its log-probabilities with it, when it is the one it picks.
+    partial_bias: Value,
 }
 
 impl Client {
-    pub fn new(spec: RemoteSpec, options: RemoteOptions) -> Result<Client, RemoteError> {
+    /// A client of `spec`; `partial` are the tokens whose text ends inside
+    /// a character ([`partial_tokens`]).
+    pub fn new(spec: RemoteSpec, options: RemoteOptions, partial: &[TokenId]) -> Result<Client, RemoteError> {
         let http = Http::builder().timeout(options.timeout).build().map_err(RemoteError::Client)?;
-        Ok(Client { http, spec, options })
+        let partial_bias = Value::Object(partial.iter().map(|t| (t.to_string(), json!(-100))).collect());
+        Ok(Client { http, spec, options, partial_bias })
     }
 
     pub fn spec(&self) -> &RemoteSpec {
@@ -43,18 +69,34 @@ impl Client {
             "n_probs": k,
             "return_tokens_as_token_ids": true,
             "cache_prompt": true,
+            // Where the server's own pick would end the answer it would
+            // return no token, and with it no log-probabilities; they are
+            // read from the logits before that bias.
+            "ignore_eos": true,
         });
         if let Some(model) = &self.spec.model {
             body["model"] = json!(model);
         }
         let url = format!("{}/completions", self.spec.base);
-        let answer = self.post(&url, &body)?.ok_or_else(|| RemoteError::Status {
+        let missing = || RemoteError::Status {
             url: url.clone(),
             status: 404,
             attempts: 1,
             body: "no completions endpoint there (does the URL end in /v1?)".into(),
-        })?;
-        response::next_tokens(&answer).map_err(|reason| RemoteError::Response { url, reason })
+        };
+        let mut answer = self.post(&url, &body)?.ok_or_else(missing)?;
+        if answer.pointer("/choices/0/logprobs").is_some_and(Value::is_null) {
+            // The server picked a token it holds back as part of a
+            // character: ask again with such tokens out of its pick (the
+            // log-probabilities are read before the bias).
+            body["logit_bias"] = self.partial_bias.clone();
+            answer = self.post(&url, &body)?.ok_or_else(missing)?;
+        }
+        response::next_tokens(&answer).map_err(|reason| {
+            let mut body = answer.to_string();
+            quote(&mut body);
+            RemoteError::Response { url, reason: format!("{reason}; it answered {body}") }
+        })
     }
 
     /// `text` tokenised by the server (special-token text taken literally,
@@ -105,10 +147,7 @@ impl Client {
                     let passing = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if last || !passing {
                         let mut body = reply.text().unwrap_or_default();
-                        if body.len() > QUOTED_BODY {
-                            body.truncate(body.floor_char_boundary(QUOTED_BODY));
-                            body.push('…');
-                        }
+                        quote(&mut body);
                         return Err(RemoteError::Status {
                             url: url.to_owned(),
                             status: status.as_u16(),

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{PolicyBackend, PolicySession};
 use crate::DefenceError;
-pub use client::Client;
+pub use client::{partial_tokens, Client};
 pub use error::RemoteError;
 pub use session::RemoteSession;
 
@@ -170,7 +170,7 @@ impl RemotePolicy {
         vocabulary: LoadedModel,
         options: RemoteOptions,
     ) -> Result<RemotePolicy, RemoteError> {
-        let client = Client::new(spec, options)?;
+        let client = Client::new(spec, options, &client::partial_tokens(vocabulary.model()))?;
         let probe = "Hello, world! How are you?";
         let local = vocabulary.model().tokenize(probe, SpecialText::Literal);
         match client.tokenize(probe)? {

@@ -73,12 +73,19 @@ fn verified_sha256(reference: &ModelRef, home: &Path) -> Result<String, RewardEr
 pub struct Loader {
     home: PathBuf,
     models: Mutex<HashMap<PathBuf, LoadedModel>>,
+    /// Vocabulary-only loads, apart from `models` (a guard on the same file
+    /// needs its weights).
+    vocabularies: Mutex<HashMap<PathBuf, LoadedModel>>,
 }
 
 impl Loader {
     /// A loader resolving catalog names in the cache `home` ($SAFFRON_HOME).
     pub fn new(home: &Path) -> Loader {
-        Loader { home: home.to_path_buf(), models: Mutex::new(HashMap::new()) }
+        Loader {
+            home: home.to_path_buf(),
+            models: Mutex::new(HashMap::new()),
+            vocabularies: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The model `spec` names (a catalog name or a GGUF path), loaded on
@@ -114,16 +121,22 @@ impl Loader {
 
     /// The vocabulary, chat template and shape of the model `spec` names,
     /// without its weights ([`Model::load_vocabulary`]): for a policy a
-    /// remote engine runs. Verified like [`Loader::model`], never cached
-    /// beside full loads (a guard on the same file needs its weights).
+    /// remote engine runs. Verified like [`Loader::model`] and, like it,
+    /// loaded once per file (apart from full loads).
     pub fn vocabulary(&self, spec: &str) -> Result<LoadedModel, RewardError> {
         let (reference, path) = self.locate(spec)?;
+        let mut vocabularies = self.vocabularies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(loaded) = vocabularies.get(&path) {
+            return Ok(loaded.clone());
+        }
         let sha256 = verified_sha256(&reference, &self.home)?;
         let model = Model::load_vocabulary(&path).map_err(|e| RewardError::Load {
             what: format!("the vocabulary of `{spec}`"),
             source: Box::new(e.into()),
         })?;
-        Ok(LoadedModel { model, source: Arc::new(Source { spec: spec.to_owned(), sha256 }) })
+        let loaded = LoadedModel { model, source: Arc::new(Source { spec: spec.to_owned(), sha256 }) };
+        vocabularies.insert(path, loaded.clone());
+        Ok(loaded)
     }
 
     /// The guard `spec` names; a probe guard also loads the backbone its

@@ -14,13 +14,10 @@ pub fn run(home: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         config.models.policy = model.clone();
     }
     if let Some(url) = &args.remote {
-        let table = config.models.remote.take();
-        let defaults = saffron_defence::RemoteOptions::default();
-        config.models.remote = Some(saffron_defence::RemoteTable {
-            url: url.clone(),
-            top_k: table.as_ref().map_or(defaults.top_k, |t| t.top_k),
-            concurrency: table.as_ref().map_or(defaults.concurrency, |t| t.concurrency),
-        });
+        match &mut config.models.remote {
+            Some(table) => table.url = url.clone(),
+            None => config.models.remote = Some(saffron_defence::RemoteTable::new(url.clone())),
+        }
     }
     if let Some(host) = &args.host {
         config.server.host = host.clone();

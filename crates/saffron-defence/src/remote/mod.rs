@@ -149,6 +149,11 @@ fn default_concurrency() -> usize {
 }
 
 impl RemoteTable {
+    /// `url` with the default options.
+    pub fn new(url: RemoteSpec) -> RemoteTable {
+        RemoteTable { url, top_k: default_top_k(), concurrency: default_concurrency() }
+    }
+
     pub fn options(&self) -> RemoteOptions {
         RemoteOptions { top_k: self.top_k, concurrency: self.concurrency, ..RemoteOptions::default() }
     }

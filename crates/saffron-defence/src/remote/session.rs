@@ -90,7 +90,7 @@ impl<'a> RemoteSession<'a> {
     /// than filled with tokens of made-up probability.
     fn logits(&self, top: &[(TokenId, f32)]) -> Arc<[f32]> {
         let vocab = self.shape.n_vocab as usize;
-        let mass: f32 = top.iter().map(|&(_, lp)| lp.exp()).sum();
+        let mass = mass(top);
         let others = vocab.saturating_sub(top.len()).max(1) as f32;
         let least = top.iter().map(|&(_, lp)| lp).fold(f32::INFINITY, f32::min);
         let rest = match 1.0 - mass {
@@ -131,7 +131,7 @@ impl Policy for RemoteSession<'_> {
         let answers = self.fetch(&missing).map_err(ModelError::new)?;
         for (path, answer) in missing.iter().zip(answers) {
             self.charge(path, answer.cached_tokens);
-            self.masses.push(answer.top.iter().map(|&(_, lp)| lp.exp()).sum());
+            self.masses.push(mass(&answer.top));
             self.memo.insert(path.to_vec(), answer.top.into());
         }
         // Every other sequence asked about was remembered: served.
@@ -172,4 +172,9 @@ impl PolicySession for RemoteSession<'_> {
     fn set_nucleus(&mut self, mass: f32) {
         self.nucleus = mass;
     }
+}
+
+/// The probability mass of returned tokens.
+fn mass(top: &[(TokenId, f32)]) -> f32 {
+    top.iter().map(|&(_, lp)| lp.exp()).sum()
 }

@@ -4,7 +4,7 @@
 # path. The source is the llama.cpp that llama-cpp-python's source package
 # vendors (fetched with pip, as bench/compare-llama-cpp.sh does); it lives
 # under $SAFFRON_HOME/llama-server, never in the repository, and is built
-# once (portable CPU flags, about 10 minutes on 2 cores).
+# once (portable CPU flags; 19 minutes here on 2 cores shared with a cargo build).
 #
 # usage: scripts/llama-server.sh        # prints the binary's path
 set -euo pipefail

@@ -3,7 +3,7 @@
 //! SmolLM2. The searches over it are compared with the same searches on the
 //! local engine.
 //!
-//! The server tests are slow (the server's first build takes ~10 minutes):
+//! The server tests are slow (the server's first build took 19 minutes here):
 //! `#[ignore]`d, run by `scripts/test.sh --slow`, which builds the server
 //! and names it in `SAFFRON_LLAMA_SERVER`. The tests without a server run
 //! always.

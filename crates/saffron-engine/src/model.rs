@@ -68,8 +68,8 @@ impl Model {
 
     /// The vocabulary, chat template and hyper-parameters of a GGUF without
     /// its tensors: what a client of a remote engine serving these weights
-    /// needs to tokenise, render chats and count FLOPs. Loads in a fraction
-    /// of a second whatever the model's size.
+    /// needs to tokenise, render chats and count FLOPs (no tensor data is
+    /// read).
     pub fn load_vocabulary(path: impl AsRef<Path>) -> Result<Self, EngineError> {
         Self::load_with(path.as_ref(), Weights::VocabularyOnly)
     }
